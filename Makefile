@@ -1,0 +1,24 @@
+# tinyattn: `make setup` installs everything, `make test` passes the tests, `make demo` is the main job.
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_MODEL ?= models/ecg.onnx
+
+.PHONY: setup test lint lit pytest demo
+
+setup:
+	@bash scripts/bootstrap.sh
+
+test: setup
+	$(MAKE) lint lit pytest
+
+lint:
+	$(BIN)/ruff check .
+
+lit:
+	$(BIN)/lit -sv test
+
+pytest:
+	$(BIN)/pytest -q
+
+demo: setup
+	$(BIN)/tinyattn-import $(DEMO_MODEL) --elide-weights --summary

@@ -1,0 +1,237 @@
+"""Reference semantics of every tinyattn op in numpy: the golden model of all tests.
+
+f32 ops compute in float64 and round their result to float32 once, so the reference is at least
+as accurate as any f32 schedule the compiler emits. Integer ops follow the integer-only
+deployment semantics (QuantLib/Deeploy): operands take part with their true values (ui8 as
+0..255), products and sums are int32 and wrap on overflow, and 8-bit results come from a
+requantization (`requant`) that rounds half up and clips to the result's range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Integer building blocks
+# ---------------------------------------------------------------------------------------------
+
+
+def wrap_int32(values: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap to int32, as the deployed kernels' int32 arithmetic does."""
+    return ((np.asarray(values, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Requant:
+    """`clip((x*mul + add + 2^(shift-1)) >> shift)` with per-tensor or last-axis `mul`/`add`."""
+
+    mul: tuple[int, ...]
+    add: tuple[int, ...]
+    shift: int
+
+    def __call__(self, acc: np.ndarray, out_dtype: np.dtype) -> np.ndarray:
+        mul = np.asarray(self.mul, dtype=np.int64)
+        add = np.asarray(self.add, dtype=np.int64)
+        half = (1 << (self.shift - 1)) if self.shift > 0 else 0
+        t = wrap_int32(wrap_int32(wrap_int32(acc) * mul) + add + half)
+        info = np.iinfo(out_dtype)
+        return np.clip(t >> self.shift, info.min, info.max).astype(out_dtype)
+
+
+@dataclass(frozen=True)
+class ISoftmax:
+    """I-BERT integer softmax over the last axis (QuantLib's iSoftmax); unsigned output."""
+
+    coeff_a: int
+    coeff_b: int
+    coeff_c: int
+    log2: int
+    n_levels: int = 256
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        xt = x - x.max(axis=-1, keepdims=True)
+        z = np.clip((-xt) // self.log2, 0, 31)
+        p = xt + z * self.log2
+        e = (self.coeff_a * (p + self.coeff_b) ** 2 + self.coeff_c) >> z
+        total = e.sum(axis=-1, keepdims=True) & 0xFFFFFFFF
+        return (e * (self.n_levels - 1) // total).astype(np.uint8)
+
+
+def _matmul_i32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return wrap_int32(np.matmul(np.asarray(a, np.int64), np.asarray(b, np.int64)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ops
+# ---------------------------------------------------------------------------------------------
+
+
+def _f64(*arrays: np.ndarray) -> list[np.ndarray]:
+    return [np.asarray(a, dtype=np.float64) for a in arrays]
+
+
+def softmax_f32(x: np.ndarray) -> np.ndarray:
+    return _softmax(np.asarray(x, np.float64)).astype(np.float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def linear(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """`x W + b` over the last axis; integer: an i32 accumulator, narrowed by `requant`."""
+    if np.issubdtype(np.asarray(x).dtype, np.floating):
+        x64, w64 = _f64(x, weight)
+        y = x64 @ w64 + (0.0 if bias is None else np.asarray(bias, np.float64))
+        return y.astype(np.float32)
+    acc = _matmul_i32(x, weight)
+    if bias is not None:
+        acc = wrap_int32(acc + np.asarray(bias, np.int64))
+    return _narrow(acc, requant, out_dtype)
+
+
+def add(
+    lhs: np.ndarray,
+    rhs: np.ndarray,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    if np.issubdtype(np.asarray(lhs).dtype, np.floating):
+        a, b = _f64(lhs, rhs)
+        return (a + b).astype(np.float32)
+    return _narrow(
+        wrap_int32(np.asarray(lhs, np.int64) + np.asarray(rhs, np.int64)), requant, out_dtype
+    )
+
+
+def _narrow(acc: np.ndarray, requant: Requant | None, out_dtype: np.dtype) -> np.ndarray:
+    if requant is None:
+        return acc.astype(np.int32)
+    return requant(acc, out_dtype)
+
+
+def layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float) -> np.ndarray:
+    x, gamma, beta = _f64(x, gamma, beta)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return ((x - mean) / np.sqrt(var + epsilon) * gamma + beta).astype(np.float32)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    (x,) = _f64(x)
+    return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(np.float32)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, np.zeros((), dtype=np.asarray(x).dtype))
+
+
+def softmax(x: np.ndarray, isoftmax: ISoftmax | None = None) -> np.ndarray:
+    return softmax_f32(x) if isoftmax is None else isoftmax(x)
+
+
+def mean(x: np.ndarray, axis: int, keepdims: bool) -> np.ndarray:
+    (x64,) = _f64(x)
+    return x64.mean(axis=axis, keepdims=keepdims).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class AttentionQuant:
+    """The integer stages of an attention op; `qk` is the fused (FWSA) score operand."""
+
+    v: Requant
+    score: Requant
+    context: Requant
+    out: Requant
+    q: Requant | None = None
+    k: Requant | None = None
+    qk: Requant | None = None
+    isoftmax: ISoftmax | None = None
+
+
+def mhsa(
+    x: np.ndarray,
+    wq: np.ndarray,
+    bq: np.ndarray,
+    wk: np.ndarray,
+    bk: np.ndarray,
+    wv: np.ndarray,
+    bv: np.ndarray,
+    wo: np.ndarray,
+    bo: np.ndarray,
+    *,
+    scale: float | None,
+    softmax_scores: bool = True,
+    quant: AttentionQuant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """Multi-head self-attention; weights per head: W* [H, E, P], b* [H, P], Wo [H, P, E]."""
+    if quant is None:
+        x64, wq, bq, wk, bk = _f64(x, wq, bq, wk, bk)
+        q = np.einsum("se,hep->hsp", x64, wq) + bq[:, None, :]
+        k = np.einsum("se,hep->hsp", x64, wk) + bk[:, None, :]
+        scores = np.einsum("hsp,htp->hst", q, k) * scale
+        return _attend_f32(x, scores, wv, bv, wo, bo, softmax_scores)
+    q = _project_i8(x, wq, bq, quant.q)
+    k = _project_i8(x, wk, bk, quant.k)
+    scores = _matmul_i32(q, np.swapaxes(k, 1, 2))
+    return _attend_int(x, scores, wv, bv, wo, bo, quant, out_dtype)
+
+
+def fused_mhsa(
+    x: np.ndarray,
+    wqk: np.ndarray,
+    bqk: np.ndarray,
+    wv: np.ndarray,
+    bv: np.ndarray,
+    wo: np.ndarray,
+    bo: np.ndarray,
+    *,
+    softmax_scores: bool = True,
+    quant: AttentionQuant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """FWSA: scores `(X Wqk[h] + bqk[h]) X^T`; Wqk [H, E, E] and bqk [H, E] carry the scale."""
+    if quant is None:
+        x64, wqk, bqk = _f64(x, wqk, bqk)
+        qk = np.einsum("se,hef->hsf", x64, wqk) + bqk[:, None, :]
+        scores = np.einsum("hsf,tf->hst", qk, x64)
+        return _attend_f32(x, scores, wv, bv, wo, bo, softmax_scores)
+    qk = _project_i8(x, wqk, bqk, quant.qk)
+    scores = _matmul_i32(qk, np.asarray(x, np.int64).T[None])
+    return _attend_int(x, scores, wv, bv, wo, bo, quant, out_dtype)
+
+
+def _attend_f32(x, scores, wv, bv, wo, bo, softmax_scores: bool) -> np.ndarray:
+    x, wv, bv, wo, bo = _f64(x, wv, bv, wo, bo)
+    v = np.einsum("se,hep->hsp", x, wv) + bv[:, None, :]
+    probs = _softmax(scores) if softmax_scores else scores
+    context = np.einsum("hst,htp->hsp", probs, v)
+    return (np.einsum("hsp,hpe->se", context, wo) + bo).astype(np.float32)
+
+
+def _project_i8(x: np.ndarray, w: np.ndarray, b: np.ndarray, requant: Requant) -> np.ndarray:
+    """Per-head projection `requant(X W[h] + b[h])` -> int8 [H, S, P]."""
+    acc = wrap_int32(_matmul_i32(x[None], w) + np.asarray(b, np.int64)[:, None, :])
+    return requant(acc, np.int8)
+
+
+def _attend_int(x, scores, wv, bv, wo, bo, quant: AttentionQuant, out_dtype) -> np.ndarray:
+    v = _project_i8(x, wv, bv, quant.v)
+    scores = quant.score(scores, np.int8)
+    probs = scores if quant.isoftmax is None else quant.isoftmax(scores)
+    context = quant.context(_matmul_i32(probs, v), np.int8)
+    acc = wrap_int32(_matmul_i32(context, wo).sum(axis=0) + np.asarray(bo, np.int64))
+    return quant.out(acc, out_dtype)

@@ -1,0 +1,842 @@
+"""The `tinyattn` dialect: a transformer encoder block at tensor level.
+
+Element types: `f32`, or integer-only int8 deployment where activations are `i8` (signed) or
+`ui8` (unsigned, zero point 0), weights `i8`, biases and accumulators `i32`. An integer op that
+narrows its int32 accumulator back to 8 bits carries a `#tinyattn.requant` attribute; the
+signedness of its result type picks the clip range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+from xdsl.dialects.builtin import (
+    I64,
+    AnyFloat,
+    DenseArrayBase,
+    Float32Type,
+    FloatAttr,
+    IntAttr,
+    IntegerAttr,
+    IntegerType,
+    Signedness,
+    StringAttr,
+    TensorType,
+    f32,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    ParsePropInAttrDict,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_prop_def,
+    param_def,
+    prop_def,
+    result_def,
+    traits_def,
+)
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+i8 = IntegerType(8)
+ui8 = IntegerType(8, Signedness.UNSIGNED)
+
+# ---------------------------------------------------------------------------------------------
+# Attributes
+# ---------------------------------------------------------------------------------------------
+
+
+class _KeywordParamsAttr(ParametrizedAttribute):
+    """An attribute printed as `<name = value, ...>`; values are integers or integer lists."""
+
+    def print_parameters(self, printer: Printer) -> None:
+        fields = []
+        for name, value in zip(self.param_names(), self.parameters, strict=True):
+            if isinstance(value, IntAttr):
+                fields.append(f"{name} = {value.data}")
+            else:
+                values = value.get_values()
+                text = str(values[0]) if len(values) == 1 else f"[{', '.join(map(str, values))}]"
+                fields.append(f"{name} = {text}")
+        printer.print_string(f"<{', '.join(fields)}>")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
+        values: list[Attribute] = []
+        with parser.in_angle_brackets():
+            for index, (name, is_list) in enumerate(cls._param_kinds()):
+                if index:
+                    parser.parse_punctuation(",")
+                parser.parse_keyword(name)
+                parser.parse_punctuation("=")
+                if not is_list:
+                    values.append(IntAttr(parser.parse_integer()))
+                    continue
+                if parser.parse_optional_punctuation("[") is None:
+                    ints = [parser.parse_integer()]
+                else:
+                    ints = parser.parse_comma_separated_list(
+                        parser.Delimiter.NONE, parser.parse_integer
+                    )
+                    parser.parse_punctuation("]")
+                values.append(DenseArrayBase.from_list(i64, ints))
+        return values
+
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        return tuple(name for name, _ in cls._param_kinds())
+
+    @classmethod
+    def _param_kinds(cls) -> tuple[tuple[str, bool], ...]:
+        """(name, is an integer list) of each parameter, in order."""
+        return cls.PARAMS
+
+
+@irdl_attr_definition
+class RequantAttr(_KeywordParamsAttr):
+    """Requantization of an int32 accumulator to 8 bits, as QuantLib's RequantShift:
+    `clip((x*mul + add + 2^(shift-1)) >> shift)`, rounding half up, clipped to the result type's
+    range. `mul` and `add` are one value (per tensor) or one per channel of the last axis."""
+
+    name = "tinyattn.requant"
+    PARAMS: ClassVar = (("mul", True), ("add", True), ("shift", False))
+
+    mul: DenseArrayBase = param_def()
+    add: DenseArrayBase = param_def()
+    shift: IntAttr = param_def()
+
+    def __init__(self, mul: int | Sequence[int], add: int | Sequence[int], shift: int):
+        mul_list = [mul] if isinstance(mul, int) else list(mul)
+        add_list = [add] if isinstance(add, int) else list(add)
+        super().__init__(
+            DenseArrayBase.from_list(i64, mul_list),
+            DenseArrayBase.from_list(i64, add_list),
+            IntAttr(shift),
+        )
+
+    def verify(self) -> None:
+        if not 0 <= self.shift.data <= 31:
+            raise VerifyException(f"requant shift must be in [0, 31], got {self.shift.data}")
+        if len(self.mul.get_values()) == 0 or len(self.add.get_values()) == 0:
+            raise VerifyException("requant mul and add must not be empty")
+
+    def channels(self) -> int:
+        """Number of per-channel values (1 for a per-tensor requantization)."""
+        return max(len(self.mul.get_values()), len(self.add.get_values()))
+
+
+@irdl_attr_definition
+class ISoftmaxAttr(_KeywordParamsAttr):
+    """I-BERT integer softmax parameters (QuantLib's iSoftmax): exp approximated by
+    `(coeff_a*(p + coeff_b)^2 + coeff_c) >> z` with `z = floor(-x/log2)`, normalized to
+    `n_levels - 1`."""
+
+    name = "tinyattn.isoftmax"
+    PARAMS: ClassVar = tuple(
+        (name, False) for name in ("coeff_a", "coeff_b", "coeff_c", "log2", "n_levels")
+    )
+
+    coeff_a: IntAttr = param_def()
+    coeff_b: IntAttr = param_def()
+    coeff_c: IntAttr = param_def()
+    log2: IntAttr = param_def()
+    n_levels: IntAttr = param_def()
+
+    def __init__(self, coeff_a: int, coeff_b: int, coeff_c: int, log2: int, n_levels: int = 256):
+        super().__init__(*(IntAttr(v) for v in (coeff_a, coeff_b, coeff_c, log2, n_levels)))
+
+    def verify(self) -> None:
+        if self.log2.data <= 0:
+            raise VerifyException(f"isoftmax log2 must be positive, got {self.log2.data}")
+        if not 2 <= self.n_levels.data <= 256:
+            raise VerifyException(
+                f"isoftmax n_levels must be in [2, 256], got {self.n_levels.data}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification helpers: every message names the operand, the dimension, expected and got.
+# ---------------------------------------------------------------------------------------------
+
+
+def _tensor(value: SSAValue | Attribute, what: str) -> TensorType[Attribute]:
+    typ = value.type if isinstance(value, SSAValue) else value
+    if not isinstance(typ, TensorType):
+        raise VerifyException(f"{what} must be a ranked tensor, got {typ}")
+    return typ
+
+
+def _expect_shape(typ: TensorType[Attribute], what: str, expected: Sequence[int], meaning: str):
+    """Check `typ` has shape `expected`; `meaning` names the dimensions, e.g. "[H, E, P]"."""
+    shape = list(typ.get_shape())
+    if len(shape) != len(expected):
+        raise VerifyException(
+            f"{what} must have rank {len(expected)} {meaning}, got shape {_fmt(shape)}"
+        )
+    for dim, (got, want) in enumerate(zip(shape, expected, strict=True)):
+        if got != want:
+            raise VerifyException(
+                f"{what} dimension {dim} must be {want} ({meaning} = {_fmt(expected)}), "
+                f"got {got} (shape {_fmt(shape)})"
+            )
+
+
+def _fmt(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def is_int8(typ: Attribute) -> bool:
+    """Whether `typ` is an 8-bit activation element type (`i8` signed or `ui8` unsigned)."""
+    return typ in (i8, ui8)
+
+
+def _element(typ: TensorType[Attribute]) -> Attribute:
+    return typ.get_element_type()
+
+
+def _expect_element(typ: TensorType[Attribute], what: str, allowed: Sequence[Attribute]):
+    if _element(typ) not in allowed:
+        names = " or ".join(str(a) for a in allowed)
+        raise VerifyException(f"{what} must have element type {names}, got {_element(typ)}")
+
+
+def _check_requant(
+    op: IRDLOperation, attr_name: str, result: TensorType[Attribute] | None, channels: int
+):
+    """Integer narrowing is explicit: a requant attribute iff the result is 8-bit."""
+    requant = op.properties.get(attr_name)
+    narrowing = result is not None and is_int8(_element(result))
+    if narrowing and not isinstance(requant, RequantAttr):
+        raise VerifyException(f"'{attr_name}' is required for an 8-bit result")
+    if not narrowing and requant is not None:
+        raise VerifyException(f"'{attr_name}' is only allowed on an 8-bit result")
+    if isinstance(requant, RequantAttr) and requant.channels() not in (1, channels):
+        raise VerifyException(
+            f"'{attr_name}' has {requant.channels()} channels, expected 1 or {channels}"
+        )
+
+
+def _check_activation_precision(op: IRDLOperation, x: TensorType[Attribute], what: str = "x"):
+    _expect_element(x, f"operand '{what}'", (f32, i8, ui8))
+    if _element(x) == f32:
+        for name, value in op.properties.items():
+            if isinstance(value, RequantAttr | ISoftmaxAttr):
+                raise VerifyException(f"'{name}' is only allowed on integer ops")
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention
+# ---------------------------------------------------------------------------------------------
+
+SOFTMAX = "softmax"
+NO_NORMALIZATION = "none"
+
+_ATTENTION_QUANT_DOC = """
+    Integer form: `x` is i8/ui8, weights i8, biases i32, the result i8/ui8. Each stage that narrows
+    an int32 accumulator carries its requantization (`*_requant`); the score scale is folded into
+    `score_requant`. With `normalization = "softmax"` the scores go through the integer softmax
+    given by `isoftmax` (an unsigned 8-bit probability); with `"none"` the requantized scores
+    multiply V directly.
+"""
+
+
+class _AttentionBase(IRDLOperation):
+    """What `mhsa` and `fused_mhsa` share: heads, normalization, value/output projections."""
+
+    num_heads = prop_def(IntegerAttr[I64])
+    normalization = opt_prop_def(StringAttr, default_value=StringAttr(SOFTMAX))
+    isoftmax = opt_prop_def(ISoftmaxAttr)
+    v_requant = opt_prop_def(RequantAttr)
+    score_requant = opt_prop_def(RequantAttr)
+    context_requant = opt_prop_def(RequantAttr)
+    out_requant = opt_prop_def(RequantAttr)
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+
+    # Names of the extra int8 requantizations of the score stage's left operand.
+    SCORE_OPERAND_REQUANTS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def heads(self) -> int:
+        return self.num_heads.value.data
+
+    def dims(self) -> tuple[int, int, int, int]:
+        """(S, E, P, H) of this attention."""
+        s, e = _tensor(self.operands[0], "operand 'x'").get_shape()
+        h, p = _tensor(self.bv, "operand 'bv'").get_shape()
+        return s, e, p, h
+
+    def is_integer(self) -> bool:
+        return is_int8(_element(_tensor(self.operands[0], "operand 'x'")))
+
+    def _verify_common(self, weight_shapes: Mapping[str, tuple[Sequence[int], str]]) -> None:
+        x = _tensor(self.operands[0], "operand 'x'")
+        _expect_element(x, "operand 'x'", (f32, i8, ui8))
+        if len(x.get_shape()) != 2:
+            raise VerifyException(
+                f"operand 'x' must have rank 2 [S, E], got shape {_fmt(x.get_shape())}"
+            )
+        s, e = x.get_shape()
+        h = self.heads
+        if h < 1:
+            raise VerifyException(f"num_heads must be positive, got {h}")
+        wv = _tensor(self.wv, "operand 'wv'")
+        if len(wv.get_shape()) != 3:
+            raise VerifyException(
+                f"operand 'wv' must have rank 3 [H, E, P], got shape {_fmt(wv.get_shape())}"
+            )
+        p = wv.get_shape()[2]
+        shapes = {
+            "wv": ((h, e, p), "[H, E, P]"),
+            "bv": ((h, p), "[H, P]"),
+            "wo": ((h, p, e), "[H, P, E]"),
+            "bo": ((e,), "[E]"),
+            **weight_shapes,
+        }
+        integer = is_int8(_element(x))
+        for name, (shape, meaning) in shapes.items():
+            typ = _tensor(getattr(self, name), f"operand '{name}'")
+            _expect_shape(typ, f"operand '{name}'", shape, meaning)
+            if integer:
+                allowed = (i32,) if name.startswith("b") else (i8,)
+            else:
+                allowed = (f32,)
+            _expect_element(typ, f"operand '{name}'", allowed)
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", (s, e), "[S, E]")
+        _expect_element(result, "result", (i8, ui8) if integer else (f32,))
+        self._verify_normalization_and_quant(integer)
+
+    def _verify_normalization_and_quant(self, integer: bool) -> None:
+        norm = self.normalization.data
+        if norm not in (SOFTMAX, NO_NORMALIZATION):
+            raise VerifyException(
+                f'normalization must be "{SOFTMAX}" or "{NO_NORMALIZATION}", got "{norm}"'
+            )
+        requants = (
+            *self.SCORE_OPERAND_REQUANTS,
+            "v_requant",
+            "score_requant",
+            "context_requant",
+            "out_requant",
+        )
+        for name in requants:
+            present = self.properties.get(name) is not None
+            if integer and not present:
+                raise VerifyException(f"'{name}' is required on integer attention")
+            if not integer and present:
+                raise VerifyException(f"'{name}' is only allowed on integer attention")
+        wants_isoftmax = integer and norm == SOFTMAX
+        if wants_isoftmax and self.isoftmax is None:
+            raise VerifyException("'isoftmax' is required on integer attention with softmax")
+        if not wants_isoftmax and self.isoftmax is not None:
+            raise VerifyException("'isoftmax' is only allowed on integer attention with softmax")
+
+
+def _attention_properties(
+    num_heads: int, scale: float | None, extra: Mapping[str, Attribute]
+) -> dict[str, Attribute]:
+    props: dict[str, Attribute] = {"num_heads": IntegerAttr(num_heads, i64), **extra}
+    if scale is not None:
+        props["scale"] = FloatAttr(scale, f32)
+    return props
+
+
+@irdl_op_definition
+class MHSAOp(_AttentionBase):
+    """Multi-head self-attention: per head h,
+    `softmax(scale * (X Wq[h] + bq[h]) (X Wk[h] + bk[h])^T) (X Wv[h] + bv[h]) Wo[h]`, summed over
+    heads, plus `bo`. Shapes: X [S, E]; Wq, Wk, Wv [H, E, P]; bq, bk, bv [H, P]; Wo [H, P, E];
+    bo [E]; result [S, E]. The f32 form carries the score `scale` (usually 1/sqrt(P)).
+    """
+
+    __doc__ = (__doc__ or "") + _ATTENTION_QUANT_DOC
+
+    name = "tinyattn.mhsa"
+
+    x = operand_def(TensorType)
+    wq = operand_def(TensorType)
+    bq = operand_def(TensorType)
+    wk = operand_def(TensorType)
+    bk = operand_def(TensorType)
+    wv = operand_def(TensorType)
+    bv = operand_def(TensorType)
+    wo = operand_def(TensorType)
+    bo = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    scale = opt_prop_def(FloatAttr[AnyFloat])
+    q_requant = opt_prop_def(RequantAttr)
+    k_requant = opt_prop_def(RequantAttr)
+
+    SCORE_OPERAND_REQUANTS: ClassVar[tuple[str, ...]] = ("q_requant", "k_requant")
+
+    assembly_format = (
+        "$x `q` `(` $wq `,` $bq `)` `k` `(` $wk `,` $bk `)` `v` `(` $wv `,` $bv `)` "
+        "`o` `(` $wo `,` $bo `)` attr-dict `:` functional-type(operands, results)"
+    )
+
+    def __init__(
+        self,
+        x: SSAValue,
+        q: tuple[SSAValue, SSAValue],
+        k: tuple[SSAValue, SSAValue],
+        v: tuple[SSAValue, SSAValue],
+        o: tuple[SSAValue, SSAValue],
+        *,
+        num_heads: int,
+        scale: float | None = None,
+        result_type: Attribute | None = None,
+        properties: Mapping[str, Attribute] = {},
+    ):
+        super().__init__(
+            operands=[x, *q, *k, *v, *o],
+            result_types=[result_type or SSAValue.get(x).type],
+            properties=_attention_properties(num_heads, scale, properties),
+        )
+
+    def verify_(self) -> None:
+        wq = _tensor(self.wq, "operand 'wq'")
+        if len(wq.get_shape()) != 3:
+            raise VerifyException(
+                f"operand 'wq' must have rank 3 [H, E, P], got shape {_fmt(wq.get_shape())}"
+            )
+        h, e, p = self.heads, _tensor(self.x, "operand 'x'").get_shape()[-1], wq.get_shape()[2]
+        self._verify_common(
+            {
+                "wq": ((h, e, p), "[H, E, P]"),
+                "bq": ((h, p), "[H, P]"),
+                "wk": ((h, e, p), "[H, E, P]"),
+                "bk": ((h, p), "[H, P]"),
+            }
+        )
+        if self.is_integer() and self.scale is not None:
+            raise VerifyException("'scale' is only allowed on f32 attention (int8 folds it)")
+        if not self.is_integer() and self.scale is None:
+            raise VerifyException("'scale' is required on f32 attention")
+
+
+@irdl_op_definition
+class FusedMHSAOp(_AttentionBase):
+    """Fused-weight self-attention (FWSA): the scores are `(X Wqk[h] + bqk[h]) X^T` with
+    `Wqk[h] = scale * Wq[h] Wk[h]^T` and `bqk[h] = scale * bq[h] Wk[h]^T` fused offline, so K is
+    never computed. Shapes: Wqk [H, E, E]; bqk [H, E]; the rest as in `tinyattn.mhsa`.
+    """
+
+    __doc__ = (__doc__ or "") + _ATTENTION_QUANT_DOC
+
+    name = "tinyattn.fused_mhsa"
+
+    x = operand_def(TensorType)
+    wqk = operand_def(TensorType)
+    bqk = operand_def(TensorType)
+    wv = operand_def(TensorType)
+    bv = operand_def(TensorType)
+    wo = operand_def(TensorType)
+    bo = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    qk_requant = opt_prop_def(RequantAttr)
+
+    SCORE_OPERAND_REQUANTS: ClassVar[tuple[str, ...]] = ("qk_requant",)
+
+    assembly_format = (
+        "$x `qk` `(` $wqk `,` $bqk `)` `v` `(` $wv `,` $bv `)` `o` `(` $wo `,` $bo `)` "
+        "attr-dict `:` functional-type(operands, results)"
+    )
+
+    def __init__(
+        self,
+        x: SSAValue,
+        qk: tuple[SSAValue, SSAValue],
+        v: tuple[SSAValue, SSAValue],
+        o: tuple[SSAValue, SSAValue],
+        *,
+        num_heads: int,
+        result_type: Attribute | None = None,
+        properties: Mapping[str, Attribute] = {},
+    ):
+        super().__init__(
+            operands=[x, *qk, *v, *o],
+            result_types=[result_type or SSAValue.get(x).type],
+            properties=_attention_properties(num_heads, None, properties),
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        e = x.get_shape()[-1]
+        h = self.heads
+        self._verify_common({"wqk": ((h, e, e), "[H, E, E]"), "bqk": ((h, e), "[H, E]")})
+
+
+# ---------------------------------------------------------------------------------------------
+# The rest of an encoder block
+# ---------------------------------------------------------------------------------------------
+
+_FORMAT = "attr-dict `:` functional-type(operands, results)"
+
+
+class _TensorOp(IRDLOperation):
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
+
+
+def _check_integer_result(op: IRDLOperation, channels: int, wide: Sequence[Attribute] = (i32,)):
+    """An integer op's result is its int32 accumulator, or 8 bits with a `requant`."""
+    result = _tensor(op.results[0], "result")
+    _expect_element(result, "result", (*wide, i8, ui8))
+    _check_requant(op, "requant", result, channels)
+
+
+@irdl_op_definition
+class LinearOp(_TensorOp):
+    """`x W + b` over the last axis: x [..., K], W [K, N], optional b [N] -> [..., N].
+
+    Integer form: x i8/ui8, W i8, b i32; the result is the i32 accumulator, or i8/ui8 with a
+    `requant` (per tensor or per output channel).
+    """
+
+    name = "tinyattn.linear"
+
+    x = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = f"$x `,` $weight (`,` $bias^)? {_FORMAT}"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        weight: SSAValue,
+        bias: SSAValue | None = None,
+        *,
+        result_type: Attribute | None = None,
+        requant: RequantAttr | None = None,
+    ):
+        if result_type is None:
+            x_type = _tensor(SSAValue.get(x), "operand 'x'")
+            n = _tensor(SSAValue.get(weight), "operand 'weight'").get_shape()[-1]
+            result_type = TensorType(x_type.get_element_type(), [*x_type.get_shape()[:-1], n])
+        super().__init__(
+            operands=[x, weight, bias],
+            result_types=[result_type],
+            properties={"requant": requant} if requant else {},
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _check_activation_precision(self, x)
+        shape = list(x.get_shape())
+        if not shape:
+            raise VerifyException("operand 'x' must have rank >= 1")
+        weight = _tensor(self.weight, "operand 'weight'")
+        w_shape = weight.get_shape()
+        if len(w_shape) != 2:
+            raise VerifyException(
+                f"operand 'weight' must have rank 2 [K, N], got shape {_fmt(w_shape)}"
+            )
+        k, n = shape[-1], w_shape[1]
+        _expect_shape(weight, "operand 'weight'", (k, n), "[K, N]")
+        if self.bias is not None:
+            _expect_shape(_tensor(self.bias, "operand 'bias'"), "operand 'bias'", (n,), "[N]")
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", (*shape[:-1], n), "[..., N]")
+        if _element(x) == f32:
+            _expect_element(weight, "operand 'weight'", (f32,))
+            if self.bias is not None:
+                _expect_element(_tensor(self.bias, "bias"), "operand 'bias'", (f32,))
+            _expect_element(result, "result", (f32,))
+            return
+        _expect_element(weight, "operand 'weight'", (i8,))
+        if self.bias is not None:
+            _expect_element(_tensor(self.bias, "bias"), "operand 'bias'", (i32,))
+        _check_integer_result(self, n)
+
+
+@irdl_op_definition
+class AddOp(_TensorOp):
+    """Elementwise `lhs + rhs` of equal shapes (residual connections).
+
+    Integer form: i8/ui8/i32 operands summed in i32; the result is i32, or i8/ui8 with a
+    `requant`.
+    """
+
+    name = "tinyattn.add"
+
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = f"$lhs `,` $rhs {_FORMAT}"
+
+    def __init__(
+        self,
+        lhs: SSAValue,
+        rhs: SSAValue,
+        *,
+        result_type: Attribute | None = None,
+        requant: RequantAttr | None = None,
+    ):
+        super().__init__(
+            operands=[lhs, rhs],
+            result_types=[result_type or SSAValue.get(lhs).type],
+            properties={"requant": requant} if requant else {},
+        )
+
+    def verify_(self) -> None:
+        lhs = _tensor(self.lhs, "operand 'lhs'")
+        rhs = _tensor(self.rhs, "operand 'rhs'")
+        result = _tensor(self.result, "result")
+        shape = lhs.get_shape()
+        _expect_shape(rhs, "operand 'rhs'", shape, "shape of 'lhs'")
+        _expect_shape(result, "result", shape, "shape of 'lhs'")
+        if _element(lhs) == f32:
+            _expect_element(rhs, "operand 'rhs'", (f32,))
+            _expect_element(result, "result", (f32,))
+            _check_requant(self, "requant", None, 1)
+            return
+        integer = (i8, ui8, i32)
+        _expect_element(lhs, "operand 'lhs'", integer)
+        _expect_element(rhs, "operand 'rhs'", integer)
+        _check_integer_result(self, shape[-1] if shape else 1)
+
+
+class _UnaryF32Op(_TensorOp):
+    """An elementwise f32 op whose integer form comes with the int8 deployment path."""
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(self, x: SSAValue):
+        super().__init__(operands=[x], result_types=[SSAValue.get(x).type])
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _expect_element(x, "operand 'x'", self.ELEMENT_TYPES)
+        if self.result.type != x:
+            raise VerifyException(f"result type {self.result.type} must equal operand type {x}")
+
+    ELEMENT_TYPES: ClassVar[tuple[Attribute, ...]] = (f32,)
+
+
+@irdl_op_definition
+class GeluOp(_UnaryF32Op):
+    """GELU with the exact erf: `0.5 x (1 + erf(x / sqrt(2)))`."""
+
+    name = "tinyattn.gelu"
+
+
+@irdl_op_definition
+class ReluOp(_UnaryF32Op):
+    """`max(x, 0)`; in integer form it keeps the (signed) 8-bit scale of its operand."""
+
+    name = "tinyattn.relu"
+    ELEMENT_TYPES: ClassVar[tuple[Attribute, ...]] = (f32, i8)
+
+
+@irdl_op_definition
+class LayerNormOp(_TensorOp):
+    """Layer normalization over the last axis:
+    `(x - mean) / sqrt(var + epsilon) * gamma + beta`, with x [..., E], gamma and beta [E]."""
+
+    name = "tinyattn.layernorm"
+
+    x = operand_def(TensorType)
+    gamma = operand_def(TensorType)
+    beta = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    epsilon = prop_def(FloatAttr[Float32Type])
+
+    assembly_format = f"$x `,` $gamma `,` $beta {_FORMAT}"
+
+    def __init__(self, x: SSAValue, gamma: SSAValue, beta: SSAValue, *, epsilon: float):
+        super().__init__(
+            operands=[x, gamma, beta],
+            result_types=[SSAValue.get(x).type],
+            properties={"epsilon": FloatAttr(epsilon, f32)},
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _expect_element(x, "operand 'x'", (f32,))
+        if not x.get_shape():
+            raise VerifyException("operand 'x' must have rank >= 1")
+        e = x.get_shape()[-1]
+        for name in ("gamma", "beta"):
+            typ = _tensor(getattr(self, name), f"operand '{name}'")
+            _expect_shape(typ, f"operand '{name}'", (e,), "[E]")
+            _expect_element(typ, f"operand '{name}'", (f32,))
+        if self.result.type != x:
+            raise VerifyException(f"result type {self.result.type} must equal operand type {x}")
+
+
+@irdl_op_definition
+class SoftmaxOp(_TensorOp):
+    """Softmax over the last axis. Integer form: i8 scores -> ui8 probabilities through the
+    integer softmax given by `isoftmax`."""
+
+    name = "tinyattn.softmax"
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    isoftmax = opt_prop_def(ISoftmaxAttr)
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(self, x: SSAValue, *, isoftmax: ISoftmaxAttr | None = None):
+        x_type = _tensor(SSAValue.get(x), "operand 'x'")
+        result_type = x_type if isoftmax is None else TensorType(ui8, x_type.get_shape())
+        super().__init__(
+            operands=[x],
+            result_types=[result_type],
+            properties={"isoftmax": isoftmax} if isoftmax else {},
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        result = _tensor(self.result, "result")
+        _expect_element(x, "operand 'x'", (f32, i8))
+        _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
+        integer = _element(x) == i8
+        _expect_element(result, "result", (ui8,) if integer else (f32,))
+        if integer and self.isoftmax is None:
+            raise VerifyException("'isoftmax' is required on integer softmax")
+        if not integer and self.isoftmax is not None:
+            raise VerifyException("'isoftmax' is only allowed on integer softmax")
+
+
+@irdl_op_definition
+class MeanOp(_TensorOp):
+    """Mean over one axis (a classifier head's pooling). The result keeps the axis as size 1 or
+    drops it; its type says which."""
+
+    name = "tinyattn.mean"
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    axis = prop_def(IntegerAttr[I64])
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(self, x: SSAValue, *, axis: int, keepdims: bool = False):
+        x_type = _tensor(SSAValue.get(x), "operand 'x'")
+        shape = list(x_type.get_shape())
+        if keepdims:
+            shape[axis] = 1
+        else:
+            del shape[axis]
+        super().__init__(
+            operands=[x],
+            result_types=[TensorType(x_type.get_element_type(), shape)],
+            properties={"axis": IntegerAttr(axis, i64)},
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _expect_element(x, "operand 'x'", (f32,))
+        shape = list(x.get_shape())
+        axis = self.axis.value.data
+        if not 0 <= axis < len(shape):
+            raise VerifyException(f"axis {axis} out of range for operand 'x' of rank {len(shape)}")
+        result = _tensor(self.result, "result")
+        dropped = shape[:axis] + shape[axis + 1 :]
+        kept = shape[:axis] + [1] + shape[axis + 1 :]
+        if list(result.get_shape()) not in (dropped, kept):
+            raise VerifyException(
+                f"result shape must be {_fmt(dropped)} or {_fmt(kept)} (mean over axis {axis}), "
+                f"got {_fmt(result.get_shape())}"
+            )
+        _expect_element(result, "result", (_element(x),))
+
+
+@irdl_op_definition
+class ReshapeOp(_TensorOp):
+    """Reinterpret the row-major data of `x` with another shape (no data movement)."""
+
+    name = "tinyattn.reshape"
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(self, x: SSAValue, shape: Sequence[int]):
+        x_type = _tensor(SSAValue.get(x), "operand 'x'")
+        super().__init__(operands=[x], result_types=[TensorType(x_type.get_element_type(), shape)])
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        result = _tensor(self.result, "result")
+        if x.element_count() != result.element_count():
+            raise VerifyException(
+                f"result shape {_fmt(result.get_shape())} must have as many elements as "
+                f"operand 'x' of shape {_fmt(x.get_shape())} ({x.element_count()})"
+            )
+        _expect_element(result, "result", (_element(x),))
+
+
+@irdl_op_definition
+class RequantOp(_TensorOp):
+    """Narrow an i32 tensor to i8/ui8 with `#tinyattn.requant` (QuantLib's RequantShift)."""
+
+    name = "tinyattn.requant"
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    requant = prop_def(RequantAttr)
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(self, x: SSAValue, requant: RequantAttr, element_type: Attribute):
+        x_type = _tensor(SSAValue.get(x), "operand 'x'")
+        super().__init__(
+            operands=[x],
+            result_types=[TensorType(element_type, x_type.get_shape())],
+            properties={"requant": requant},
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _expect_element(x, "operand 'x'", (i32,))
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
+        _check_integer_result(self, x.get_shape()[-1] if x.get_shape() else 1, wide=())
+
+
+Tinyattn = Dialect(
+    "tinyattn",
+    [
+        MHSAOp,
+        FusedMHSAOp,
+        LinearOp,
+        AddOp,
+        LayerNormOp,
+        GeluOp,
+        ReluOp,
+        SoftmaxOp,
+        MeanOp,
+        ReshapeOp,
+        RequantOp,
+    ],
+    [RequantAttr, ISoftmaxAttr],
+)

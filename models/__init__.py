@@ -1,0 +1,1 @@
+"""tinyattn.models"""

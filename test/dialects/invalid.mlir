@@ -1,0 +1,156 @@
+// Each chunk is one ill-formed op; the diagnostic names the place, the operand and the dimension.
+// RUN: %tinyattn-opt --split-input-file --verify-diagnostics %s | %filecheck %s
+// RUN: not %tinyattn-opt --split-input-file %s 2>&1 | %filecheck %s --check-prefix=EXIT
+
+// EXIT: tinyattn-opt: error: {{.*}}invalid.mlir:9:3: 'tinyattn.mhsa' op operand 'wk' dimension 2 must be 3 ([H, E, P] = [2, 8, 3]), got 4 (shape [2, 8, 4])
+// EXIT-NOT: Traceback
+
+func.func @wk_head_dim(%x: tensor<4x8xf32>, %w: tensor<2x8x3xf32>, %wk: tensor<2x8x4xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%wk, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, scale = 0.5 : f32} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x4xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: invalid.mlir:9:3: 'tinyattn.mhsa' op operand 'wk' dimension 2 must be 3 ([H, E, P] = [2, 8, 3]), got 4 (shape [2, 8, 4])
+
+// -----
+
+func.func @heads_mismatch(%x: tensor<4x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 4 : i64, scale = 0.5 : f32} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: :17:3: 'tinyattn.mhsa' op operand 'wv' dimension 0 must be 4 ([H, E, P] = [4, 8, 3]), got 2 (shape [2, 8, 3])
+
+// -----
+
+func.func @x_rank(%x: tensor<1x4x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, scale = 0.5 : f32} : (tensor<1x4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.mhsa' op operand 'x' must have rank 2 [S, E], got shape [1, 4, 8]
+
+// -----
+
+func.func @wo_shape(%x: tensor<4x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x6xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, scale = 0.5 : f32} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x6xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.mhsa' op operand 'wo' dimension 2 must be 8 ([H, P, E] = [2, 3, 8]), got 6 (shape [2, 3, 6])
+
+// -----
+
+func.func @missing_scale(%x: tensor<4x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.mhsa' op 'scale' is required on f32 attention
+
+// -----
+
+func.func @mixed_precision(%x: tensor<4x8xi8>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xi8> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64} : (tensor<4x8xi8>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xi8>
+  func.return %a : tensor<4x8xi8>
+}
+// CHECK: 'tinyattn.mhsa' op operand 'wv' must have element type i8, got f32
+
+// -----
+
+func.func @int8_missing_requant(%x: tensor<4x8xi8>, %w: tensor<2x8x3xi8>, %b: tensor<2x3xi32>, %wo: tensor<2x3x8xi8>, %bo: tensor<8xi32>) -> tensor<4x8xi8> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, normalization = "none"} : (tensor<4x8xi8>, tensor<2x8x3xi8>, tensor<2x3xi32>, tensor<2x8x3xi8>, tensor<2x3xi32>, tensor<2x8x3xi8>, tensor<2x3xi32>, tensor<2x3x8xi8>, tensor<8xi32>) -> tensor<4x8xi8>
+  func.return %a : tensor<4x8xi8>
+}
+// CHECK: 'tinyattn.mhsa' op 'q_requant' is required on integer attention
+
+// -----
+
+func.func @bad_normalization(%x: tensor<4x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, scale = 0.5 : f32, normalization = "sparsemax"} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.mhsa' op normalization must be "softmax" or "none", got "sparsemax"
+
+// -----
+
+func.func @fused_wqk(%x: tensor<4x8xf32>, %wqk: tensor<2x8x3xf32>, %bqk: tensor<2x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.fused_mhsa %x qk(%wqk, %bqk) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.fused_mhsa' op operand 'wqk' dimension 2 must be 8 ([H, E, E] = [2, 8, 8]), got 3 (shape [2, 8, 3])
+
+// -----
+
+func.func @linear_k(%x: tensor<4x8xf32>, %w: tensor<6x5xf32>) -> tensor<4x5xf32> {
+  %y = tinyattn.linear %x, %w : (tensor<4x8xf32>, tensor<6x5xf32>) -> tensor<4x5xf32>
+  func.return %y : tensor<4x5xf32>
+}
+// CHECK: 'tinyattn.linear' op operand 'weight' dimension 0 must be 8 ([K, N] = [8, 5]), got 6 (shape [6, 5])
+
+// -----
+
+func.func @linear_int8_no_requant(%x: tensor<4x8xi8>, %w: tensor<8x5xi8>) -> tensor<4x5xi8> {
+  %y = tinyattn.linear %x, %w : (tensor<4x8xi8>, tensor<8x5xi8>) -> tensor<4x5xi8>
+  func.return %y : tensor<4x5xi8>
+}
+// CHECK: 'tinyattn.linear' op 'requant' is required for an 8-bit result
+
+// -----
+
+func.func @requant_channels(%x: tensor<4x8xi8>, %w: tensor<8x5xi8>) -> tensor<4x5xi8> {
+  %y = tinyattn.linear %x, %w {requant = #tinyattn.requant<mul = [1, 2, 3], add = 0, shift = 4>} : (tensor<4x8xi8>, tensor<8x5xi8>) -> tensor<4x5xi8>
+  func.return %y : tensor<4x5xi8>
+}
+// CHECK: 'tinyattn.linear' op 'requant' has 3 channels, expected 1 or 5
+
+// -----
+
+func.func @requant_shift(%x: tensor<4x5xi32>) -> tensor<4x5xi8> {
+  %y = tinyattn.requant %x {requant = #tinyattn.requant<mul = 1, add = 0, shift = 40>} : (tensor<4x5xi32>) -> tensor<4x5xi8>
+  func.return %y : tensor<4x5xi8>
+}
+// CHECK: invalid.mlir:105:{{[0-9]+}}: requant shift must be in [0, 31], got 40
+
+// -----
+
+func.func @add_shapes(%a: tensor<4x8xf32>, %b: tensor<4x7xf32>) -> tensor<4x8xf32> {
+  %y = tinyattn.add %a, %b : (tensor<4x8xf32>, tensor<4x7xf32>) -> tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.add' op operand 'rhs' dimension 1 must be 8 (shape of 'lhs' = [4, 8]), got 7 (shape [4, 7])
+
+// -----
+
+func.func @softmax_int_without_params(%x: tensor<4x8xi8>) -> tensor<4x8xui8> {
+  %y = tinyattn.softmax %x : (tensor<4x8xi8>) -> tensor<4x8xui8>
+  func.return %y : tensor<4x8xui8>
+}
+// CHECK: 'tinyattn.softmax' op 'isoftmax' is required on integer softmax
+
+// -----
+
+func.func @layernorm_gamma(%x: tensor<4x8xf32>, %g: tensor<7xf32>) -> tensor<4x8xf32> {
+  %y = tinyattn.layernorm %x, %g, %g {epsilon = 1.0e-05 : f32} : (tensor<4x8xf32>, tensor<7xf32>, tensor<7xf32>) -> tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.layernorm' op operand 'gamma' dimension 0 must be 8 ([E] = [8]), got 7 (shape [7])
+
+// -----
+
+func.func @mean_shape(%x: tensor<4x8xf32>) -> tensor<4xf32> {
+  %y = tinyattn.mean %x {axis = 0 : i64} : (tensor<4x8xf32>) -> tensor<4xf32>
+  func.return %y : tensor<4xf32>
+}
+// CHECK: 'tinyattn.mean' op result shape must be [8] or [1, 8] (mean over axis 0), got [4]
+
+// -----
+
+func.func @reshape_count(%x: tensor<4x8xf32>) -> tensor<3x8xf32> {
+  %y = tinyattn.reshape %x : (tensor<4x8xf32>) -> tensor<3x8xf32>
+  func.return %y : tensor<3x8xf32>
+}
+// CHECK: 'tinyattn.reshape' op result shape [3, 8] must have as many elements as operand 'x' of shape [4, 8] (32)
+
+// -----
+
+func.func @syntax(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %y = tinyattn.gelu %x : tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+// CHECK: :{{[0-9]+}}:{{[0-9]+}}: Expected

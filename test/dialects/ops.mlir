@@ -1,0 +1,63 @@
+// Every tinyattn op, f32 and integer forms: the custom form round-trips, and so does the generic one.
+// RUN: %tinyattn-opt %s | %tinyattn-opt | %filecheck %s
+// RUN: %tinyattn-opt --print-op-generic %s | %tinyattn-opt | %filecheck %s
+// RUN: %tinyattn-opt --print-op-generic %s | %filecheck %s --check-prefix=GENERIC
+
+// CHECK-LABEL: func.func @encoder_f32
+func.func @encoder_f32(%x: tensor<4x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>, %w1: tensor<8x5xf32>, %b1: tensor<5xf32>) -> tensor<1x5xf32> {
+  // CHECK-NEXT: %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, scale = 5.000000e-01 : f32} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  // GENERIC: "tinyattn.mhsa"(%x, %w, %b, %w, %b, %w, %b, %wo, %bo) <{num_heads = 2 : i64, scale = 5.000000e-01 : f32}>
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, scale = 0.5 : f32} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  // CHECK-NEXT: %r = tinyattn.add %x, %a : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %r = tinyattn.add %x, %a : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  // CHECK-NEXT: %n = tinyattn.layernorm %r, %bo, %bo {epsilon = 1.000000e-05 : f32} : (tensor<4x8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  %n = tinyattn.layernorm %r, %bo, %bo {epsilon = 1.0e-05 : f32} : (tensor<4x8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  // CHECK-NEXT: %h = tinyattn.linear %n, %w1, %b1 : (tensor<4x8xf32>, tensor<8x5xf32>, tensor<5xf32>) -> tensor<4x5xf32>
+  %h = tinyattn.linear %n, %w1, %b1 : (tensor<4x8xf32>, tensor<8x5xf32>, tensor<5xf32>) -> tensor<4x5xf32>
+  // CHECK-NEXT: %nobias = tinyattn.linear %n, %w1 : (tensor<4x8xf32>, tensor<8x5xf32>) -> tensor<4x5xf32>
+  %nobias = tinyattn.linear %n, %w1 : (tensor<4x8xf32>, tensor<8x5xf32>) -> tensor<4x5xf32>
+  // CHECK-NEXT: %g = tinyattn.gelu %h : (tensor<4x5xf32>) -> tensor<4x5xf32>
+  %g = tinyattn.gelu %h : (tensor<4x5xf32>) -> tensor<4x5xf32>
+  // CHECK-NEXT: %relu = tinyattn.relu %g : (tensor<4x5xf32>) -> tensor<4x5xf32>
+  %relu = tinyattn.relu %g : (tensor<4x5xf32>) -> tensor<4x5xf32>
+  // CHECK-NEXT: %s = tinyattn.softmax %relu : (tensor<4x5xf32>) -> tensor<4x5xf32>
+  %s = tinyattn.softmax %relu : (tensor<4x5xf32>) -> tensor<4x5xf32>
+  // CHECK-NEXT: %m = tinyattn.mean %s {axis = 0 : i64} : (tensor<4x5xf32>) -> tensor<1x5xf32>
+  %m = tinyattn.mean %s {axis = 0 : i64} : (tensor<4x5xf32>) -> tensor<1x5xf32>
+  // CHECK-NEXT: %flat = tinyattn.reshape %m : (tensor<1x5xf32>) -> tensor<5xf32>
+  %flat = tinyattn.reshape %m : (tensor<1x5xf32>) -> tensor<5xf32>
+  %o = tinyattn.reshape %flat : (tensor<5xf32>) -> tensor<1x5xf32>
+  func.return %o : tensor<1x5xf32>
+}
+
+// CHECK-LABEL: func.func @fused_f32
+func.func @fused_f32(%x: tensor<4x8xf32>, %wqk: tensor<2x8x8xf32>, %bqk: tensor<2x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  // CHECK-NEXT: tinyattn.fused_mhsa %x qk(%wqk, %bqk) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64} : (tensor<4x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  %a = tinyattn.fused_mhsa %x qk(%wqk, %bqk) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64} : (tensor<4x8xf32>, tensor<2x8x8xf32>, tensor<2x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+
+// Integer attention as in integerised EEGFormer: unsigned input, no softmax, per-stage requant.
+// CHECK-LABEL: func.func @mhsa_int8
+func.func @mhsa_int8(%x: tensor<66x16xui8>, %w: tensor<8x16x2xi8>, %b: tensor<8x2xi32>, %wo: tensor<8x2x16xi8>, %bo: tensor<16xi32>) -> tensor<66x16xi8> {
+  // CHECK-NEXT: tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 8 : i64, normalization = "none", q_requant = #tinyattn.requant<mul = 257, add = 0, shift = 16>, k_requant = #tinyattn.requant<mul = 257, add = 0, shift = 16>, v_requant = #tinyattn.requant<mul = [1, 2], add = [0, -4], shift = 16>, score_requant = #tinyattn.requant<mul = 514, add = 0, shift = 16>, context_requant = #tinyattn.requant<mul = 514, add = 0, shift = 16>, out_requant = #tinyattn.requant<mul = 514, add = 0, shift = 16>} : (tensor<66x16xui8>
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 8 : i64, normalization = "none", q_requant = #tinyattn.requant<mul = 257, add = 0, shift = 16>, k_requant = #tinyattn.requant<mul = 257, add = 0, shift = 16>, v_requant = #tinyattn.requant<mul = [1, 2], add = [0, -4], shift = 16>, score_requant = #tinyattn.requant<mul = 514, add = 0, shift = 16>, context_requant = #tinyattn.requant<mul = 514, add = 0, shift = 16>, out_requant = #tinyattn.requant<mul = 514, add = 0, shift = 16>} : (tensor<66x16xui8>, tensor<8x16x2xi8>, tensor<8x2xi32>, tensor<8x16x2xi8>, tensor<8x2xi32>, tensor<8x16x2xi8>, tensor<8x2xi32>, tensor<8x2x16xi8>, tensor<16xi32>) -> tensor<66x16xi8>
+  func.return %a : tensor<66x16xi8>
+}
+
+// CHECK-LABEL: func.func @ops_int8
+func.func @ops_int8(%x: tensor<4x8xi8>, %w: tensor<8x5xi8>, %b: tensor<5xi32>) -> tensor<4x5xui8> {
+  // CHECK-NEXT: %acc = tinyattn.linear %x, %w, %b : (tensor<4x8xi8>, tensor<8x5xi8>, tensor<5xi32>) -> tensor<4x5xi32>
+  %acc = tinyattn.linear %x, %w, %b : (tensor<4x8xi8>, tensor<8x5xi8>, tensor<5xi32>) -> tensor<4x5xi32>
+  // CHECK-NEXT: %q = tinyattn.requant %acc {requant = #tinyattn.requant<mul = 3, add = 0, shift = 8>} : (tensor<4x5xi32>) -> tensor<4x5xi8>
+  %q = tinyattn.requant %acc {requant = #tinyattn.requant<mul = 3, add = 0, shift = 8>} : (tensor<4x5xi32>) -> tensor<4x5xi8>
+  // CHECK-NEXT: %y = tinyattn.linear %x, %w {requant = #tinyattn.requant<mul = [1, 2, 3, 4, 5], add = 0, shift = 4>} : (tensor<4x8xi8>, tensor<8x5xi8>) -> tensor<4x5xi8>
+  %y = tinyattn.linear %x, %w {requant = #tinyattn.requant<mul = [1, 2, 3, 4, 5], add = 0, shift = 4>} : (tensor<4x8xi8>, tensor<8x5xi8>) -> tensor<4x5xi8>
+  // CHECK-NEXT: %r = tinyattn.add %q, %y {requant = #tinyattn.requant<mul = 1, add = 0, shift = 1>} : (tensor<4x5xi8>, tensor<4x5xi8>) -> tensor<4x5xi8>
+  %r = tinyattn.add %q, %y {requant = #tinyattn.requant<mul = 1, add = 0, shift = 1>} : (tensor<4x5xi8>, tensor<4x5xi8>) -> tensor<4x5xi8>
+  // CHECK-NEXT: %relu = tinyattn.relu %r : (tensor<4x5xi8>) -> tensor<4x5xi8>
+  %relu = tinyattn.relu %r : (tensor<4x5xi8>) -> tensor<4x5xi8>
+  // CHECK-NEXT: %p = tinyattn.softmax %relu {isoftmax = #tinyattn.isoftmax<coeff_a = 1, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256>} : (tensor<4x5xi8>) -> tensor<4x5xui8>
+  %p = tinyattn.softmax %relu {isoftmax = #tinyattn.isoftmax<coeff_a = 1, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256>} : (tensor<4x5xi8>) -> tensor<4x5xui8>
+  func.return %p : tensor<4x5xui8>
+}

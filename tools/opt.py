@@ -1,0 +1,162 @@
+"""`tinyattn-opt`: xdsl-opt with the tinyattn dialect and passes, and mlir-opt-style pass flags.
+
+Besides xdsl-opt's `-p a,b{opt=v}`, every registered pass is also a flag of its own,
+`--fuse-weights` or `--depth-first-tile="l1-bytes=65536 rows=4"`; flags and `-p` pipelines run in
+the order given. Bad input ends in one line `tinyattn-opt: error: FILE:LINE:COL: reason` and
+exit status 1 (with `--verify-diagnostics`, the line is printed and the run goes on).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import IO
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
+from xdsl.parser import Parser
+from xdsl.passes import ModulePass, PassPipeline
+from xdsl.transforms import get_all_passes
+from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
+from xdsl.utils.lexer import Span
+from xdsl.xdsl_opt_main import xDSLOptMain
+
+from tinyattn.tools.universe import TINYATTN_UNIVERSE
+
+TOOL = "tinyattn-opt"
+
+
+class _LocatingParser(Parser):
+    """A parser that remembers where each operation starts, for one-line diagnostics."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.positions: dict[Operation, Span] = {}
+
+    def pos_span(self) -> Span:
+        return self._current_token.span
+
+    def parse_operation(self) -> Operation:
+        start = self._current_token.span
+        op = super().parse_operation()
+        self.positions[op] = start
+        return op
+
+
+def _where(span: Span, line_offset: int) -> str:
+    location = span.get_location()
+    return f"{location.file}:{location.line + line_offset}:{location.col}"
+
+
+def verify_one_line(
+    module: ModuleOp, positions: dict[Operation, Span], line_offset: int = 0
+) -> None:
+    """Verify op by op; the first failure raises a DiagnosticException of one line that names
+    the op's source position (or its result name) and the reason."""
+    for op in module.walk():
+        try:
+            op.verify(verify_nested_ops=False)
+        except DiagnosticException as error:
+            reason = str(error.args[0] if error.args else error).splitlines()[0]
+            if reason.startswith("Operation does not verify: "):
+                reason = reason.removeprefix("Operation does not verify: ")
+            place = _where(positions[op], line_offset) if op in positions else _name(op)
+            raise DiagnosticException(f"{place}: '{op.name}' op {reason}") from None
+
+
+def _name(op: Operation) -> str:
+    """Where an op that was not parsed from text (e.g. created by a pass) is."""
+    if op.results and op.results[0].name_hint:
+        return f"%{op.results[0].name_hint}"
+    return f"'{op.name}'"
+
+
+def expand_pass_flags(argv: Sequence[str], pass_names: Sequence[str]) -> list[str]:
+    """Turn `--pass` / `--pass=opts` flags and `-p`/`--passes` values into one `-p` pipeline,
+    keeping their order."""
+    pipeline: list[str] = []
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        name, has_value, value = arg.removeprefix("--").partition("=")
+        if arg.startswith("--") and name in pass_names:
+            pipeline.append(f"{name}{{{value}}}" if has_value and value else name)
+        elif arg in ("-p", "--passes"):
+            pipeline.append(next(args, ""))
+        elif arg.startswith(("-p=", "--passes=")):
+            pipeline.append(arg.partition("=")[2])
+        else:
+            rest.append(arg)
+    pipeline = [segment for segment in pipeline if segment]
+    return [*rest, "-p", ",".join(pipeline)] if pipeline else rest
+
+
+class TinyattnOptMain(xDSLOptMain):
+    """xDSLOptMain over all xDSL dialects and passes plus tinyattn's, with one-line diagnostics."""
+
+    def __init__(self, args: Sequence[str] | None = None):
+        self.positions: dict[Operation, Span] = {}
+        self.chunk_line_offset = 0
+        super().__init__(description="tinyattn modular optimizer driver", args=args)
+
+    def register_all_dialects(self):
+        super().register_all_dialects()
+        for name, factory in TINYATTN_UNIVERSE.all_dialects.items():
+            if name not in self.ctx.registered_dialect_names:
+                self.ctx.register_dialect(name, factory)
+
+    def register_all_passes(self):
+        super().register_all_passes()
+        for name, factory in TINYATTN_UNIVERSE.all_passes.items():
+            self.register_pass(name, factory)
+
+    def register_all_frontends(self):
+        super().register_all_frontends()
+
+        def parse_mlir(io: IO[bytes]) -> ModuleOp:
+            parser = _LocatingParser(self.ctx, io.read(), self.get_input_name())
+            try:
+                return parser.parse_module(not self.args.no_implicit_module)
+            except VerifyException as error:  # an attribute that does not verify
+                raise ParseError(parser.pos_span(), str(error)) from None
+            finally:
+                self.positions = parser.positions
+
+        self.available_frontends["mlir"] = parse_mlir
+
+    def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0):
+        self.chunk_line_offset = start_offset
+        try:
+            return super().parse_chunk(chunk, file_extension, start_offset)
+        except ParseError as error:
+            where = _where(error.span, start_offset)
+            raise DiagnosticException(f"{where}: {error.msg}") from None
+
+    def setup_pipeline(self):
+        def verify(previous: ModulePass | None, module: ModuleOp, following: ModulePass | None):
+            if not self.args.disable_verify:
+                verify_one_line(module, self.positions, self.chunk_line_offset)
+
+        self.pipeline = PassPipeline.parse_spec(self.available_passes, self.args.passes, verify)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pass_names = [*TINYATTN_UNIVERSE.all_passes, *get_all_passes()]
+    try:
+        try:
+            opt = TinyattnOptMain(args=expand_pass_flags(argv, pass_names))
+        except ValueError as error:  # an unknown pass or a bad pass option
+            raise DiagnosticException(str(error)) from None
+        opt.run()
+    except DiagnosticException as error:
+        print(f"{TOOL}: error: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"{TOOL}: error: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,5 @@
 """The tinyattn `Universe`: makes plain `xdsl-opt` (and tinyattn-opt) see our dialects and
-passes through the `xdsl.universe` entry point."""
+passes through the `xdsl.universe` entry point. Factories import lazily, as xDSL's own do."""
 
 from xdsl.universe import Universe
 
@@ -10,7 +10,22 @@ def _tinyattn_dialect():
     return Tinyattn
 
 
+def _convert_to_loops():
+    from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
+
+    return ConvertTinyattnToLoops
+
+
+def _plan_memory():
+    from tinyattn.passes.plan_memory import PlanMemory
+
+    return PlanMemory
+
+
 TINYATTN_UNIVERSE = Universe(
     all_dialects={"tinyattn": _tinyattn_dialect},
-    all_passes={},
+    all_passes={
+        "convert-tinyattn-to-loops": _convert_to_loops,
+        "plan-memory": _plan_memory,
+    },
 )

@@ -1,0 +1,68 @@
+"""Tensor-level tinyattn module -> memref-level `LoweredModel` for one target."""
+
+from __future__ import annotations
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.utils.exceptions import PassFailedException
+
+from tinyattn.dialects.cost import total_cost
+from tinyattn.dialects.dense import numpy_dtype
+from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
+from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
+from tinyattn.lowering.targets import Target
+from tinyattn.passes.plan_memory import PlanMemory, arena_bytes
+
+ENTRY = "tinyattn_model"
+
+
+def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
+    """The function to compile: `name`, else `main`, else the only public function."""
+    functions = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]
+    wanted = [f for f in functions if f.sym_name.data == (name or "main")]
+    if not wanted and name is None:
+        wanted = [f for f in functions if f.sym_visibility in (None, StringAttr("public"))]
+    if len(wanted) != 1:
+        names = ", ".join(f"@{f.sym_name.data}" for f in functions) or "none"
+        what = f"@{name}" if name else "@main or a single public function"
+        raise PassFailedException(f"no entry function: expected {what}; functions: {names}")
+    return wanted[0]
+
+
+def _specs(types, names) -> tuple[TensorSpec, ...]:
+    specs = []
+    for typ, name in zip(types, names, strict=True):
+        assert isinstance(typ, TensorType)
+        specs.append(TensorSpec(name, tuple(typ.get_shape()), numpy_dtype(typ.get_element_type())))
+    return tuple(specs)
+
+
+def lower_module(module: ModuleOp, target: Target, entry: str | None = None) -> LoweredModel:
+    """Lower a tensor-level module in the layer-by-layer schedule, activations planned into
+    arenas that must fit the target's memory levels."""
+    module = module.clone()
+    function = entry_function(module, entry)
+    args = function.body.block.args
+    inputs = _specs(
+        function.function_type.inputs,
+        [arg.name_hint or f"in{index}" for index, arg in enumerate(args)],
+    )
+    results = function.function_type.outputs.data
+    outputs = _specs(results, [f"out{index}" for index in range(len(results))])
+    cost = total_cost(module)
+    ConvertTinyattnToLoops().apply(Context(), module)
+    PlanMemory(l2_bytes=target.l2.size).apply(Context(), module)
+    function = entry_function(module, function.sym_name.data)
+    function.sym_name = StringAttr(ENTRY)
+    live_peak = function.attributes.get("tinyattn.live_peak_bytes")
+    return LoweredModel(
+        module=module,
+        entry=ENTRY,
+        inputs=inputs,
+        outputs=outputs,
+        arenas=tuple(ArenaSpec(level, size) for level, size in arena_bytes(function).items()),
+        params_bytes=cost.param_bytes,
+        macs=cost.macs,
+        live_peak_bytes=live_peak.value.data if live_peak else 0,
+    )

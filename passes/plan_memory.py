@@ -1,0 +1,144 @@
+"""`plan-memory`: replace a function's buffers by views into static arenas.
+
+Each top-level `memref.alloc` lives from its position to its `memref.dealloc` (or the end of the
+function). Buffers are grouped by memory level (the memref's memory space: `"L1"`, `"L2"`; no
+space means L2), placed with `plan_memory`, and become `memref.view`s of one `memref<Nxi8>`
+arena argument per level, appended to the function's arguments (fastest level first). The
+function records what it needs in `tinyattn.arena_bytes` (bytes per level) and
+`tinyattn.live_peak_bytes` (the largest total of live buffer bytes over the schedule, all levels
+together). A level whose arena exceeds its capacity is a diagnostic that states the minimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from xdsl.context import Context
+from xdsl.dialects import arith, func, memref
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    FixedBitwidthType,
+    FunctionType,
+    IndexType,
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    NoneAttr,
+    StringAttr,
+    i8,
+    i64,
+)
+from xdsl.ir import Attribute
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import PassFailedException
+
+from tinyattn.lowering.memory_plan import Lifetime, plan_memory
+
+LEVELS = ("L1", "L2")
+
+
+def memory_level(typ: MemRefType[Attribute]) -> str:
+    space = typ.memory_space
+    if isinstance(space, NoneAttr):
+        return "L2"
+    if isinstance(space, StringAttr) and space.data in LEVELS:
+        return space.data
+    raise PassFailedException(f'unknown memory space {space} (expected "L1" or "L2")')
+
+
+def _nbytes(typ: MemRefType[Attribute]) -> int:
+    element = typ.get_element_type()
+    if not isinstance(element, FixedBitwidthType):
+        raise PassFailedException(f"buffer {typ} has no fixed element size")
+    return prod(typ.get_shape()) * element.compile_time_size
+
+
+def plan_function(function: func.FuncOp, capacities: dict[str, int]) -> None:
+    block = function.body.block
+    ops = list(block.ops)
+    position = {op: index for index, op in enumerate(ops)}
+    allocs = [op for op in ops if isinstance(op, memref.AllocOp)]
+    if not allocs:
+        return
+    ends = {
+        op.memref.owner: position[op]
+        for op in ops
+        if isinstance(op, memref.DeallocOp) and op.memref.owner in position
+    }
+    by_level: dict[str, list[Lifetime]] = {}
+    for alloc in allocs:
+        typ = alloc.memref.type
+        assert isinstance(typ, MemRefType)
+        if not typ.has_static_shape():
+            raise PassFailedException(f"buffer {typ} has a dynamic shape")
+        lifetime = Lifetime(alloc, _nbytes(typ), position[alloc], ends.get(alloc, len(ops)))
+        by_level.setdefault(memory_level(typ), []).append(lifetime)
+    plans = {level: plan_memory(by_level[level]) for level in LEVELS if level in by_level}
+    for level, plan in plans.items():
+        capacity = capacities.get(level)
+        if capacity is not None and plan.arena_bytes > capacity:
+            raise PassFailedException(
+                f"@{function.sym_name.data} needs {plan.arena_bytes} bytes of {level} for its "
+                f"activations, but {level} has {capacity} bytes"
+            )
+    arenas = {
+        level: block.insert_arg(MemRefType(i8, [plan.arena_bytes]), len(block.args))
+        for level, plan in plans.items()
+    }
+    for level, arena in arenas.items():
+        arena.name_hint = f"arena_{level.lower()}"
+    for alloc in allocs:
+        level = memory_level(alloc.memref.type)
+        offset = arith.ConstantOp(IntegerAttr(plans[level].offsets[alloc], IndexType()))
+        view = memref.ViewOp(arenas[level], offset, [], _without_space(alloc.memref.type))
+        block.insert_ops_before([offset, view], alloc)
+        view.result.name_hint = alloc.memref.name_hint
+        alloc.memref.replace_all_uses_with(view.result)
+        block.erase_op(alloc)
+    for op in list(block.ops):
+        if isinstance(op, memref.DeallocOp) and isinstance(op.memref.owner, memref.ViewOp):
+            block.erase_op(op)
+    function.function_type = FunctionType.from_lists(
+        [arg.type for arg in block.args], function.function_type.outputs.data
+    )
+    function.attributes["tinyattn.arena_bytes"] = DictionaryAttr(
+        {level: IntegerAttr(plan.arena_bytes, i64) for level, plan in plans.items()}
+    )
+    all_lifetimes = [lifetime for level in by_level.values() for lifetime in level]
+    function.attributes["tinyattn.live_peak_bytes"] = IntegerAttr(
+        plan_memory(all_lifetimes).live_peak_bytes, i64
+    )
+
+
+def _without_space(typ: MemRefType[Attribute]) -> MemRefType[Attribute]:
+    return MemRefType(typ.get_element_type(), typ.get_shape())
+
+
+@dataclass(frozen=True)
+class PlanMemory(ModulePass):
+    """Static arena allocation of every function's buffers, with capacity checks."""
+
+    name = "plan-memory"
+
+    l1_bytes: int | None = None
+    l2_bytes: int | None = None
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        capacities = {
+            level: size
+            for level, size in (("L1", self.l1_bytes), ("L2", self.l2_bytes))
+            if size is not None
+        }
+        for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
+            if not function.is_declaration:
+                plan_function(function, capacities)
+
+
+def arena_bytes(function: func.FuncOp) -> dict[str, int]:
+    """The arena sizes `plan-memory` recorded on a function, by level (fastest first)."""
+    attr = function.attributes.get("tinyattn.arena_bytes")
+    if not isinstance(attr, DictionaryAttr):
+        return {}
+    sizes = {name: value.value.data for name, value in attr.data.items()}
+    return {level: sizes[level] for level in LEVELS if level in sizes}

@@ -278,29 +278,32 @@ class _AttentionBase(IRDLOperation):
     def is_integer(self) -> bool:
         return is_int8(_element(_tensor(self.operands[0], "operand 'x'")))
 
-    def _verify_common(self, weight_shapes: Mapping[str, tuple[Sequence[int], str]]) -> None:
+    def _x_shape(self) -> tuple[int, int]:
+        """(S, E), after checking that X is a rank-2 f32 or 8-bit tensor."""
         x = _tensor(self.operands[0], "operand 'x'")
         _expect_element(x, "operand 'x'", (f32, i8, ui8))
         if len(x.get_shape()) != 2:
             raise VerifyException(
                 f"operand 'x' must have rank 2 [S, E], got shape {_fmt(x.get_shape())}"
             )
+        if self.heads < 1:
+            raise VerifyException(f"num_heads must be positive, got {self.heads}")
         s, e = x.get_shape()
+        return s, e
+
+    def _verify_common(
+        self, p: int, weight_shapes: Mapping[str, tuple[Sequence[int], str]]
+    ) -> None:
+        """Check every operand against [S, E], H and the head size P (one P for Q, K and V)."""
+        x = _tensor(self.operands[0], "operand 'x'")
+        s, e = self._x_shape()
         h = self.heads
-        if h < 1:
-            raise VerifyException(f"num_heads must be positive, got {h}")
-        wv = _tensor(self.wv, "operand 'wv'")
-        if len(wv.get_shape()) != 3:
-            raise VerifyException(
-                f"operand 'wv' must have rank 3 [H, E, P], got shape {_fmt(wv.get_shape())}"
-            )
-        p = wv.get_shape()[2]
         shapes = {
+            **weight_shapes,
             "wv": ((h, e, p), "[H, E, P]"),
             "bv": ((h, p), "[H, P]"),
             "wo": ((h, p, e), "[H, P, E]"),
             "bo": ((e,), "[E]"),
-            **weight_shapes,
         }
         integer = is_int8(_element(x))
         for name, (shape, meaning) in shapes.items():
@@ -405,19 +408,21 @@ class MHSAOp(_AttentionBase):
         )
 
     def verify_(self) -> None:
+        _, e = self._x_shape()
         wq = _tensor(self.wq, "operand 'wq'")
         if len(wq.get_shape()) != 3:
             raise VerifyException(
                 f"operand 'wq' must have rank 3 [H, E, P], got shape {_fmt(wq.get_shape())}"
             )
-        h, e, p = self.heads, _tensor(self.x, "operand 'x'").get_shape()[-1], wq.get_shape()[2]
+        h, p = self.heads, wq.get_shape()[2]
         self._verify_common(
+            p,
             {
                 "wq": ((h, e, p), "[H, E, P]"),
                 "bq": ((h, p), "[H, P]"),
                 "wk": ((h, e, p), "[H, E, P]"),
                 "bk": ((h, p), "[H, P]"),
-            }
+            },
         )
         if self.is_integer() and self.scale is not None:
             raise VerifyException("'scale' is only allowed on f32 attention (int8 folds it)")
@@ -472,10 +477,16 @@ class FusedMHSAOp(_AttentionBase):
         )
 
     def verify_(self) -> None:
-        x = _tensor(self.x, "operand 'x'")
-        e = x.get_shape()[-1]
+        _, e = self._x_shape()
         h = self.heads
-        self._verify_common({"wqk": ((h, e, e), "[H, E, E]"), "bqk": ((h, e), "[H, E]")})
+        bv = _tensor(self.bv, "operand 'bv'")
+        if len(bv.get_shape()) != 2:
+            raise VerifyException(
+                f"operand 'bv' must have rank 2 [H, P], got shape {_fmt(bv.get_shape())}"
+            )
+        self._verify_common(
+            bv.get_shape()[1], {"wqk": ((h, e, e), "[H, E, E]"), "bqk": ((h, e), "[H, E]")}
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -714,6 +725,8 @@ class SoftmaxOp(_TensorOp):
         x = _tensor(self.x, "operand 'x'")
         result = _tensor(self.result, "result")
         _expect_element(x, "operand 'x'", (f32, i8))
+        if not x.get_shape():
+            raise VerifyException("operand 'x' must have rank >= 1")
         _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
         integer = _element(x) == i8
         _expect_element(result, "result", (ui8,) if integer else (f32,))
@@ -740,6 +753,7 @@ class MeanOp(_TensorOp):
     def __init__(self, x: SSAValue, *, axis: int, keepdims: bool = False):
         x_type = _tensor(SSAValue.get(x), "operand 'x'")
         shape = list(x_type.get_shape())
+        axis = axis % len(shape)
         if keepdims:
             shape[axis] = 1
         else:

@@ -17,7 +17,7 @@ func.func @heads_mismatch(%x: tensor<4x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor
   %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 4 : i64, scale = 0.5 : f32} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
   func.return %a : tensor<4x8xf32>
 }
-// CHECK: :17:3: 'tinyattn.mhsa' op operand 'wv' dimension 0 must be 4 ([H, E, P] = [4, 8, 3]), got 2 (shape [2, 8, 3])
+// CHECK: :17:3: 'tinyattn.mhsa' op operand 'wq' dimension 0 must be 4 ([H, E, P] = [4, 8, 3]), got 2 (shape [2, 8, 3])
 
 // -----
 
@@ -49,7 +49,7 @@ func.func @mixed_precision(%x: tensor<4x8xi8>, %w: tensor<2x8x3xf32>, %b: tensor
   %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64} : (tensor<4x8xi8>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xi8>
   func.return %a : tensor<4x8xi8>
 }
-// CHECK: 'tinyattn.mhsa' op operand 'wv' must have element type i8, got f32
+// CHECK: 'tinyattn.mhsa' op operand 'wq' must have element type i8, got f32
 
 // -----
 
@@ -154,3 +154,27 @@ func.func @syntax(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
   func.return %y : tensor<4x8xf32>
 }
 // CHECK: :{{[0-9]+}}:{{[0-9]+}}: Expected
+
+// -----
+
+func.func @v_head_size(%x: tensor<4x8xf32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wv: tensor<2x8x5xf32>, %bv: tensor<2x5xf32>, %wo: tensor<2x5x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%wv, %bv) o(%wo, %bo) {num_heads = 2 : i64, scale = 0.5 : f32} : (tensor<4x8xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x5xf32>, tensor<2x5xf32>, tensor<2x5x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.mhsa' op operand 'wv' dimension 2 must be 3 ([H, E, P] = [2, 8, 3]), got 5 (shape [2, 8, 5])
+
+// -----
+
+func.func @x_rank0(%x: tensor<f32>, %w: tensor<2x8x3xf32>, %b: tensor<2x3xf32>, %wo: tensor<2x3x8xf32>, %bo: tensor<8xf32>) -> tensor<4x8xf32> {
+  %a = tinyattn.fused_mhsa %x qk(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64} : (tensor<f32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x8x3xf32>, tensor<2x3xf32>, tensor<2x3x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
+  func.return %a : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.fused_mhsa' op operand 'x' must have rank 2 [S, E], got shape []
+
+// -----
+
+func.func @softmax_rank0(%x: tensor<f32>) -> tensor<f32> {
+  %y = tinyattn.softmax %x : (tensor<f32>) -> tensor<f32>
+  func.return %y : tensor<f32>
+}
+// CHECK: 'tinyattn.softmax' op operand 'x' must have rank >= 1

@@ -1,0 +1,213 @@
+"""A read-only view of an ONNX graph for pattern matching: producers, consumers, constants and
+static shapes, with the diagnostics the importer reports about them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+# Constant node attributes holding a numeric value, and the dtype each one means.
+_CONSTANT_ATTRIBUTES = {
+    "value_float": np.float32,
+    "value_floats": np.float32,
+    "value_int": np.int64,
+    "value_ints": np.int64,
+}
+
+
+class OnnxImportError(Exception):
+    """A model the importer cannot translate; the message is one line for the user."""
+
+
+class Mismatch(Exception):
+    """A pattern does not apply at a node; `reason` explains why, for the diagnostic that is
+    reported when no pattern applies."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """An ONNX node with its position; hashable by identity so matches can be sets of nodes."""
+
+    proto: onnx.NodeProto
+    index: int
+
+    @property
+    def op_type(self) -> str:
+        return self.proto.op_type
+
+    @property
+    def inputs(self) -> Sequence[str]:
+        return self.proto.input
+
+    @property
+    def outputs(self) -> Sequence[str]:
+        return self.proto.output
+
+    def input(self, index: int) -> str:
+        """The name of input `index`, "" when the optional input is absent."""
+        return self.proto.input[index] if index < len(self.proto.input) else ""
+
+    def attr(self, name: str, default=None):
+        """The value of an attribute (strings decoded), `default` when it is absent."""
+        for attribute in self.proto.attribute:
+            if attribute.name == name:
+                value = helper.get_attribute_value(attribute)
+                return value.decode() if isinstance(value, bytes) else value
+        return default
+
+    def label(self) -> str:
+        """How diagnostics name the node: its name, or its first output when unnamed."""
+        return f"node '{self.proto.name or self.outputs[0]}' ({self.op_type})"
+
+
+def _type_table(graph: onnx.GraphProto) -> dict[str, onnx.TypeProto]:
+    infos = [*graph.input, *graph.output, *graph.value_info]
+    return {info.name: info.type for info in infos}
+
+
+def _inferred_types(
+    model: onnx.ModelProto, declared: dict[str, onnx.TypeProto]
+) -> dict[str, onnx.TypeProto]:
+    """The types ONNX shape inference finds. It gives up on a whole model with an op it does
+    not know (a custom domain); the declared types are kept then, and the unknown op is
+    reported when it is reached."""
+    try:
+        return _type_table(onnx.shape_inference.infer_shapes(model).graph)
+    except onnx.shape_inference.InferenceError:
+        return declared
+
+
+def _has_shape(typ: onnx.TypeProto | None) -> bool:
+    return typ is not None and typ.tensor_type.HasField("shape")
+
+
+def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
+    """The value of a `Constant` node, or None for the kinds the importer does not read
+    (sparse tensors, strings)."""
+    if len(node.attribute) != 1:
+        return None
+    (attribute,) = node.attribute
+    if attribute.name == "value":
+        return numpy_helper.to_array(attribute.t)
+    dtype = _CONSTANT_ATTRIBUTES.get(attribute.name)
+    if dtype is None:
+        return None
+    return np.asarray(helper.get_attribute_value(attribute), dtype)
+
+
+class OnnxGraph:
+    """The main graph of a model, with shapes completed by ONNX shape inference if the model
+    does not carry them for every value."""
+
+    def __init__(self, model: onnx.ModelProto):
+        graph = model.graph
+        types = _type_table(graph)
+        if any(
+            out and not _has_shape(types.get(out)) for node in graph.node for out in node.output
+        ):
+            types = _inferred_types(model, types)
+        self._types = types
+        self.opset = next(
+            (entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), 1
+        )
+        self.nodes = [Node(proto, index) for index, proto in enumerate(graph.node)]
+        self._constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                value = _constant_node_value(node)
+                if value is not None:
+                    self._constants[node.output[0]] = value
+        self.inputs = [info.name for info in graph.input if info.name not in self._constants]
+        self.outputs = [info.name for info in graph.output]
+        self._producers = {out: node for node in self.nodes for out in node.outputs if out}
+        self._consumers: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                self._consumers.setdefault(name, []).append(node)
+
+    def producer(self, name: str) -> Node | None:
+        return self._producers.get(name)
+
+    def producer_of(self, name: str, op_type: str | None = None) -> Node:
+        """The node computing `name`, which the pattern being matched needs to exist (and to be
+        an `op_type`, if given)."""
+        node = self._producers.get(name)
+        if node is None or op_type not in (None, node.op_type):
+            raise Mismatch(f"'{name}' is not computed by {op_type or 'a node'}")
+        return node
+
+    def consumers(self, name: str) -> list[Node]:
+        return self._consumers.get(name, [])
+
+    def is_output(self, name: str) -> bool:
+        return name in self.outputs
+
+    def constant(self, name: str) -> np.ndarray | None:
+        """The value of an initializer or `Constant` output, None for anything computed."""
+        return self._constants.get(name)
+
+    def is_constant(self, name: str) -> bool:
+        return name in self._constants
+
+    def element_type(self, name: str) -> int:
+        """The ONNX `TensorProto` data type of a value (UNDEFINED if unknown)."""
+        if name in self._constants:
+            return helper.np_dtype_to_tensor_dtype(self._constants[name].dtype)
+        typ = self._types.get(name)
+        return typ.tensor_type.elem_type if typ is not None else onnx.TensorProto.UNDEFINED
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The static shape of a value; the importer needs every shape to be known."""
+        if name in self._constants:
+            return self._constants[name].shape
+        typ = self._types.get(name)
+        if not _has_shape(typ):
+            raise Mismatch(f"the shape of tensor '{name}' is unknown; static shapes are required")
+        dims = []
+        for axis, dim in enumerate(typ.tensor_type.shape.dim):
+            if not dim.HasField("dim_value"):
+                symbol = f" '{dim.dim_param}'" if dim.dim_param else ""
+                raise Mismatch(
+                    f"tensor '{name}' has a symbolic dimension{symbol} (axis {axis}); "
+                    "static shapes are required"
+                )
+            dims.append(dim.dim_value)
+        return tuple(dims)
+
+
+def element_type_name(data_type: int) -> str:
+    return onnx.TensorProto.DataType.Name(data_type)
+
+
+def normalize_axis(axis: int, rank: int) -> int:
+    """An ONNX axis (negative counts from the end) as an index in [0, rank)."""
+    if not -rank <= axis < rank:
+        raise Mismatch(f"axis {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+def resolve_reshape(
+    input_shape: Sequence[int], target: Sequence[int], allowzero: bool = False
+) -> tuple[int, ...]:
+    """The output shape of ONNX `Reshape`: 0 copies the input dimension (unless `allowzero`),
+    one -1 takes what is left."""
+    copies = [axis for axis, dim in enumerate(target) if dim == 0 and not allowzero]
+    if any(axis >= len(input_shape) for axis in copies):
+        raise Mismatch(f"cannot reshape {list(input_shape)} to {list(target)}")
+    dims = [input_shape[axis] if axis in copies else int(dim) for axis, dim in enumerate(target)]
+    total = math.prod(input_shape)
+    if dims.count(-1) == 1:
+        known = math.prod(dim for dim in dims if dim != -1)
+        dims[dims.index(-1)] = total // known if known else 0
+    if any(dim < 0 for dim in dims) or math.prod(dims) != total:
+        raise Mismatch(f"cannot reshape {list(input_shape)} to {list(target)}")
+    return tuple(dims)

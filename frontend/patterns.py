@@ -1,0 +1,474 @@
+"""Patterns that map ONNX nodes to tinyattn ops, and the pieces they share.
+
+A pattern is a function `(graph, root) -> Match` that either recognises the subgraph ending at
+`root` or raises `Mismatch` with the reason. A `Match` lists the nodes it replaces and knows
+how to emit the replacement; the importer decides where in the body it is emitted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.builder import Builder
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import f32
+from xdsl.ir import Operation, SSAValue
+
+from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.dense import from_numpy
+from tinyattn.frontend.onnx_graph import Mismatch, Node, OnnxGraph, normalize_axis
+
+# ---------------------------------------------------------------------------------------------
+# Matches and their emission
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A constant tensor to emit, with the ONNX name it came from (kept as its SSA name)."""
+
+    array: np.ndarray
+    name: str | None = None
+
+
+def ssa_name(onnx_name: str) -> str:
+    """An ONNX tensor name as a valid SSA name hint (`/a/b:0` -> `_a_b_0`)."""
+    name = re.sub(r"[^\w$.-]", "_", onnx_name)
+    return name if re.match(r"[A-Za-z_$.-]", name) else f"_{name}"
+
+
+class Emitter:
+    """Appends ops to the function body; maps ONNX activation names to their SSA values."""
+
+    def __init__(self, builder: Builder, values: dict[str, SSAValue]):
+        self._builder = builder
+        self._values = values
+
+    def value(self, name: str) -> SSAValue:
+        return self._values[name]
+
+    def op(self, op: Operation) -> SSAValue:
+        """Insert `op` and return its (single) result."""
+        self._builder.insert(op)
+        return op.results[0]
+
+    def constant(self, constant: Constant) -> SSAValue:
+        result = self.op(arith.ConstantOp(from_numpy(constant.array, f32)))
+        if constant.name:
+            result.name_hint = ssa_name(constant.name)
+        return result
+
+
+@dataclass(frozen=True)
+class Match:
+    """ONNX nodes replaced together; `emit` builds the value of `root`'s first output."""
+
+    root: Node
+    nodes: tuple[Node, ...]
+    emit: Callable[[Emitter], SSAValue]
+
+
+def single(node: Node, emit: Callable[[Emitter], SSAValue]) -> Match:
+    return Match(node, (node,), emit)
+
+
+Pattern = Callable[[OnnxGraph, Node], Match]
+
+# ---------------------------------------------------------------------------------------------
+# Shapes: activations are imported without ONNX's leading batch dimension of 1
+# ---------------------------------------------------------------------------------------------
+
+
+def squeeze_batch(shape: Sequence[int]) -> tuple[int, ...]:
+    """The imported shape of an ONNX activation: the body works on [S, E], not [1, S, E]."""
+    return tuple(shape[1:]) if len(shape) >= 2 and shape[0] == 1 else tuple(shape)
+
+
+def imported_axis(shape: Sequence[int], axis: int) -> int:
+    """The axis of the imported (batch-squeezed) tensor that ONNX `axis` of `shape` refers to."""
+    axis = normalize_axis(axis, len(shape))
+    if len(squeeze_batch(shape)) == len(shape):
+        return axis
+    if axis == 0:
+        raise Mismatch("operating on the batch axis is not supported")
+    return axis - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Operands
+# ---------------------------------------------------------------------------------------------
+
+
+def activation(graph: OnnxGraph, node: Node, index: int = 0) -> str:
+    """Input `index` of `node`, which must be computed (not a constant)."""
+    name = node.input(index)
+    if graph.is_constant(name):
+        raise Mismatch(f"input '{name}' is a constant where an activation is expected")
+    return name
+
+
+def float_constant(graph: OnnxGraph, name: str) -> Constant:
+    """A float32 constant operand (a weight, bias or norm parameter)."""
+    value = graph.constant(name)
+    if value is None:
+        raise Mismatch(f"'{name}' is not a constant")
+    if value.dtype != np.float32:
+        raise Mismatch(
+            f"constant '{name}' has element type {value.dtype}; only float32 is supported"
+        )
+    return Constant(value, name)
+
+
+def constant_operand(graph: OnnxGraph, node: Node) -> tuple[str, str]:
+    """(activation, constant) input names of a commutative binary node, either order."""
+    lhs, rhs = node.inputs
+    for act, const in ((lhs, rhs), (rhs, lhs)):
+        if graph.is_constant(const) and not graph.is_constant(act):
+            return act, const
+    raise Mismatch(f"{node.label()} does not combine an activation with a constant")
+
+
+def scalar(value: np.ndarray | None) -> float | None:
+    """The value of a single-element constant, None for anything else."""
+    return float(value.reshape(())) if value is not None and value.size == 1 else None
+
+
+def scale_factor(graph: OnnxGraph, node: Node) -> tuple[str, float] | None:
+    """(activation, factor) if `node` multiplies by a scalar constant (`Mul` either way round,
+    `Div` by the constant), None otherwise."""
+    if node.op_type == "Mul":
+        try:
+            act, const = constant_operand(graph, node)
+        except Mismatch:
+            return None
+        factor = scalar(graph.constant(const))
+    elif node.op_type == "Div" and not graph.is_constant(node.inputs[0]):
+        act, divisor = node.inputs[0], scalar(graph.constant(node.inputs[1]))
+        factor = None if not divisor else 1.0 / divisor
+    else:
+        return None
+    return None if factor is None else (act, factor)
+
+
+def last_axis_vector(constant: Constant, length: int, what: str) -> Constant:
+    """A constant that varies only along the last axis (a bias, gamma), as a [length] vector."""
+    array = constant.array
+    if array.size != 1 and not (array.size == length and array.shape[-1] == length):
+        raise Mismatch(
+            f"{what} '{constant.name}' of shape {list(array.shape)} is not a vector of {length}"
+        )
+    return Constant(np.broadcast_to(array.reshape(-1), (length,)), constant.name)
+
+
+def is_close(value: float | None, expected: float) -> bool:
+    """Whether a pattern constant is `expected` up to its float32 rounding."""
+    return value is not None and math.isclose(value, expected, rel_tol=1e-6)
+
+
+def softmax_is_over_last_axis(graph: OnnxGraph, node: Node) -> bool:
+    """Before opset 13 Softmax flattens from `axis` on, which is the last axis only if `axis` is
+    the last one; the default axis changed from 1 to -1 at the same time."""
+    rank = len(graph.shape(node.inputs[0]))
+    axis = node.attr("axis", -1 if graph.opset >= 13 else 1)
+    return normalize_axis(axis, rank) == rank - 1
+
+
+def reduce_axes(graph: OnnxGraph, node: Node) -> list[int]:
+    """The normalized axes of a ReduceMean: an attribute before opset 18, an input after."""
+    axes = node.attr("axes")
+    if axes is None and node.input(1):
+        value = graph.constant(node.input(1))
+        if value is None:
+            raise Mismatch(f"the axes input '{node.input(1)}' is not a constant")
+        axes = np.atleast_1d(value).tolist()
+    if not axes:
+        raise Mismatch("a reduction over all axes is not supported")
+    rank = len(graph.shape(node.inputs[0]))
+    return [normalize_axis(axis, rank) for axis in axes]
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear layers: MatMul (+ Add bias) and Gemm
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Linear:
+    """`input @ weight + bias` recognised in the graph; weight [K, N], bias [N] or None."""
+
+    input: str
+    weight: Constant
+    bias: Constant | None
+    nodes: tuple[Node, ...]
+
+    def emit(self, emitter: Emitter) -> SSAValue:
+        weight = emitter.constant(self.weight)
+        bias = None if self.bias is None else emitter.constant(self.bias)
+        return emitter.op(ta.LinearOp(emitter.value(self.input), weight, bias))
+
+
+def _matmul_linear(graph: OnnxGraph, node: Node) -> Linear:
+    lhs, rhs = node.inputs
+    if not graph.is_constant(rhs):
+        if graph.is_constant(lhs):
+            raise Mismatch(
+                "a constant left operand is not supported; the weight must be on the right"
+            )
+        raise Mismatch("MatMul of two activations is only supported inside an attention pattern")
+    weight = float_constant(graph, rhs)
+    if weight.array.ndim != 2:
+        raise Mismatch(f"weight '{rhs}' must have rank 2, got shape {list(weight.array.shape)}")
+    return Linear(activation(graph, node), weight, None, (node,))
+
+
+def _gemm_linear(graph: OnnxGraph, node: Node) -> Linear:
+    for name, expected in (("alpha", 1.0), ("beta", 1.0), ("transA", 0)):
+        if node.attr(name, expected) != expected:
+            raise Mismatch(f"{name}={node.attr(name)} is not supported (only {expected})")
+    weight = float_constant(graph, node.inputs[1])
+    if node.attr("transB", 0):
+        weight = Constant(weight.array.T, weight.name)
+    bias = None
+    if node.input(2):
+        bias = last_axis_vector(float_constant(graph, node.input(2)), weight.array.shape[1], "bias")
+    return Linear(activation(graph, node), weight, bias, (node,))
+
+
+def match_linear(graph: OnnxGraph, root: Node) -> Linear:
+    """A linear layer ending at `root`: `MatMul(x, W)`, `Add` of a bias to it, or `Gemm`."""
+    if root.op_type == "MatMul":
+        return _matmul_linear(graph, root)
+    if root.op_type == "Gemm":
+        return _gemm_linear(graph, root)
+    if root.op_type != "Add":
+        raise Mismatch(f"{root.label()} is not a linear layer")
+    product, bias_name = constant_operand(graph, root)
+    matmul = _matmul_linear(graph, graph.producer_of(product, "MatMul"))
+    bias = last_axis_vector(float_constant(graph, bias_name), matmul.weight.array.shape[1], "bias")
+    return Linear(matmul.input, matmul.weight, bias, (*matmul.nodes, root))
+
+
+def linear_pattern(graph: OnnxGraph, root: Node) -> Match:
+    linear = match_linear(graph, root)
+    return Match(root, linear.nodes, linear.emit)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer normalization and GELU, as ops or decomposed
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_EPSILON = 1e-5
+
+
+def _affine_parameter(graph: OnnxGraph, name: str, width: int, what: str, default: float):
+    """A layer norm's gamma or beta as a [width] vector; `default` fills an absent one."""
+    if not name:
+        return Constant(np.full(width, default, np.float32))
+    return last_axis_vector(float_constant(graph, name), width, what)
+
+
+def _layernorm(graph: OnnxGraph, x: str, gamma: str, beta: str, epsilon: float):
+    width = graph.shape(x)[-1]
+    gamma_vector = _affine_parameter(graph, gamma, width, "scale", 1.0)
+    beta_vector = _affine_parameter(graph, beta, width, "bias", 0.0)
+
+    def emit(emitter: Emitter) -> SSAValue:
+        return emitter.op(
+            ta.LayerNormOp(
+                emitter.value(x),
+                emitter.constant(gamma_vector),
+                emitter.constant(beta_vector),
+                epsilon=epsilon,
+            )
+        )
+
+    return emit
+
+
+def layernorm_op(graph: OnnxGraph, node: Node) -> Match:
+    x = activation(graph, node)
+    rank = len(graph.shape(x))
+    if normalize_axis(node.attr("axis", -1), rank) != rank - 1:
+        raise Mismatch("only normalization over the last axis is supported")
+    epsilon = node.attr("epsilon", DEFAULT_EPSILON)
+    return single(node, _layernorm(graph, x, node.inputs[1], node.input(2), epsilon))
+
+
+def _last_axis_mean(graph: OnnxGraph, name: str) -> Node:
+    """The `ReduceMean(axes=[-1], keepdims=1)` computing `name`."""
+    node = graph.producer_of(name, "ReduceMean")
+    rank = len(graph.shape(node.inputs[0]))
+    if reduce_axes(graph, node) != [rank - 1] or not node.attr("keepdims", 1):
+        raise Mismatch(f"{node.label()} is not a mean over the last axis with keepdims")
+    return node
+
+
+def layernorm_decomposition(graph: OnnxGraph, root: Node) -> Match:
+    """`ReduceMean, Sub, Pow(2), ReduceMean, Add(eps), Sqrt, Div`, then optionally `Mul(gamma)`
+    and `Add(beta)`, as older exporters emit layer norm."""
+    affine: list[Node] = []
+    parameters = {"gamma": "", "beta": ""}
+    name = root.outputs[0]
+    for op_type, parameter in (("Add", "beta"), ("Mul", "gamma")):
+        node = graph.producer(name)
+        if node is not None and node.op_type == op_type:
+            name, parameters[parameter] = constant_operand(graph, node)
+            affine.insert(0, node)
+    div = graph.producer_of(name, "Div")
+    centered, deviation = div.inputs
+    sqrt = graph.producer_of(deviation, "Sqrt")
+    add_epsilon = graph.producer_of(sqrt.inputs[0], "Add")
+    variance_name, epsilon_name = constant_operand(graph, add_epsilon)
+    epsilon = scalar(graph.constant(epsilon_name))
+    if epsilon is None:
+        raise Mismatch(f"epsilon '{epsilon_name}' is not a scalar")
+    variance = _last_axis_mean(graph, variance_name)
+    power = graph.producer_of(variance.inputs[0], "Pow")
+    if power.inputs[0] != centered or scalar(graph.constant(power.inputs[1])) != 2.0:
+        raise Mismatch(f"{power.label()} is not the square of the centered input")
+    sub = graph.producer_of(centered, "Sub")
+    x, mean_name = sub.inputs
+    input_mean = _last_axis_mean(graph, mean_name)
+    if input_mean.inputs[0] != x:
+        raise Mismatch(f"{sub.label()} does not center its input on its mean")
+    nodes = (input_mean, sub, power, variance, add_epsilon, sqrt, div, *affine)
+    emit = _layernorm(graph, x, parameters["gamma"], parameters["beta"], epsilon)
+    return Match(root, nodes, emit)
+
+
+def _gelu(x: str):
+    return lambda emitter: emitter.op(ta.GeluOp(emitter.value(x)))
+
+
+def gelu_op(graph: OnnxGraph, node: Node) -> Match:
+    if node.attr("approximate", "none") != "none":
+        raise Mismatch(f"approximate='{node.attr('approximate')}' is not supported (only 'none')")
+    return single(node, _gelu(activation(graph, node)))
+
+
+def _erf_term(graph: OnnxGraph, name: str, x: str) -> tuple[Node, Node, Node]:
+    """The nodes computing `name` as `1 + erf(x / sqrt 2)`; the division may be a `Div` by
+    sqrt 2 or a `Mul` by 1/sqrt 2."""
+    add = graph.producer_of(name, "Add")
+    erf_name, one = constant_operand(graph, add)
+    erf = graph.producer_of(erf_name, "Erf")
+    scaled = graph.producer(erf.inputs[0])
+    factor = None if scaled is None else scale_factor(graph, scaled)
+    if (
+        scalar(graph.constant(one)) != 1.0
+        or factor is None
+        or factor[0] != x
+        or not is_close(factor[1], 1 / math.sqrt(2))
+    ):
+        raise Mismatch(f"'{name}' is not 1 + erf({x} / sqrt(2))")
+    return scaled, erf, add
+
+
+def gelu_decomposition(graph: OnnxGraph, root: Node) -> Match:
+    """The exporter's erf GELU `x * (1 + erf(x / sqrt 2)) * 0.5`: two `Mul`s of the three
+    factors in any order and association."""
+    reason = Mismatch("not an erf GELU")
+    for outer in (0, 1):
+        inner = graph.producer(root.inputs[1 - outer])
+        if inner is None or inner.op_type != "Mul":
+            continue
+        for half, x, term in itertools.permutations((root.inputs[outer], *inner.inputs)):
+            if scalar(graph.constant(half)) != 0.5:
+                continue
+            try:
+                return Match(root, (*_erf_term(graph, term, x), inner, root), _gelu(x))
+            except Mismatch as mismatch:
+                reason = mismatch
+    raise reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Single-node ops
+# ---------------------------------------------------------------------------------------------
+
+
+def residual_add(graph: OnnxGraph, node: Node) -> Match:
+    lhs, rhs = node.inputs
+    if graph.is_constant(lhs) or graph.is_constant(rhs):
+        raise Mismatch(
+            "Add of a constant is only supported as a linear bias or inside a layer-norm or "
+            "GELU pattern"
+        )
+    if graph.shape(lhs) != graph.shape(rhs):
+        raise Mismatch(
+            f"Add of shapes {list(graph.shape(lhs))} and {list(graph.shape(rhs))} broadcasts; "
+            "only equal shapes are supported"
+        )
+    return single(
+        node, lambda emitter: emitter.op(ta.AddOp(emitter.value(lhs), emitter.value(rhs)))
+    )
+
+
+def relu(graph: OnnxGraph, node: Node) -> Match:
+    x = activation(graph, node)
+    return single(node, lambda emitter: emitter.op(ta.ReluOp(emitter.value(x))))
+
+
+def softmax(graph: OnnxGraph, node: Node) -> Match:
+    x = activation(graph, node)
+    if not softmax_is_over_last_axis(graph, node):
+        raise Mismatch("only a softmax over the last axis is supported")
+    return single(node, lambda emitter: emitter.op(ta.SoftmaxOp(emitter.value(x))))
+
+
+def mean(graph: OnnxGraph, node: Node) -> Match:
+    x = activation(graph, node)
+    axes = reduce_axes(graph, node)
+    if len(axes) != 1:
+        raise Mismatch(f"a mean over several axes {axes} is not supported")
+    axis = imported_axis(graph.shape(x), axes[0])
+    keepdims = bool(node.attr("keepdims", 1))
+    return single(
+        node,
+        lambda emitter: emitter.op(ta.MeanOp(emitter.value(x), axis=axis, keepdims=keepdims)),
+    )
+
+
+def reshape(graph: OnnxGraph, node: Node) -> Match:
+    """Reshape, Flatten, Squeeze, Unsqueeze: row-major data is unchanged, only the shape."""
+    x = activation(graph, node)
+    shape = squeeze_batch(graph.shape(node.outputs[0]))
+
+    def emit(emitter: Emitter) -> SSAValue:
+        value = emitter.value(x)
+        if value.type.get_shape() == shape:
+            return value
+        return emitter.op(ta.ReshapeOp(value, shape))
+
+    return single(node, emit)
+
+
+def identity(graph: OnnxGraph, node: Node) -> Match:
+    x = activation(graph, node)
+    return single(node, lambda emitter: emitter.value(x))
+
+
+def dropout(graph: OnnxGraph, node: Node) -> Match:
+    """Dropout is the identity at inference, which is all a deployed model does."""
+    training = node.input(2)
+    if training and scalar(graph.constant(training)) != 0:
+        raise Mismatch(f"training_mode '{training}' is not a constant false")
+    return identity(graph, node)
+
+
+def unreadable_constant(graph: OnnxGraph, node: Node) -> Match:
+    raise Mismatch("only numeric tensor constants are supported (not sparse or string ones)")
+
+
+def only_inside(what: str) -> Pattern:
+    """The pattern for an op that is only meaningful as part of `what`."""
+
+    def pattern(graph: OnnxGraph, node: Node) -> Match:
+        raise Mismatch(f"{node.op_type} is only supported inside {what}")
+
+    return pattern

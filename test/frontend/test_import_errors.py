@@ -1,0 +1,212 @@
+"""What the importer refuses, and that it says so in one line naming the node and the reason."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from onnx_graphs import GraphBuilder, attention, linear
+
+from tinyattn.frontend.onnx_import import OnnxImportError, import_model
+
+SEQ, EMBED = 4, 6
+
+
+def _block() -> GraphBuilder:
+    return GraphBuilder([1, SEQ, EMBED])
+
+
+def conv():
+    b = _block()
+    return b.model(b.op("Conv", "x", b.weight(SEQ, SEQ, 3), name="/blocks.0/Conv_3"))
+
+
+def matmul_of_activations():
+    b = _block()
+    return b.model(b.op("MatMul", "x", b.op("Transpose", "x", perm=[0, 2, 1], name="")))
+
+
+def unnamed_matmul_of_activations():
+    b = _block()
+    b.input("y", [1, EMBED, SEQ])
+    return b.model(b.op("MatMul", "x", "y", name=""))
+
+
+def weight_is_an_input():
+    b = GraphBuilder([1, EMBED])
+    b.input("w", [1, EMBED])
+    return b.model(b.op("Gemm", "x", "w", transB=1))
+
+
+def float64_weight():
+    b = GraphBuilder([1, EMBED])
+    return b.model(b.op("Gemm", "x", b.const(np.ones((EMBED, 3)), np.float64)))
+
+
+def scaled_gemm():
+    b = GraphBuilder([1, EMBED])
+    return b.model(b.op("Gemm", "x", b.weight(EMBED, 3), alpha=2.0))
+
+
+def softmax_over_sequence():
+    b = _block()
+    return b.model(b.op("Softmax", "x", axis=1))
+
+
+def add_broadcasting():
+    b = _block()
+    b.input("y", [1, 1, EMBED])
+    return b.model(b.op("Add", "x", "y"))
+
+
+def add_constant():
+    b = _block()
+    return b.model(b.op("Add", "x", b.const(1.0)))
+
+
+def mean_over_batch():
+    b = _block()
+    return b.model(b.op("ReduceMean", "x", axes=[0]))
+
+
+def mean_over_two_axes():
+    b = _block()
+    return b.model(b.op("ReduceMean", "x", axes=[1, 2]))
+
+
+def tanh_gelu():
+    b = GraphBuilder([1, SEQ, EMBED], opset=20)
+    return b.model(b.op("Gelu", "x", approximate="tanh"))
+
+
+def training_dropout():
+    b = _block()
+    return b.model(b.op("Dropout", "x", b.const(0.5), b.const(True, np.bool_)))
+
+
+def leaked_attention_probabilities():
+    """The attention probabilities are also a graph output, so the subgraph cannot become one
+    op; the first node left unmatched is then the head split."""
+    b = _block()
+    out = attention(
+        b,
+        "x",
+        seq=SEQ,
+        embed=EMBED,
+        heads=2,
+        head_dim=3,
+        scalings=[("scores", "Div", math.sqrt(3))],
+    )
+    (softmax,) = [node for node in b.nodes if node.op_type == "Softmax"]
+    return b.model(out, softmax.output[0])
+
+
+def requant_shift():
+    b = _block()
+    b.nodes.append(
+        helper.make_node("RequantShift", ["x"], ["y"], name="/RequantShift_0", domain="quantlib")
+    )
+    return b.model("y")
+
+
+def batch_two():
+    b = GraphBuilder([2, SEQ, EMBED])
+    return b.model(b.op("Relu", "x"))
+
+
+def symbolic_sequence():
+    b = GraphBuilder([1, "seq", EMBED])
+    return b.model(b.op("Relu", "x"))
+
+
+def float16_input():
+    b = _block()
+    model = b.model(b.op("Relu", "x"))
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.FLOAT16
+    return model
+
+
+def symbolic_intermediate():
+    """A declared symbolic shape inside the graph is reported at the node computing it."""
+    b = _block()
+    model = b.model(b.op("Relu", "x"))
+    model.graph.value_info.append(
+        helper.make_tensor_value_info("/Relu_0_output_0", TensorProto.FLOAT, [1, "n", EMBED])
+    )
+    return model
+
+
+def sparse_constant():
+    b = _block()
+    sparse = helper.make_sparse_tensor(
+        helper.make_tensor("values", TensorProto.FLOAT, [1], [1.0]),
+        helper.make_tensor("indices", TensorProto.INT64, [1], [0]),
+        [EMBED],
+    )
+    return b.model(b.op("Add", "x", b.op("Constant", sparse_value=sparse)))
+
+
+def unknown_after_supported():
+    """The first node that cannot be imported is reported, not the last."""
+    b = _block()
+    y = b.op("Transpose", b.op("Sigmoid", linear(b, "x", EMBED, EMBED)), perm=[0, 2, 1])
+    return b.model(y)
+
+
+CASES = {
+    conv: "node '/blocks.0/Conv_3' (Conv): unsupported op type",
+    matmul_of_activations: "node 'Transpose_output_0' (Transpose): Transpose is only supported "
+    "inside an attention pattern",
+    unnamed_matmul_of_activations: "node 'MatMul_output_0' (MatMul): MatMul of two activations "
+    "is only supported inside an attention pattern",
+    weight_is_an_input: "node '/Gemm_0' (Gemm): 'w' is not a constant",
+    float64_weight: "node '/Gemm_1' (Gemm): constant '/Constant_0_output_0' has element type "
+    "float64; only float32 is supported",
+    scaled_gemm: "node '/Gemm_1' (Gemm): alpha=2.0 is not supported (only 1.0)",
+    softmax_over_sequence: "node '/Softmax_0' (Softmax): only a softmax over the last axis is "
+    "supported",
+    add_broadcasting: "node '/Add_0' (Add): Add of shapes [1, 4, 6] and [1, 1, 6] broadcasts; "
+    "only equal shapes are supported",
+    add_constant: "node '/Add_1' (Add): Add of a constant is only supported as a linear bias or "
+    "inside a layer-norm or GELU pattern",
+    mean_over_batch: "node '/ReduceMean_0' (ReduceMean): operating on the batch axis is not "
+    "supported",
+    mean_over_two_axes: "node '/ReduceMean_0' (ReduceMean): a mean over several axes [1, 2] is "
+    "not supported",
+    tanh_gelu: "node '/Gelu_0' (Gelu): approximate='tanh' is not supported (only 'none')",
+    training_dropout: "node '/Dropout_2' (Dropout): training_mode '/Constant_1_output_0' is not "
+    "a constant false",
+    leaked_attention_probabilities: "node '/Transpose_14' (Transpose): Transpose is only "
+    "supported inside an attention pattern",
+    requant_shift: "node '/RequantShift_0' (RequantShift): unsupported op type",
+    batch_two: "input 'x': batch size 2 is not supported; export with batch 1",
+    symbolic_sequence: "input 'x': tensor 'x' has a symbolic dimension 'seq' (axis 1); static "
+    "shapes are required",
+    float16_input: "input 'x': element type FLOAT16 is not supported; only float32",
+    symbolic_intermediate: "node '/Relu_0' (Relu): tensor '/Relu_0_output_0' has a symbolic "
+    "dimension 'n' (axis 1); static shapes are required",
+    sparse_constant: "node '/Constant_0' (Constant): only numeric tensor constants are supported "
+    "(not sparse or string ones)",
+    unknown_after_supported: "node '/Sigmoid_4' (Sigmoid): unsupported op type",
+}
+
+
+@pytest.mark.parametrize("build", CASES, ids=lambda build: build.__name__)
+def test_diagnostic(build):
+    with pytest.raises(OnnxImportError) as error:
+        import_model(build())
+    assert str(error.value) == CASES[build]
+
+
+def test_missing_file_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        import_model(tmp_path / "missing.onnx")
+
+
+def test_corrupt_file(tmp_path):
+    path = tmp_path / "corrupt.onnx"
+    path.write_bytes(b"\x08\x07\x12\xff\xff\xff")
+    with pytest.raises(OnnxImportError, match="^not an ONNX model"):
+        import_model(path)

@@ -1,0 +1,83 @@
+"""`tinyattn-import`: translate an ONNX model into a tinyattn MLIR module.
+
+    tinyattn-import model.onnx [-o out.mlir] [--generic]
+
+Errors are one line `tinyattn-import: error: <file>: <message>` on stderr with exit status 1;
+`-o` is written atomically, so a failed run never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+
+from xdsl.printer import Printer
+
+from tinyattn.frontend.onnx_import import OnnxImportError, import_model
+
+PROG = "tinyattn-import"
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so it is set back at once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Write to a temporary file next to `path`, then rename it over `path`; the file gets the
+    permissions a plain `open` would give it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "w") as stream:
+            os.fchmod(stream.fileno(), 0o666 & ~_umask())
+            stream.write(text)
+        os.replace(temp_path, path)
+    except BaseException:
+        os.unlink(temp_path)
+        raise
+
+
+def _module_text(model_path: str, generic: bool) -> str:
+    text = io.StringIO()
+    Printer(stream=text, print_generic_format=generic).print_op(import_model(model_path))
+    text.write("\n")
+    return text.getvalue()
+
+
+def _error(path: str, message: str) -> int:
+    print(f"{PROG}: error: {path}: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="the ONNX model file")
+    parser.add_argument("-o", "--output", help="write the module here instead of stdout")
+    parser.add_argument(
+        "--generic", action="store_true", help="print the generic op form instead of the custom one"
+    )
+    args = parser.parse_args(argv)
+    try:
+        text = _module_text(args.model, args.generic)
+    except OnnxImportError as error:
+        return _error(args.model, str(error))
+    except OSError as error:
+        return _error(args.model, error.strerror or str(error))
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        _write_atomically(args.output, text)
+    except OSError as error:
+        return _error(args.output, f"cannot write: {error.strerror or error}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """`tinyattn-import`: translate an ONNX model into a tinyattn MLIR module.
 
-    tinyattn-import model.onnx [-o out.mlir] [--generic]
+    tinyattn-import model.onnx [-o out.mlir] [--generic] [--summary] [--elide-weights]
 
 Errors are one line `tinyattn-import: error: <file>: <message>` on stderr with exit status 1;
 `-o` is written atomically, so a failed run never leaves a partial file behind.
@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import sys
 import tempfile
 
 from xdsl.printer import Printer
 
+from tinyattn.dialects.cost import format_summary
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 
 PROG = "tinyattn-import"
@@ -43,11 +45,26 @@ def _write_atomically(path: str, text: str) -> None:
         raise
 
 
-def _module_text(model_path: str, generic: bool) -> str:
+# A dense constant of more than this many characters is elided by --elide-weights.
+_ELIDE_ABOVE = 64
+_DENSE = re.compile(r'dense<("0x[0-9A-Fa-f]*"|\[[^<>]*\])>')
+
+
+def _elide(match: re.Match[str]) -> str:
+    return "dense_resource<__elided__>" if len(match.group(1)) > _ELIDE_ABOVE else match.group(0)
+
+
+def _module_text(model_path: str, generic: bool, summary: bool, elide: bool) -> str:
+    """The module as text; `summary` appends the cost table as comments (still parseable);
+    `elide` replaces large weights like mlir-opt's --mlir-elide-elementsattrs-if-larger."""
+    module = import_model(model_path)
     text = io.StringIO()
-    Printer(stream=text, print_generic_format=generic).print_op(import_model(model_path))
+    Printer(stream=text, print_generic_format=generic).print_op(module)
     text.write("\n")
-    return text.getvalue()
+    result = _DENSE.sub(_elide, text.getvalue()) if elide else text.getvalue()
+    if summary:
+        result += "".join(f"// {line}\n" for line in format_summary(module).splitlines())
+    return result
 
 
 def _error(path: str, message: str) -> int:
@@ -62,9 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--generic", action="store_true", help="print the generic op form instead of the custom one"
     )
+    parser.add_argument(
+        "--summary", action="store_true", help="append a table of MACs and parameters per op"
+    )
+    parser.add_argument(
+        "--elide-weights",
+        action="store_true",
+        help="print large constants as dense_resource<__elided__>, for reading (not parseable)",
+    )
     args = parser.parse_args(argv)
     try:
-        text = _module_text(args.model, args.generic)
+        text = _module_text(args.model, args.generic, args.summary, args.elide_weights)
     except OnnxImportError as error:
         return _error(args.model, str(error))
     except OSError as error:

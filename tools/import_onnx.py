@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import re
 import sys
@@ -45,13 +46,18 @@ def _write_atomically(path: str, text: str) -> None:
         raise
 
 
-# A dense constant of more than this many characters is elided by --elide-weights.
-_ELIDE_ABOVE = 64
-_DENSE = re.compile(r'dense<("0x[0-9A-Fa-f]*"|\[[^<>]*\])>')
+# --elide-weights hides dense constants of more than this many elements.
+_ELIDE_ABOVE = 16
+_DENSE = re.compile(r'dense<(?:"0x[0-9A-Fa-f]*"|\[[^<>]*\])>( : tensor<((?:\d+x)*)\w+>)')
 
 
 def _elide(match: re.Match[str]) -> str:
-    return "dense_resource<__elided__>" if len(match.group(1)) > _ELIDE_ABOVE else match.group(0)
+    elements = math.prod(int(d) for d in match.group(2).split("x") if d)
+    return (
+        match.group(0)
+        if elements <= _ELIDE_ABOVE
+        else "dense_resource<__elided__>" + match.group(1)
+    )
 
 
 def _module_text(model_path: str, generic: bool, summary: bool, elide: bool) -> str:

@@ -338,7 +338,6 @@ class _FunctionConverter:
             out = reshaped(b, destinations[result], _shape(result))
         else:
             out = low.alloc(_shape(result), result.type.get_element_type())
-        if result.name_hint:
             out.name_hint = result.name_hint
         lowering(low, op, [self.refs[v] for v in op.operands], out)
         self.refs[result] = out

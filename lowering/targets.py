@@ -72,6 +72,7 @@ class Target:
     machine: str | None = None  # qemu -M
     qemu_flags: tuple[str, ...] = ()
     stack_size: int = 8 * KiB
+    index_bitwidth: int = 32  # the width of MLIR's `index`: the pointer width
 
     @property
     def is_host(self) -> bool:
@@ -94,15 +95,14 @@ class Target:
         return (f"--target={self.triple}", *self.clang_flags)
 
     @property
-    def llc_args(self) -> tuple[str, ...]:
+    def codegen_args(self) -> tuple[str, ...]:
+        """The target description shared by opt and llc: triple, cpu, features, ABI."""
         mattr = (f"-mattr={self.mattr}",) if self.mattr else ()
-        return (
-            f"-mtriple={self.triple}",
-            f"-mcpu={self.cpu}",
-            *mattr,
-            *self.llc_flags,
-            f"-O{self.llc_opt}",
-        )
+        return (f"-mtriple={self.triple}", f"-mcpu={self.cpu}", *mattr, *self.llc_flags)
+
+    @property
+    def llc_args(self) -> tuple[str, ...]:
+        return (*self.codegen_args, f"-O{self.llc_opt}")
 
 
 _CORE_V = "+xcvmac,+xcvsimd,+xcvmem,+xcvalu,+xcvbi"
@@ -122,6 +122,7 @@ TARGETS: dict[str, Target] = {
             board="host",
             levels=(Memory("RAM", 1024 * MiB),),
             flash=None,
+            index_bitwidth=64,
         ),
         # STM32L4R-class Cortex-M4: 2 MiB flash, 640 KiB SRAM.
         # -O3 lets the ARM backend form SMLAD from int8/int16 multiply-adds.

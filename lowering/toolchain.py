@@ -79,7 +79,7 @@ def _first_error(output: str) -> str:
     return (errors or lines or ["no output"])[0]
 
 
-def _exec(cmd: Sequence[str], what: str, **kwargs) -> subprocess.CompletedProcess[str]:
+def execute(cmd: Sequence[str], what: str, **kwargs) -> subprocess.CompletedProcess[str]:
     """Run a build tool; ToolchainError with its first error line on failure."""
     proc = subprocess.run(list(cmd), capture_output=True, text=True, **kwargs)
     if proc.returncode != 0:
@@ -115,7 +115,7 @@ def compile_c(target: Target, source: Path, out_obj: Path, extra_flags: Sequence
     source, out_obj = Path(source), Path(out_obj)
     with _atomic(out_obj) as tmp:
         cmd = [tool("clang-22"), *_cflags(target), *extra_flags, "-c", str(source), "-o", str(tmp)]
-        _exec(cmd, f"compiling {source.name} for {target.name}")
+        execute(cmd, f"compiling {source.name} for {target.name}")
     return out_obj
 
 
@@ -124,7 +124,7 @@ def compile_ll(target: Target, source: Path, out_obj: Path) -> Path:
     source, out_obj = Path(source), Path(out_obj)
     with _atomic(out_obj) as tmp:
         cmd = [tool("llc-22"), *target.llc_args, "-filetype=obj", str(source), "-o", str(tmp)]
-        _exec(cmd, f"compiling {source.name} for {target.name}")
+        execute(cmd, f"compiling {source.name} for {target.name}")
     return out_obj
 
 
@@ -158,7 +158,7 @@ def build_count_plugin(build_dir: Path) -> Path:
     if not _up_to_date(out, [source]):
         with _atomic(out) as tmp:
             cmd = [tool("clang-22"), "-shared", "-fPIC", "-O2", str(source), "-o", str(tmp)]
-            _exec(cmd, "building the QEMU count plugin")
+            execute(cmd, "building the QEMU count plugin")
     return out
 
 
@@ -214,7 +214,7 @@ def link(target: Target, objects: Sequence[Path], out_elf: Path) -> Path:
     objs = [str(o) for o in objects]
     if target.is_host:
         with _atomic(out_elf) as tmp:
-            _exec([tool("clang-22"), *objs, "-lm", "-o", str(tmp)], f"linking {out_elf.name}")
+            execute([tool("clang-22"), *objs, "-lm", "-o", str(tmp)], f"linking {out_elf.name}")
         return out_elf
 
     ld_dir = out_elf.parent / f"memory-{target.name}"
@@ -233,7 +233,7 @@ def link(target: Target, objects: Sequence[Path], out_elf: Path) -> Path:
 
 
 def _marker_addresses(elf: Path) -> tuple[int, int]:
-    out = _exec([tool("llvm-nm-22"), "--defined-only", str(elf)], f"reading {elf.name}").stdout
+    out = execute([tool("llvm-nm-22"), "--defined-only", str(elf)], f"reading {elf.name}").stdout
     symbols = {name: int(addr, 16) for addr, _, name in (ln.split() for ln in out.splitlines())}
     try:
         # Bit 0 marks Thumb code in Arm symbol values; instruction addresses are even.

@@ -55,7 +55,7 @@ func.func @main(%x: tensor<1x3x4xf32>) -> tensor<1x2xf32> {
 // CHECK:      %g = memref.alloc() {alignment = 16 : i64} : memref<3x4xf32>
 // CHECK:      math.erf
 // CHECK:      %m = memref.alloc() {alignment = 16 : i64} : memref<4xf32>
-// CHECK:      %y = memref.reinterpret_cast %out to offset: [0], sizes: [2], strides: [1] : memref<1x2xf32> to memref<2xf32>
+// CHECK:      memref.reinterpret_cast %out to offset: [0], sizes: [2], strides: [1] : memref<1x2xf32> to memref<2xf32>
 // CHECK:      memref.dealloc %m
 // CHECK-NEXT: func.return
 // CHECK-NOT:  tinyattn.

@@ -1,0 +1,458 @@
+"""The Python API behind tinyattn-compile and tinyattn-run.
+
+compile_model: model file (.onnx or tensor-level .mlir) or module -> lowering -> upstream
+pipeline -> model.o, model.h, model.ll, report.json in one output directory, written atomically.
+run_model: the same, linked with a generated harness and the runtime, run on the target (QEMU or
+natively) and compared with the numpy reference (dialects/interpreter.py).
+
+Every failure a user can cause (unknown target, unreadable model, bad inputs, a model that does
+not fit) is a one-line DriverError; tool failures are one-line ToolchainErrors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import DiagnosticException, ParseError
+
+from . import toolchain
+from .harness import (
+    EXIT_ARENA_OVERRUN,
+    EXIT_IO_FAILED,
+    HEADER,
+    STATS_FILE,
+    check_entry,
+    harness_source,
+    input_file,
+    model_header,
+    output_file,
+)
+from .lowered_model import LoweredModel, TensorSpec
+from .pipeline import lower_to_object
+from .targets import Memory, Target, get_target
+
+# f32 outputs match the reference when np.allclose(ours, reference, rtol, atol) holds. Compiled
+# code sums in its own order (loop nests and tiles, not numpy's pairwise/BLAS order) and computes
+# exp/erf/tanh with polynomials accurate to a few ulp, so bit-exactness is not expected; those
+# effects stay orders of magnitude below 1e-4 relative, which still catches any real bug (a
+# wrong index or constant shows up as O(1) errors). atol covers outputs near zero, where a
+# relative bound means nothing. Integer outputs must match bit for bit.
+F32_RTOL = 1e-4
+F32_ATOL = 1e-5
+
+Source = Path | str | ModuleOp | LoweredModel
+Lower = Callable[[ModuleOp, Target], LoweredModel]
+Reference = Callable[[Sequence[np.ndarray]], Sequence[np.ndarray]]
+
+
+class DriverError(Exception):
+    """A problem with the user's model, inputs or target; the message is one line."""
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    out_dir: Path
+    target: Target
+    lowered: LoweredModel
+    module: ModuleOp | None  # the tensor-level module; None when compiled from a LoweredModel
+    code_bytes: int
+    report: dict  # the contents of report.json
+
+    @property
+    def obj(self) -> Path:
+        return self.out_dir / "model.o"
+
+    @property
+    def header(self) -> Path:
+        return self.out_dir / HEADER
+
+
+@dataclass(frozen=True)
+class RunReport:
+    target: str
+    match: bool
+    max_abs_error: float
+    max_rel_error: float
+    instructions: int | None  # None on the host (nothing counts there)
+    macs: int
+    mac_per_instruction: float | None
+    params_bytes: int
+    activation_peak_bytes: int
+    arena_bytes: dict[str, int]  # per memory level
+    code_bytes: int
+    dma_bytes: int
+    outputs: tuple[np.ndarray, ...] = field(repr=False, compare=False)
+
+    def as_dict(self) -> dict:
+        """The report without the output arrays; non-finite errors (NaN outputs) as null, so
+        the result is strict JSON."""
+        fields = {k: v for k, v in asdict(self).items() if k != "outputs"}
+        return {
+            k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in fields.items()
+        }
+
+    def format(self) -> str:
+        """The report for people: match and errors, instructions, memory."""
+        verdict = "yes" if self.match else "NO"
+        count = "not counted on host" if self.instructions is None else f"{self.instructions:,}"
+        if self.mac_per_instruction is not None:
+            count += f" ({self.mac_per_instruction:.3f} MAC/instruction)"
+        arenas = ", ".join(f"{level} {size:,} B" for level, size in self.arena_bytes.items())
+        rows = [
+            ("target", self.target),
+            ("match", f"{verdict} (rtol {F32_RTOL:g}, atol {F32_ATOL:g} for f32; exact for int)"),
+            ("max abs error", f"{self.max_abs_error:.3g}"),
+            ("max rel error", f"{self.max_rel_error:.3g}"),
+            ("instructions", count),
+            ("MACs", f"{self.macs:,}"),
+            ("params", f"{self.params_bytes:,} B"),
+            ("activations", f"{self.activation_peak_bytes:,} B peak ({arenas or 'no arena'})"),
+            ("code", f"{self.code_bytes:,} B"),
+            ("DMA traffic", f"{self.dma_bytes:,} B"),
+        ]
+        return "\n".join(f"{name:<14} {value}" for name, value in rows)
+
+
+def _target(target: str | Target) -> Target:
+    if isinstance(target, Target):
+        return target
+    try:
+        return get_target(target)
+    except ValueError as error:
+        raise DriverError(str(error)) from None
+
+
+def parse_mlir(path: Path) -> ModuleOp:
+    """A tensor-level module from a .mlir file, parsed and verified with tinyattn-opt's dialects."""
+    from tinyattn.tools.opt import TinyattnOptMain, verify_one_line
+
+    parser = Parser(TinyattnOptMain(args=[]).ctx, path.read_text(), str(path))
+    try:
+        module = parser.parse_module()
+        verify_one_line(module, {})
+    except ParseError as error:
+        where = error.span.get_location()
+        raise DriverError(f"{where.file}:{where.line}:{where.col}: {error.msg}") from None
+    except DiagnosticException as error:
+        raise DriverError(f"{path}: {str(error).splitlines()[0]}") from None
+    return module
+
+
+def load_model(path: Path | str) -> ModuleOp:
+    """The tensor-level module of a .onnx or .mlir file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DriverError(f"{path}: no such file")
+    if path.suffix == ".onnx":
+        from tinyattn.frontend.onnx_import import OnnxImportError, import_model
+
+        try:
+            return import_model(path)
+        except OnnxImportError as error:
+            raise DriverError(f"{path}: {error}") from None
+    if path.suffix == ".mlir":
+        return parse_mlir(path)
+    raise DriverError(f"{path}: unknown model format (expected .onnx or .mlir)")
+
+
+def _default_lower(module: ModuleOp, target: Target) -> LoweredModel:
+    try:
+        from tinyattn.lowering.lower import lower_module
+    except ModuleNotFoundError as error:
+        if error.name != "tinyattn.lowering.lower":
+            raise
+        raise DriverError(
+            "the tinyattn lowering (tinyattn.lowering.lower) is not there yet"
+        ) from None
+    return lower_module(module, target)
+
+
+def _lowered(
+    source: Source, target: Target, lower: Lower | None
+) -> tuple[ModuleOp | None, LoweredModel]:
+    if isinstance(source, LoweredModel):
+        return None, source
+    module = source if isinstance(source, ModuleOp) else load_model(source)
+    return module, (lower or _default_lower)(module, target)
+
+
+def check_fits(lowered: LoweredModel, target: Target) -> None:
+    """Fail early, with the numbers, when the arenas (plus the stack, which shares L2) or the
+    weights exceed the target's memories; the linker has the last word on runnable targets."""
+    regions = {"L1": target.l1, "L2": target.l2}
+    needed: dict[Memory, int] = {target.l2: target.stack_size}
+    for arena in lowered.arenas:
+        memory = regions[arena.level]
+        needed[memory] = needed.get(memory, 0) + arena.size
+    for memory, size in needed.items():
+        if size > memory.size:
+            users = [
+                f"{a.level} arena {a.size}" for a in lowered.arenas if regions[a.level] == memory
+            ]
+            if memory == target.l2:
+                users.append(f"stack {target.stack_size}")
+            raise DriverError(
+                f"model does not fit {target.name}: {' + '.join(users)} bytes exceed "
+                f"{memory.name} ({memory.size} bytes) by {size - memory.size} bytes"
+            )
+    if target.flash is not None and lowered.params_bytes > target.flash.size:
+        raise DriverError(
+            f"model does not fit {target.name}: {lowered.params_bytes} bytes of weights exceed "
+            f"{target.flash.name} ({target.flash.size} bytes)"
+        )
+
+
+@contextmanager
+def _staged(out_dir: Path) -> Iterator[Path]:
+    """A scratch directory next to out_dir whose files move into out_dir only on success, so a
+    failure leaves out_dir as it was (and creates none)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield scratch
+        if out_dir.is_dir():
+            for path in scratch.iterdir():
+                os.replace(path, out_dir / path.name)
+        else:
+            os.replace(scratch, out_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _spec_json(spec: TensorSpec) -> dict:
+    return {"name": spec.name, "shape": list(spec.shape), "dtype": np.dtype(spec.dtype).name}
+
+
+def _compile(
+    module: ModuleOp | None, lowered: LoweredModel, target: Target, out_dir: Path, keep_stages: bool
+) -> CompileResult:
+    try:
+        check_entry(lowered)
+    except ValueError as error:
+        raise DriverError(str(error)) from None
+    check_fits(lowered, target)
+    with _staged(out_dir) as scratch:
+        artifacts = lower_to_object(lowered, target, scratch, keep_stages)
+        (scratch / HEADER).write_text(model_header(lowered, target.name))
+        report = {
+            "target": target.name,
+            "entry": lowered.entry,
+            "params_bytes": lowered.params_bytes,
+            "macs": lowered.macs,
+            "activation_peak_bytes": lowered.activation_peak_bytes,
+            "code_bytes": artifacts.code_bytes,
+            "arenas": {arena.level: arena.size for arena in lowered.arenas},
+            "inputs": [_spec_json(spec) for spec in lowered.inputs],
+            "outputs": [_spec_json(spec) for spec in lowered.outputs],
+        }
+        (scratch / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return CompileResult(out_dir, target, lowered, module, artifacts.code_bytes, report)
+
+
+def compile_model(
+    source: Source,
+    target: str | Target,
+    out_dir: Path | str,
+    keep_stages: bool = False,
+    lower: Lower | None = None,
+) -> CompileResult:
+    """Compile a model for `target` into out_dir: model.o, model.h, model.ll, report.json and,
+    with keep_stages, the pipeline's intermediate files. `lower` turns the tensor-level module
+    into a LoweredModel (default: tinyattn.lowering.lower.lower_module); a LoweredModel source
+    skips it."""
+    target = _target(target)
+    module, lowered = _lowered(source, target, lower)
+    return _compile(module, lowered, target, Path(out_dir), keep_stages)
+
+
+def load_inputs(path: Path | str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, in file order."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except FileNotFoundError:
+        raise DriverError(f"{path}: no such file") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        raise DriverError(f"{path}: not a readable .npz file ({error})") from None
+
+
+def match_inputs(
+    arrays: Mapping[str, np.ndarray] | Sequence[np.ndarray], specs: Sequence[TensorSpec]
+) -> list[np.ndarray]:
+    """The model's inputs in order: by name when every input name is present, else by position;
+    each must have exactly the spec's shape and dtype."""
+    names = [spec.name for spec in specs]
+    if isinstance(arrays, Mapping) and set(names) <= arrays.keys():
+        ordered = [arrays[name] for name in names]
+    else:
+        ordered = list(arrays.values() if isinstance(arrays, Mapping) else arrays)
+        if len(ordered) != len(specs):
+            given = f"{list(arrays)}" if isinstance(arrays, Mapping) else f"{len(ordered)} arrays"
+            raise DriverError(
+                f"inputs: the model takes {len(specs)} ({', '.join(names)}); got {given}"
+            )
+    for spec, array in zip(specs, ordered, strict=True):
+        array = np.asarray(array)
+        if array.shape != spec.shape or array.dtype != np.dtype(spec.dtype):
+            raise DriverError(
+                f"input '{spec.name}': expected {np.dtype(spec.dtype)} {list(spec.shape)}, "
+                f"got {array.dtype} {list(array.shape)}"
+            )
+    return [np.ascontiguousarray(array) for array in ordered]
+
+
+def random_inputs(specs: Sequence[TensorSpec], seed: int) -> list[np.ndarray]:
+    """Float inputs standard normal, integer inputs uniform over their dtype's range."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in specs:
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            arrays.append(rng.standard_normal(spec.shape).astype(dtype))
+        else:
+            info = np.iinfo(dtype)
+            arrays.append(rng.integers(info.min, info.max, spec.shape, dtype, endpoint=True))
+    return arrays
+
+
+def _tensor_reference(module: ModuleOp, entry: str) -> Reference:
+    """The numpy golden model of the tensor-level module: its only function, or `entry`."""
+    from tinyattn.dialects.interpreter import evaluate
+
+    functions = [op for op in module.ops if isinstance(op, func.FuncOp)]
+    if len(functions) != 1:
+        functions = [f for f in functions if f.sym_name.data == entry]
+    if len(functions) != 1:
+        raise DriverError(f"cannot tell which function of the module is the model ('{entry}'?)")
+    function = functions[0]
+    shapes = [
+        t.get_shape() for t in function.function_type.inputs.data if isinstance(t, TensorType)
+    ]
+
+    def reference(inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        args = [x.reshape(shape) for x, shape in zip(inputs, shapes, strict=True)]
+        return evaluate(module, args, entry=function.sym_name.data)
+
+    return reference
+
+
+def compare(ours: np.ndarray, reference: np.ndarray) -> tuple[bool, float, float]:
+    """(match, max |ours - ref|, max |ours - ref| / max |ref|): f32 within F32_RTOL/F32_ATOL,
+    integers exactly."""
+    if ours.size != reference.size:
+        raise DriverError(f"an output has {ours.size} elements; the reference has {reference.size}")
+    ours = ours.reshape(reference.shape)
+    difference = np.abs(ours.astype(np.float64) - reference.astype(np.float64))
+    abs_error = float(difference.max(initial=0.0))
+    scale = float(np.abs(reference.astype(np.float64)).max(initial=0.0))
+    rel_error = abs_error / scale if scale else (0.0 if abs_error == 0 else float("inf"))
+    if reference.dtype.kind == "f":
+        match = bool(np.allclose(ours, reference, rtol=F32_RTOL, atol=F32_ATOL))
+    else:
+        match = bool(np.array_equal(ours, reference))
+    return match, abs_error, rel_error
+
+
+@contextmanager
+def _directory(path: Path | str | None) -> Iterator[Path]:
+    if path is not None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="tinyattn-run-") as scratch:
+        yield Path(scratch)
+
+
+def run_model(
+    source: Source,
+    target: str | Target,
+    inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None = None,
+    seed: int = 0,
+    work_dir: Path | str | None = None,
+    lower: Lower | None = None,
+    reference: Reference | None = None,
+    build_dir: Path | str | None = None,
+) -> RunReport:
+    """Compile, link with a harness and the runtime, run on `target`, and compare the outputs
+    with `reference` (default: the numpy interpreter on the tensor-level module).
+
+    Inputs are matched to the model's by name or position (match_inputs); without them they
+    are random from `seed`. work_dir keeps the build and the run's files (default: a temporary
+    directory); build_dir caches the runtime and the QEMU plugin across runs (default:
+    work_dir).
+    """
+    target = _target(target)
+    if not target.runnable:
+        raise DriverError(
+            f"{target.name} is compile-only (QEMU cannot run it); use tinyattn-compile"
+        )
+    module, lowered = _lowered(source, target, lower)
+    if reference is None:
+        if module is None:
+            raise DriverError("a LoweredModel has no tensor-level module: pass a reference")
+        reference = _tensor_reference(module, lowered.entry)
+    arrays = (
+        random_inputs(lowered.inputs, seed)
+        if inputs is None
+        else match_inputs(inputs, lowered.inputs)
+    )
+    expected = [np.asarray(r) for r in reference(arrays)]
+    with _directory(work_dir) as work:
+        build = Path(build_dir) if build_dir is not None else work
+        compiled = _compile(module, lowered, target, work / "model", keep_stages=False)
+        (work / "harness.c").write_text(harness_source(lowered))
+        harness = toolchain.compile_c(
+            target, work / "harness.c", work / "harness.o", extra_flags=(f"-I{compiled.out_dir}",)
+        )
+        runtime = toolchain.build_runtime(target, build)
+        elf = toolchain.link(target, [compiled.obj, harness, *runtime], work / "model.elf")
+        run_dir = work / "run"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir()
+        for index, array in enumerate(arrays):
+            (run_dir / input_file(index)).write_bytes(array.tobytes())
+        result = toolchain.run(target, elf, run_dir, build_dir=build)
+        if result.exit_code != 0:
+            reason = {EXIT_IO_FAILED: " (file I/O)", EXIT_ARENA_OVERRUN: " (arena overrun)"}
+            console = " | ".join(result.console.strip().splitlines()[-3:])
+            raise DriverError(
+                f"{elf.name} failed on {target.name} with exit code {result.exit_code}"
+                f"{reason.get(result.exit_code, '')}: {console}"
+            )
+        outputs = tuple(
+            np.fromfile(run_dir / output_file(index), np.dtype(spec.dtype)).reshape(spec.shape)
+            for index, spec in enumerate(lowered.outputs)
+        )
+        dma_bytes = int(np.fromfile(run_dir / STATS_FILE, "<u8")[0])
+    if len(expected) != len(outputs):
+        raise DriverError(f"the model has {len(outputs)} outputs; the reference {len(expected)}")
+    results = [compare(ours, ref) for ours, ref in zip(outputs, expected, strict=True)]
+    instructions = result.instructions
+    return RunReport(
+        target=target.name,
+        match=all(match for match, _, _ in results),
+        max_abs_error=max((abs_error for _, abs_error, _ in results), default=0.0),
+        max_rel_error=max((rel_error for _, _, rel_error in results), default=0.0),
+        instructions=instructions,
+        macs=lowered.macs,
+        mac_per_instruction=lowered.macs / instructions if instructions else None,
+        params_bytes=lowered.params_bytes,
+        activation_peak_bytes=lowered.activation_peak_bytes,
+        arena_bytes={arena.level: arena.size for arena in lowered.arenas},
+        code_bytes=compiled.code_bytes,
+        dma_bytes=dma_bytes,
+        outputs=outputs,
+    )

@@ -1,0 +1,282 @@
+"""The C side of a compiled model: its header (model.h) and the test harness (harness.c).
+
+model.h is the model's documented C API: the entry prototype and #defines for every input,
+output and arena. harness.c is the program the driver links with the model and the runtime to
+run it: it reads each input from in<i>.bin, calls the entry between the counting markers,
+writes each output to out<i>.bin and the DMA traffic to stats.bin. Canary bytes right after
+each arena's last byte (no padding between) catch a model that writes past its arena.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import MemRefType
+
+from tinyattn.dialects.dense import numpy_dtype
+
+from .lowered_model import ArenaSpec, LoweredModel, TensorSpec
+
+HEADER = "model.h"
+STATS_FILE = "stats.bin"  # one little-endian uint64: bytes moved by DMA during the run
+EXIT_IO_FAILED = 2  # an input file is missing or has the wrong size, or a write failed
+EXIT_ARENA_OVERRUN = 4  # a canary after an arena was overwritten (3 is TA_EXIT_TRAP)
+CANARY = (0xDE, 0xC0, 0x11, 0x7A)  # arbitrary, unlikely as data
+ARENA_SECTIONS = {"L1": ".tinyattn.l1", "L2": ".tinyattn.l2"}  # placed by runtime/link.ld
+
+_C_TYPES = {
+    np.dtype(np.float32): "float",
+    np.dtype(np.float64): "double",
+    **{np.dtype(f"{s}int{w}"): f"{s}int{w}_t" for s in ("", "u") for w in (8, 16, 32, 64)},
+}
+# Symbols the harness and the runtime define, which an entry must not shadow.
+_RESERVED = re.compile(r"main|ta_\w*|mem(cpy|set|move)|(floor|ceil|trunc|round|roundeven)f")
+
+
+def input_file(index: int) -> str:
+    return f"in{index}.bin"
+
+
+def output_file(index: int) -> str:
+    return f"out{index}.bin"
+
+
+def c_type(dtype: np.dtype) -> str:
+    try:
+        return _C_TYPES[np.dtype(dtype)]
+    except KeyError:
+        raise ValueError(f"no C type for element type {dtype}") from None
+
+
+def arena_name(arena: ArenaSpec) -> str:
+    return f"arena_{arena.level.lower()}"
+
+
+def check_entry(lowered: LoweredModel) -> None:
+    """Raise ValueError unless the entry function has the signature the specs describe:
+    (*inputs, *outputs, *arenas) as static memrefs of those shapes and element types, with
+    at most one arena per known level; a mismatch would otherwise be a silently wrong call."""
+    entry = lowered.entry
+    if _RESERVED.fullmatch(entry):
+        raise ValueError(f"entry function '{entry}' clashes with a harness or runtime symbol")
+    functions = [op for op in lowered.module.walk() if isinstance(op, func.FuncOp)]
+    found = [f for f in functions if f.sym_name.data == entry]
+    if not found:
+        raise ValueError(f"the lowered module has no entry function '{entry}'")
+    levels = [arena.level for arena in lowered.arenas]
+    if len(set(levels)) != len(levels) or not set(levels) <= ARENA_SECTIONS.keys():
+        raise ValueError(f"arena levels must be distinct, among L1/L2; got {', '.join(levels)}")
+    expected = [
+        *((spec.shape, np.dtype(spec.dtype)) for spec in (*lowered.inputs, *lowered.outputs)),
+        *(((arena.size,), np.dtype(np.int8)) for arena in lowered.arenas),
+    ]
+    actual = [
+        (tuple(t.get_shape()), numpy_dtype(t.get_element_type()))
+        if isinstance(t, MemRefType)
+        else (None, None)
+        for t in found[0].function_type.inputs.data
+    ]
+    if actual != expected:
+        raise ValueError(
+            f"entry '{entry}' takes {_describe(actual)} but the model specs describe "
+            f"{_describe(expected)}"
+        )
+
+
+def _describe(signature: list[tuple[tuple[int, ...] | None, np.dtype | None]]) -> str:
+    return (
+        "(" + ", ".join("non-memref" if s is None else f"{list(s)} {d}" for s, d in signature) + ")"
+    )
+
+
+def _prefix(lowered: LoweredModel) -> str:
+    return re.sub(r"\W", "_", lowered.entry).upper()
+
+
+def _tensors(lowered: LoweredModel) -> list[tuple[str, TensorSpec]]:
+    """(C variable, spec) of every input then every output: in0, in1, ..., out0, ..."""
+    return [
+        *((f"in{i}", s) for i, s in enumerate(lowered.inputs)),
+        *((f"out{i}", s) for i, s in enumerate(lowered.outputs)),
+    ]
+
+
+def _tensor_defines(prefix: str, var: str, spec: TensorSpec) -> list[str]:
+    name = f"{prefix}_{var.upper()}"
+    return [
+        f'#define {name}_NAME "{spec.name}"',
+        f"#define {name}_TYPE {c_type(spec.dtype)}",
+        f"#define {name}_RANK {len(spec.shape)}",
+        f"#define {name}_SHAPE {{{', '.join(map(str, spec.shape))}}}",
+        f"#define {name}_ELEMENTS {int(np.prod(spec.shape, dtype=np.int64))}",
+        f"#define {name}_BYTES {spec.nbytes}",
+    ]
+
+
+def _prototype(lowered: LoweredModel) -> str:
+    inputs = {f"in{i}" for i in range(len(lowered.inputs))}
+    params = [
+        *(f"{'const ' * (v in inputs)}{c_type(s.dtype)} *{v}" for v, s in _tensors(lowered)),
+        *(f"uint8_t *{arena_name(a)}" for a in lowered.arenas),
+    ]
+    return f"void {lowered.entry}({', '.join(params)});"
+
+
+def model_header(lowered: LoweredModel, target_name: str) -> str:
+    """model.h: the C API of the compiled model."""
+    check_entry(lowered)
+    prefix = _prefix(lowered)
+    guard = f"{prefix}_MODEL_H"
+    arena_bytes = {a.level: f"{prefix}_{arena_name(a).upper()}_BYTES" for a in lowered.arenas}
+    defines = [
+        f"#define {prefix}_NUM_INPUTS {len(lowered.inputs)}",
+        f"#define {prefix}_NUM_OUTPUTS {len(lowered.outputs)}",
+        *(line for v, s in _tensors(lowered) for line in _tensor_defines(prefix, v, s)),
+        *(f"#define {arena_bytes[a.level]} {a.size}" for a in lowered.arenas),
+        f"#define {prefix}_PARAMS_BYTES {lowered.params_bytes}",
+        f"#define {prefix}_MACS {lowered.macs}",
+    ]
+    described = [
+        *(f" *   {v}: '{s.name}', {c_type(s.dtype)}{list(s.shape)}" for v, s in _tensors(lowered)),
+        *(
+            f" *   {arena_name(a)}: {a.size} bytes of {a.level} ({ARENA_SECTIONS[a.level]})"
+            for a in lowered.arenas
+        ),
+    ]
+    usage = [
+        *(
+            f" *   static uint8_t {arena_name(a)}[{arena_bytes[a.level]}]\n"
+            f' *       __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned(16)));'
+            for a in lowered.arenas
+        ),
+        f" *   {_call(lowered, [arena_name(a) for a in lowered.arenas])}",
+    ]
+    return "\n".join(
+        [
+            f"/* {HEADER}: C API of the tinyattn model '{lowered.entry}' for {target_name}.",
+            " * Generated by tinyattn; do not edit.",
+            " *",
+            f" *   {_prototype(lowered)}",
+            " *",
+            " * Tensors are dense and row-major (C order):",
+            *described,
+            " *",
+            " * Inputs are only read; every output element is written. An arena is scratch",
+            " * memory for activations in one memory level: at least <ARENA>_BYTES bytes,",
+            " * 16-byte aligned, in that level's memory (the section above, placed by tinyattn's",
+            " * linker script). It needs no initialisation and each call overwrites it, so calls",
+            " * sharing an arena must not overlap. Weights are in the object's read-only data.",
+            " *",
+            *usage,
+            " */",
+            f"#ifndef {guard}",
+            f"#define {guard}",
+            "",
+            "#include <stdint.h>",
+            "",
+            *defines,
+            "",
+            "#ifdef __cplusplus",
+            'extern "C" {',
+            "#endif",
+            "",
+            _prototype(lowered),
+            "",
+            "#ifdef __cplusplus",
+            "}",
+            "#endif",
+            "",
+            f"#endif /* {guard} */",
+            "",
+        ]
+    )
+
+
+def _call(lowered: LoweredModel, arenas: list[str]) -> str:
+    return f"{lowered.entry}({', '.join([v for v, _ in _tensors(lowered)] + arenas)});"
+
+
+def harness_source(lowered: LoweredModel) -> str:
+    """harness.c: runs the model once on in<i>.bin, writes out<i>.bin and stats.bin."""
+    check_entry(lowered)
+    prefix = _prefix(lowered)
+    buffers = [
+        *(
+            f"static {c_type(s.dtype)} {v}[{prefix}_{v.upper()}_ELEMENTS] "
+            "__attribute__((aligned(16)));"
+            for v, s in _tensors(lowered)
+        ),
+        *(
+            f"static struct arena_{a.level.lower()} {{ uint8_t data[{prefix}_"
+            f"{arena_name(a).upper()}_BYTES]; uint8_t canary[sizeof CANARY]; }} {arena_name(a)}\n"
+            f'    __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned(16)));'
+            for a in lowered.arenas
+        ),
+    ]
+    reads = [
+        f'  if (ta_read_file("{input_file(i)}", in{i}, sizeof in{i}) != 0)\n'
+        f'    return fail("cannot read {input_file(i)} ({s.nbytes} bytes expected)\\n", '
+        f"{EXIT_IO_FAILED});"
+        for i, s in enumerate(lowered.inputs)
+    ]
+    arm = [f"  set_canary({arena_name(a)}.canary);" for a in lowered.arenas]
+    checks = [
+        f"  if (!canary_intact({arena_name(a)}.canary))\n"
+        f'    return fail("arena {a.level} overrun: the bytes after its last one were '
+        f'overwritten\\n", {EXIT_ARENA_OVERRUN});'
+        for a in lowered.arenas
+    ]
+    writes = [
+        f'  if (ta_write_file("{output_file(i)}", out{i}, sizeof out{i}) != 0)\n'
+        f'    return fail("cannot write {output_file(i)}\\n", {EXIT_IO_FAILED});'
+        for i in range(len(lowered.outputs))
+    ]
+    return "\n".join(
+        [
+            f"/* harness.c: runs '{lowered.entry}' once for tinyattn-run. Generated; do not edit.",
+            f" * Exit codes: 0 ok, {EXIT_IO_FAILED} file I/O failed, {EXIT_ARENA_OVERRUN} arena "
+            "overrun (3 is the runtime's trap). */",
+            '#include "tinyattn_rt.h"',
+            f'#include "{HEADER}"',
+            "",
+            f"static const uint8_t CANARY[] = {{{', '.join(f'{b:#04x}' for b in CANARY)}}};",
+            "",
+            *buffers,
+            "",
+            "static void set_canary(uint8_t *canary) {",
+            "  for (unsigned i = 0; i < sizeof CANARY; i++)",
+            "    canary[i] = CANARY[i];",
+            "}",
+            "",
+            "/* volatile: the model wrote through a pointer the compiler cannot see. */",
+            "static int canary_intact(const volatile uint8_t *canary) {",
+            "  for (unsigned i = 0; i < sizeof CANARY; i++)",
+            "    if (canary[i] != CANARY[i])",
+            "      return 0;",
+            "  return 1;",
+            "}",
+            "",
+            "static int fail(const char *message, int code) {",
+            '  ta_puts("harness: ");',
+            "  ta_puts(message);",
+            "  return code;",
+            "}",
+            "",
+            "int main(void) {",
+            *reads,
+            *arm,
+            "  ta_count_begin();",
+            f"  {_call(lowered, [f'{arena_name(a)}.data' for a in lowered.arenas])}",
+            "  ta_count_end();",
+            *checks,
+            *writes,
+            "  unsigned long long dma_bytes = ta_dma_bytes_moved();",
+            f'  if (ta_write_file("{STATS_FILE}", &dma_bytes, sizeof dma_bytes) != 0)',
+            f'    return fail("cannot write {STATS_FILE}\\n", {EXIT_IO_FAILED});',
+            "  return 0;",
+            "}",
+            "",
+        ]
+    )

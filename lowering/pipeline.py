@@ -1,0 +1,119 @@
+"""The upstream half of code generation: a memref-level module to a target object file.
+
+    xDSL (generic MLIR) -> mlir-opt-22 -> llvm dialect -> mlir-translate-22 -> LLVM IR
+        -> opt-22 -O2 -> llc-22 -> model.o
+
+xDSL prints the module in generic form, which upstream MLIR parses whatever custom syntax xDSL
+uses. opt-22 gets the target's triple, cpu and features: the translated module carries neither
+triple nor data layout, and without them opt assumes 64-bit pointers and widens every 32-bit
+address computation to i64. llc-22 runs no IR optimization of its own (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from xdsl.printer import Printer
+
+from . import toolchain
+from .lowered_model import LoweredModel
+from .targets import Target
+
+# The mlir-opt-22 pipeline from memref/scf/arith/math to the llvm dialect, in order; `{index}` is
+# the target's index width. Every conversion gets it explicitly (--convert-to-llvm would ignore
+# it). Math goes to polynomials first: the boards have no libm, and the few rounding libcalls
+# that remain (floorf, ...) come from the runtime. Bare-pointer memrefs give C signatures.
+MLIR_OPT_PASSES = (
+    "--test-math-polynomial-approximation",
+    "--convert-linalg-to-loops",
+    "--lower-affine",
+    "--convert-scf-to-cf",
+    "--canonicalize",
+    "--cse",
+    "--expand-strided-metadata",
+    "--finalize-memref-to-llvm=index-bitwidth={index}",
+    "--convert-math-to-llvm",
+    "--convert-arith-to-llvm=index-bitwidth={index}",
+    "--convert-index-to-llvm=index-bitwidth={index}",
+    "--convert-cf-to-llvm=index-bitwidth={index}",
+    "--convert-func-to-llvm=index-bitwidth={index} use-bare-ptr-memref-call-conv=1",
+    "--convert-ub-to-llvm=index-bitwidth={index}",
+    "--reconcile-unrealized-casts",
+)
+
+# The file names of the intermediate stages, in pipeline order (kept with keep_stages=True).
+STAGES = ("0-memref.mlir", "1-llvm.mlir", "2-model.ll", "3-model.opt.ll")
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What lower_to_object produced: the object, its LLVM IR, and the stages if kept."""
+
+    obj: Path
+    ll: Path
+    code_bytes: int  # size of the object's .text sections
+    stages: tuple[Path, ...]
+
+
+def mlir_opt_args(target: Target) -> list[str]:
+    return [flag.format(index=target.index_bitwidth) for flag in MLIR_OPT_PASSES]
+
+
+def opt_args(target: Target) -> list[str]:
+    """opt-22 flags: -O2 plus llc's target description (triple, cpu, features, float ABI), from
+    which opt infers the data layout and gets the target's cost model."""
+    return [*target.codegen_args, "-O2"]
+
+
+def generic_mlir(lowered: LoweredModel) -> str:
+    text = io.StringIO()
+    Printer(stream=text, print_generic_format=True).print_op(lowered.module)
+    text.write("\n")
+    return text.getvalue()
+
+
+def code_bytes(obj: Path) -> int:
+    """Total size of the .text sections of an object, from `llvm-size-22 -A` (SysV format)."""
+    out = toolchain.execute([toolchain.tool("llvm-size-22"), "-A", str(obj)], f"reading {obj.name}")
+    return sum(
+        int(fields[1])
+        for fields in (line.split() for line in out.stdout.splitlines())
+        if len(fields) >= 2 and fields[0].startswith(".text") and fields[1].isdigit()
+    )
+
+
+def lower_to_object(
+    lowered: LoweredModel, target: Target, out_dir: Path, keep_stages: bool = False
+) -> Artifacts:
+    """Compile `lowered` into out_dir/model.o and out_dir/model.ll (the optimized LLVM IR that
+    llc compiled); with keep_stages, also every intermediate named in STAGES.
+
+    A failing tool raises a one-line ToolchainError naming it.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tinyattn-pipeline-") as scratch:
+        memref_mlir, llvm_mlir, ll, opt_ll = STAGES
+        (Path(scratch) / memref_mlir).write_text(generic_mlir(lowered))
+        steps = (
+            ("mlir-opt-22", *mlir_opt_args(target), memref_mlir, "-o", llvm_mlir),
+            ("mlir-translate-22", "--mlir-to-llvmir", llvm_mlir, "-o", ll),
+            ("opt-22", *opt_args(target), "-S", ll, "-o", opt_ll),
+        )
+        # Run in the scratch directory so that diagnostics name the stage file (as kept by
+        # keep_stages), not a temporary path.
+        for name, *args in steps:
+            toolchain.execute(
+                [toolchain.tool(name), *args], f"lowering {lowered.entry}", cwd=scratch
+            )
+        optimized = Path(scratch) / opt_ll
+        obj = toolchain.compile_ll(target, optimized, out_dir / "model.o")
+        shutil.copyfile(optimized, out_dir / "model.ll")
+        stages = ()
+        if keep_stages:
+            stages = tuple(Path(shutil.copy(Path(scratch) / name, out_dir)) for name in STAGES)
+    return Artifacts(obj, out_dir / "model.ll", code_bytes(obj), stages)

@@ -1,0 +1,32 @@
+"""The error convention shared by tinyattn-compile and tinyattn-run: any error a user can cause
+ends in ONE line `<prog>: error: <message>` on stderr and exit status 1, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from tinyattn.lowering.driver import DriverError
+from tinyattn.lowering.toolchain import ToolchainError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with usage errors as one line and status 1, like every other error."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def run_main(prog: str, body: Callable[[], int]) -> int:
+    """Run `body`; turn driver, toolchain and OS errors into one line on stderr and status 1."""
+    try:
+        return body()
+    except (DriverError, ToolchainError) as error:
+        message = str(error)
+    except OSError as error:
+        message = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+    lines = message.strip().splitlines() or ["unknown error"]
+    print(f"{prog}: error: {lines[0]}", file=sys.stderr)
+    return 1

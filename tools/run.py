@@ -1,0 +1,44 @@
+"""`tinyattn-run`: compile a model, run it on a target and check it against the reference.
+
+    tinyattn-run model.(onnx|mlir) --target T [--inputs x.npz] [--seed N] [--json]
+
+Runs under QEMU (or natively for `host`), compares every output with the numpy reference and
+prints the report: match, errors, instructions, MAC/instruction, memory (`--json`: one JSON
+object). Exit status 0 on a match, 1 on a mismatch or an error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from tinyattn.lowering.driver import load_inputs, run_model
+from tinyattn.lowering.targets import TARGETS
+from tinyattn.tools.cli import ArgumentParser, run_main
+
+PROG = "tinyattn-run"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="an ONNX model or a tensor-level tinyattn .mlir file")
+    parser.add_argument("--target", required=True, choices=list(TARGETS))
+    parser.add_argument(
+        "--inputs", help=".npz with the model inputs (by name, else in order); default: random"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        inputs = load_inputs(args.inputs) if args.inputs else None
+        report = run_model(args.model, args.target, inputs=inputs, seed=args.seed)
+        print(json.dumps(report.as_dict()) if args.json else report.format())
+        return 0 if report.match else 1
+
+    return run_main(PROG, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -392,7 +392,7 @@ def run_model(
     Inputs are matched to the model's by name or position (match_inputs); without them they
     are random from `seed`. work_dir keeps the build and the run's files (default: a temporary
     directory); build_dir caches the runtime and the QEMU plugin across runs (default:
-    work_dir).
+    toolchain.cache_dir()).
     """
     target = _target(target)
     if not target.runnable:
@@ -411,7 +411,7 @@ def run_model(
     )
     expected = [np.asarray(r) for r in reference(arrays)]
     with _directory(work_dir) as work:
-        build = Path(build_dir) if build_dir is not None else work
+        build = Path(build_dir) if build_dir is not None else toolchain.cache_dir()
         compiled = _compile(module, lowered, target, work / "model", keep_stages=False)
         (work / "harness.c").write_text(harness_source(lowered))
         harness = toolchain.compile_c(

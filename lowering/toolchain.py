@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tinyattn.runtime
-
-from . import targets
-from .targets import Target
+from tinyattn.lowering import targets
+from tinyattn.lowering.targets import Target
 
 RUNTIME_DIR = Path(tinyattn.runtime.__file__).parent
 LLVM_BIN = Path("/usr/lib/llvm-22/bin")
@@ -149,6 +148,24 @@ def build_runtime(target: Target, build_dir: Path) -> list[Path]:
             compile_c(target, source, obj, extra_flags=("-Werror",))
         objects.append(obj)
     return objects
+
+
+def cache_dir() -> Path:
+    """Where the runtime objects and the QEMU plugin are kept across runs: $TINYATTN_CACHE, else
+    tinyattn/ in the user's cache directory. `make setup` fills it (`prebuild`)."""
+    if override := os.environ.get("TINYATTN_CACHE"):
+        return Path(override)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinyattn"
+
+
+def prebuild(build_dir: Path | None = None) -> Path:
+    """Build the counting plugin and the runtime of every runnable target into the cache."""
+    build_dir = build_dir or cache_dir()
+    build_count_plugin(build_dir)
+    for target in targets.TARGETS.values():
+        if target.runnable:
+            build_runtime(target, build_dir)
+    return build_dir
 
 
 def build_count_plugin(build_dir: Path) -> Path:
@@ -312,3 +329,7 @@ def run(
             counted, regions = map(int, count_file.read_text().split())
             instructions = counted if regions else None
     return RunResult(proc.returncode, console, instructions)
+
+
+if __name__ == "__main__":
+    print(f"tinyattn: runtime and QEMU plugin built in {prebuild()}")

@@ -41,3 +41,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
   touch "$stamp"
 fi
+
+# The C runtime of every emulated board and the QEMU instruction-counting plugin, built once from
+# source into the cache (~/.cache/tinyattn, or $TINYATTN_CACHE); rebuilt only when a source changes.
+.venv/bin/python -m tinyattn.lowering.toolchain

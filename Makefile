@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_MODEL ?= models/ecg.onnx
 
-.PHONY: setup test lint lit pytest demo
+.PHONY: setup test lint lit pytest demo bench
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -26,3 +26,6 @@ demo: setup
 	$(BIN)/tinyattn-run $(DEMO_MODEL) --target cortex-m4
 	@echo "== $(DEMO_MODEL) on rv32 (riscv32 virt) =="
 	$(BIN)/tinyattn-run $(DEMO_MODEL) --target rv32
+
+bench: setup
+	$(BIN)/python bench/baseline.py

@@ -27,8 +27,8 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 
-from . import toolchain
-from .harness import (
+from tinyattn.lowering import toolchain
+from tinyattn.lowering.harness import (
     EXIT_ARENA_OVERRUN,
     EXIT_IO_FAILED,
     HEADER,
@@ -39,9 +39,10 @@ from .harness import (
     model_header,
     output_file,
 )
-from .lowered_model import LoweredModel, TensorSpec
-from .pipeline import lower_to_object
-from .targets import Memory, Target, get_target
+from tinyattn.lowering.lower import lower_module
+from tinyattn.lowering.lowered_model import LoweredModel, TensorSpec
+from tinyattn.lowering.pipeline import lower_to_object
+from tinyattn.lowering.targets import Memory, Target, get_target
 
 # f32 outputs match the reference when np.allclose(ours, reference, rtol, atol) holds. Compiled
 # code sums in its own order (loop nests and tiles, not numpy's pairwise/BLAS order) and computes
@@ -168,15 +169,12 @@ def load_model(path: Path | str) -> ModuleOp:
 
 
 def _default_lower(module: ModuleOp, target: Target) -> LoweredModel:
+    """lower_module, with its diagnostics (a budget that cannot fit, an op it cannot lower) as
+    one-line driver errors that name the target."""
     try:
-        from tinyattn.lowering.lower import lower_module
-    except ModuleNotFoundError as error:
-        if error.name != "tinyattn.lowering.lower":
-            raise
-        raise DriverError(
-            "the tinyattn lowering (tinyattn.lowering.lower) is not there yet"
-        ) from None
-    return lower_module(module, target)
+        return lower_module(module, target)
+    except DiagnosticException as error:
+        raise DriverError(f"{target.name}: {str(error).splitlines()[0]}") from None
 
 
 def _lowered(

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from xdsl.printer import Printer
 
-from . import toolchain
-from .lowered_model import LoweredModel
-from .targets import Target
+from tinyattn.lowering import toolchain
+from tinyattn.lowering.lowered_model import LoweredModel
+from tinyattn.lowering.targets import Target
 
 # The mlir-opt-22 pipeline from memref/scf/arith/math to the llvm dialect, in order; `{index}` is
 # the target's index width. Every conversion gets it explicitly (--convert-to-llvm would ignore

@@ -285,3 +285,21 @@ def test_installed_script_fails_without_traceback(tmp_path):
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("tinyattn-compile: error: ") and proc.stderr.count("\n") == 1
+
+
+def test_activations_too_large_for_the_target_is_one_line(tmp_path, capsys):
+    model = tmp_path / "big.mlir"
+    model.write_text(
+        "func.func @main(%x: tensor<512x512xf32>) -> tensor<512x512xf32> {\n"
+        "  %a = tinyattn.gelu %x : (tensor<512x512xf32>) -> tensor<512x512xf32>\n"
+        "  %b = tinyattn.relu %a : (tensor<512x512xf32>) -> tensor<512x512xf32>\n"
+        "  func.return %b : tensor<512x512xf32>\n"
+        "}\n"
+    )
+    out = tmp_path / "out"
+    assert compile_tool.main([str(model), "--target", "cortex-m4", "-o", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        "tinyattn-compile: error: cortex-m4: @main needs 1048576 bytes of L2 for its "
+        "activations, but L2 has 655360 bytes\n"
+    )
+    assert not out.exists()

@@ -15,3 +15,9 @@ def deeploy_dir():
     if not DEEPLOY.is_dir():
         pytest.skip(f"Deeploy test vectors not found at {DEEPLOY} (they are not part of the repo)")
     return DEEPLOY
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory):
+    """Runtime objects and the QEMU plugin, built once per test session."""
+    return tmp_path_factory.mktemp("build")

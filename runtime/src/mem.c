@@ -1,7 +1,7 @@
 /*
  * The C library functions LLVM emits calls to on the bare-metal boards, where
  * there is no libc to provide them: memcpy/memset/memmove (struct copies,
- * zero-initialisation, its own loop idioms) and float rounding (floorf etc.,
+ * zero-initialisation, its own loop idioms) and floorf (
  * at the end). memcpy (also behind ta_dma_*) copies words when both pointers
  * and the length allow it; the rest are byte loops.
  *
@@ -46,13 +46,13 @@ void *memmove(void *dst, const void *src, unsigned long n) {
 }
 
 /*
- * Float rounding: llc emits calls to these where the FPU has no rounding
- * instruction (Cortex-M4's FPv4; the lowering's exp polynomial uses floor).
- * Exact, on the IEEE-754 bits: with e the unbiased exponent, |x| >= 2^23,
- * infinities and NaNs are already integral; |x| < 1 (e < 0) gives a signed
- * zero or one; otherwise the bits below `unit` (the value 1 at exponent e)
- * are the fraction, cleared, then one unit is added to the magnitude where
- * the rounding mode asks for it. Zeros keep their sign.
+ * floorf: llc emits calls to it where the FPU has no rounding instruction
+ * (Cortex-M4's FPv4; the lowering's exp polynomial uses floor). Exact, on the
+ * IEEE-754 bits: with e the unbiased exponent, |x| >= 2^23, infinities and
+ * NaNs are already integral; |x| < 1 (e < 0) gives a signed zero or -1;
+ * otherwise the bits below `unit` (the value 1 at exponent e) are the
+ * fraction, cleared, then one unit is added to the magnitude of a negative
+ * number that had a fraction. Zeros keep their sign.
  */
 typedef union {
   float f;
@@ -64,80 +64,19 @@ typedef union {
 
 static int f32_exponent(f32_bits v) { return (int)((v.u >> 23) & 0xff) - 127; }
 
-/* x with |x| < 1 rounded to the signed zero, or to the signed one if `one`. */
-static float f32_small(f32_bits v, int one) {
-  v.u = (v.u & F32_SIGN) | (one ? F32_ONE : 0);
-  return v.f;
-}
-
 float floorf(float x) {
   f32_bits v = {x};
   int e = f32_exponent(v);
   if (e >= 23)
     return x;
   int negative = (v.u & F32_SIGN) != 0;
-  if (e < 0)
-    return f32_small(v, negative && (v.u << 1)); /* -0 stays -0 */
+  if (e < 0) { /* |x| < 1: -1 for negatives, the signed zero otherwise (-0 stays -0) */
+    v.u = (v.u & F32_SIGN) | (negative && (v.u << 1) ? F32_ONE : 0);
+    return v.f;
+  }
   unsigned unit = 0x00800000u >> e, fraction = v.u & (unit - 1);
   v.u -= fraction;
   if (fraction && negative)
-    v.u += unit;
-  return v.f;
-}
-
-float ceilf(float x) {
-  f32_bits v = {x};
-  int e = f32_exponent(v);
-  if (e >= 23)
-    return x;
-  int negative = (v.u & F32_SIGN) != 0;
-  if (e < 0)
-    return f32_small(v, !negative && v.u); /* +0 stays +0, negatives go to -0 */
-  unsigned unit = 0x00800000u >> e, fraction = v.u & (unit - 1);
-  v.u -= fraction;
-  if (fraction && !negative)
-    v.u += unit;
-  return v.f;
-}
-
-float truncf(float x) {
-  f32_bits v = {x};
-  int e = f32_exponent(v);
-  if (e >= 23)
-    return x;
-  if (e < 0)
-    return f32_small(v, 0);
-  v.u &= ~((0x00800000u >> e) - 1);
-  return v.f;
-}
-
-/* Halfway cases away from zero. */
-float roundf(float x) {
-  f32_bits v = {x};
-  int e = f32_exponent(v);
-  if (e >= 23)
-    return x;
-  if (e < 0)
-    return f32_small(v, e == -1); /* [0.5, 1) rounds to one */
-  unsigned unit = 0x00800000u >> e, fraction = v.u & (unit - 1);
-  v.u -= fraction;
-  if (fraction >= unit >> 1)
-    v.u += unit;
-  return v.f;
-}
-
-/* Halfway cases to even. For e = 0 the unit bit is the exponent's lowest
- * bit, which is set (127 is odd) just as the integer part 1 is odd. */
-float roundevenf(float x) {
-  f32_bits v = {x};
-  int e = f32_exponent(v);
-  if (e >= 23)
-    return x;
-  if (e < 0) /* (0.5, 1) rounds to one; 0.5 itself to the even zero */
-    return f32_small(v, e == -1 && (v.u & 0x007fffffu));
-  unsigned unit = 0x00800000u >> e, fraction = v.u & (unit - 1);
-  v.u -= fraction;
-  if (fraction > unit >> 1 || (fraction == unit >> 1 && (v.u & unit)))
     v.u += unit;
   return v.f;
 }

@@ -8,15 +8,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pytest
+from requires import needs_tools, target_param
 from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func, math, memref, scf
 from xdsl.parser import Parser
 
-from tinyattn.lowering import toolchain
 from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
-from tinyattn.lowering.targets import TARGETS, get_target
-from tinyattn.lowering.toolchain import ToolchainError
+from tinyattn.lowering.targets import TARGETS
 
 RNG = np.random.default_rng(1234)
 W_F32 = RNG.uniform(-0.5, 0.5, (8, 5)).astype(np.float32)
@@ -205,28 +203,13 @@ def linear_i8() -> Handwritten:
     return Handwritten(lowered, reference)
 
 
-def have_tools(*names: str) -> bool:
-    try:
-        for name in names:
-            toolchain.tool(name)
-    except ToolchainError:
-        return False
-    return True
-
-
 PIPELINE_TOOLS = ("mlir-opt-22", "mlir-translate-22", "opt-22", "llc-22", "llvm-size-22")
 
 
 def runnable(name: str):
     """A pytest param for a runnable target, skipped when its tools are missing."""
-    target = get_target(name)
-    tools = [*PIPELINE_TOOLS, "clang-22", "ld.lld-22", "llvm-nm-22", *filter(None, [target.qemu])]
-    return pytest.param(
-        name, marks=pytest.mark.skipif(not have_tools(*tools), reason=f"needs {', '.join(tools)}")
-    )
+    return target_param(name, *PIPELINE_TOOLS)
 
 
 RUNNABLE = [runnable(t.name) for t in TARGETS.values() if t.runnable]
-needs_pipeline = pytest.mark.skipif(
-    not have_tools(*PIPELINE_TOOLS), reason=f"needs {', '.join(PIPELINE_TOOLS)}"
-)
+needs_pipeline = needs_tools(*PIPELINE_TOOLS)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from requires import needs_tools, target_param
 
 from tinyattn.lowering import toolchain
 from tinyattn.lowering.targets import TARGETS, get_target
@@ -20,30 +21,9 @@ HERE = Path(__file__).parent
 N, ROWS, COLS, SRC_STRIDE, COL0 = 64, 8, 16, 40, 8  # as in harness.c
 
 
-def _have(*names: str) -> bool:
-    try:
-        for name in names:
-            toolchain.tool(name)
-    except ToolchainError:
-        return False
-    return True
-
-
-def _runnable(name: str):
-    target = get_target(name)
-    tools = ["clang-22", "ld.lld-22", "llvm-nm-22"] + ([target.qemu] if target.qemu else [])
-    marks = pytest.mark.skipif(not _have(*tools), reason=f"needs {', '.join(tools)}")
-    return pytest.param(name, marks=marks)
-
-
-RUNNABLE = [_runnable(t.name) for t in TARGETS.values() if t.runnable]
+RUNNABLE = [target_param(t.name) for t in TARGETS.values() if t.runnable]
 LLVM = ("clang-22", "ld.lld-22", "llc-22")
-needs_llvm = pytest.mark.skipif(not _have(*LLVM), reason=f"needs {', '.join(LLVM)}")
-
-
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("build")
+needs_llvm = needs_tools(*LLVM)
 
 
 def _build(name: str, build_dir: Path, source: Path) -> Path:
@@ -128,7 +108,7 @@ def test_fault_is_reported_as_crash(name, tmp_path, build_dir):
         toolchain.run(get_target(name), elf, tmp_path, build_dir=build_dir)
 
 
-@pytest.mark.parametrize("name", [_runnable("rv32")])
+@pytest.mark.parametrize("name", [target_param("rv32")])
 def test_timeout_is_a_toolchain_error(name, tmp_path, build_dir):
     source = _source(build_dir, "hang", 'int main(void) { for (;;) __asm__ volatile(""); }\n')
     elf = _build(name, build_dir, source)

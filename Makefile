@@ -29,3 +29,4 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/baseline.py
+	$(BIN)/python bench/fwsa.py

@@ -39,7 +39,7 @@ from tinyattn.lowering.harness import (
     model_header,
     output_file,
 )
-from tinyattn.lowering.lower import lower_module
+from tinyattn.lowering.lower import LowerOptions, lower_module
 from tinyattn.lowering.lowered_model import LoweredModel, TensorSpec
 from tinyattn.lowering.pipeline import lower_to_object
 from tinyattn.lowering.targets import Memory, Target, get_target
@@ -54,7 +54,6 @@ F32_RTOL = 1e-4
 F32_ATOL = 1e-5
 
 Source = Path | str | ModuleOp | LoweredModel
-Lower = Callable[[ModuleOp, Target], LoweredModel]
 Reference = Callable[[Sequence[np.ndarray]], Sequence[np.ndarray]]
 
 
@@ -168,22 +167,22 @@ def load_model(path: Path | str) -> ModuleOp:
     raise DriverError(f"{path}: unknown model format (expected .onnx or .mlir)")
 
 
-def _default_lower(module: ModuleOp, target: Target) -> LoweredModel:
+def _default_lower(module: ModuleOp, target: Target, options: LowerOptions) -> LoweredModel:
     """lower_module, with its diagnostics (a budget that cannot fit, an op it cannot lower) as
     one-line driver errors that name the target."""
     try:
-        return lower_module(module, target)
+        return lower_module(module, target, options)
     except DiagnosticException as error:
         raise DriverError(f"{target.name}: {str(error).splitlines()[0]}") from None
 
 
 def _lowered(
-    source: Source, target: Target, lower: Lower | None
+    source: Source, target: Target, options: LowerOptions | None
 ) -> tuple[ModuleOp | None, LoweredModel]:
     if isinstance(source, LoweredModel):
         return None, source
     module = source if isinstance(source, ModuleOp) else load_model(source)
-    return module, (lower or _default_lower)(module, target)
+    return module, _default_lower(module, target, options or LowerOptions())
 
 
 def check_fits(lowered: LoweredModel, target: Target) -> None:
@@ -265,14 +264,13 @@ def compile_model(
     target: str | Target,
     out_dir: Path | str,
     keep_stages: bool = False,
-    lower: Lower | None = None,
+    options: LowerOptions | None = None,
 ) -> CompileResult:
     """Compile a model for `target` into out_dir: model.o, model.h, model.ll, report.json and,
-    with keep_stages, the pipeline's intermediate files. `lower` turns the tensor-level module
-    into a LoweredModel (default: tinyattn.lowering.lower.lower_module); a LoweredModel source
-    skips it."""
+    with keep_stages, the pipeline's intermediate files. `options` steer the lowering
+    (lower_module); a LoweredModel source skips it."""
     target = _target(target)
-    module, lowered = _lowered(source, target, lower)
+    module, lowered = _lowered(source, target, options)
     return _compile(module, lowered, target, Path(out_dir), keep_stages)
 
 
@@ -380,7 +378,7 @@ def run_model(
     inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None = None,
     seed: int = 0,
     work_dir: Path | str | None = None,
-    lower: Lower | None = None,
+    options: LowerOptions | None = None,
     reference: Reference | None = None,
     build_dir: Path | str | None = None,
 ) -> RunReport:
@@ -397,7 +395,7 @@ def run_model(
         raise DriverError(
             f"{target.name} is compile-only (QEMU cannot run it); use tinyattn-compile"
         )
-    module, lowered = _lowered(source, target, lower)
+    module, lowered = _lowered(source, target, options)
     if reference is None:
         if module is None:
             raise DriverError("a LoweredModel has no tensor-level module: pass a reference")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
@@ -12,9 +14,21 @@ from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
 from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 from tinyattn.lowering.targets import Target
+from tinyattn.passes.fuse_weights import MODES, FuseWeights
 from tinyattn.passes.plan_memory import PlanMemory, arena_bytes
 
 ENTRY = "tinyattn_model"
+
+
+@dataclass(frozen=True)
+class LowerOptions:
+    """What the user chooses about a compilation (the target aside)."""
+
+    fuse_weights: str = "auto"  # FWSA: auto (where it pays), always, never
+
+    def __post_init__(self):
+        if self.fuse_weights not in MODES:
+            raise ValueError(f"fuse_weights must be one of {', '.join(MODES)}")
 
 
 def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
@@ -38,10 +52,16 @@ def _specs(types, names) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
-def lower_module(module: ModuleOp, target: Target, entry: str | None = None) -> LoweredModel:
+def lower_module(
+    module: ModuleOp,
+    target: Target,
+    options: LowerOptions = LowerOptions(),
+    entry: str | None = None,
+) -> LoweredModel:
     """Lower a tensor-level module in the layer-by-layer schedule, activations planned into
     arenas that must fit the target's memory levels."""
     module = module.clone()
+    FuseWeights(mode=options.fuse_weights).apply(Context(), module)
     function = entry_function(module, entry)
     args = function.body.block.args
     inputs = _specs(
@@ -50,7 +70,7 @@ def lower_module(module: ModuleOp, target: Target, entry: str | None = None) -> 
     )
     results = function.function_type.outputs.data
     outputs = _specs(results, [f"out{index}" for index in range(len(results))])
-    cost = total_cost(module)
+    cost = total_cost(module)  # after fusion: what the compiled code computes and stores
     ConvertTinyattnToLoops().apply(Context(), module)
     PlanMemory(l2_bytes=target.l2.size).apply(Context(), module)
     function = entry_function(module, function.sym_name.data)

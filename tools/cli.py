@@ -8,7 +8,9 @@ import sys
 from collections.abc import Callable
 
 from tinyattn.lowering.driver import DriverError
+from tinyattn.lowering.lower import LowerOptions
 from tinyattn.lowering.toolchain import ToolchainError
+from tinyattn.passes.fuse_weights import MODES
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -30,3 +32,17 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
     lines = message.strip().splitlines() or ["unknown error"]
     print(f"{prog}: error: {lines[0]}", file=sys.stderr)
     return 1
+
+
+def add_lowering_options(parser: argparse.ArgumentParser) -> None:
+    """The choices a compilation offers, shared by tinyattn-compile and tinyattn-run."""
+    parser.add_argument(
+        "--fuse-weights",
+        choices=MODES,
+        default=LowerOptions.fuse_weights,
+        help="fused-weight self-attention: where it pays (auto), always, or never",
+    )
+
+
+def options_from(args: argparse.Namespace) -> LowerOptions:
+    return LowerOptions(fuse_weights=args.fuse_weights)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from tinyattn.lowering.driver import load_inputs, run_model
 from tinyattn.lowering.targets import TARGETS
-from tinyattn.tools.cli import ArgumentParser, run_main
+from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
 
 PROG = "tinyattn-run"
 
@@ -24,6 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("model", help="an ONNX model or a tensor-level tinyattn .mlir file")
     parser.add_argument("--target", required=True, choices=list(TARGETS))
+    add_lowering_options(parser)
     parser.add_argument(
         "--inputs", help=".npz with the model inputs (by name, else in order); default: random"
     )
@@ -33,7 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         inputs = load_inputs(args.inputs) if args.inputs else None
-        report = run_model(args.model, args.target, inputs=inputs, seed=args.seed)
+        report = run_model(
+            args.model, args.target, inputs=inputs, seed=args.seed, options=options_from(args)
+        )
         print(json.dumps(report.as_dict()) if args.json else report.format())
         return 0 if report.match else 1
 

@@ -16,6 +16,12 @@ def _convert_to_loops():
     return ConvertTinyattnToLoops
 
 
+def _fuse_weights():
+    from tinyattn.passes.fuse_weights import FuseWeights
+
+    return FuseWeights
+
+
 def _plan_memory():
     from tinyattn.passes.plan_memory import PlanMemory
 
@@ -26,6 +32,7 @@ TINYATTN_UNIVERSE = Universe(
     all_dialects={"tinyattn": _tinyattn_dialect},
     all_passes={
         "convert-tinyattn-to-loops": _convert_to_loops,
+        "fuse-weights": _fuse_weights,
         "plan-memory": _plan_memory,
     },
 )

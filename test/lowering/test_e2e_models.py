@@ -1,7 +1,6 @@
-"""End to end on the three reference models (models/{eeg,ecg,radar}.onnx): import, lower,
-compile, run on every runnable target and compare with the numpy interpreter.
-
-Skipped until the tinyattn lowering (tinyattn.lowering.lower) is importable."""
+"""End to end on the three bundled models (models/{eeg,ecg,radar}.onnx): import, lower with and
+without fused-weight attention, compile, run on every runnable target and compare with the numpy
+interpreter on the unfused model."""
 
 from __future__ import annotations
 
@@ -11,16 +10,34 @@ import pytest
 from handwritten import RUNNABLE
 
 from tinyattn.lowering.driver import run_model
+from tinyattn.lowering.lower import LowerOptions
 from tinyattn.lowering.targets import get_target
-
-pytest.importorskip("tinyattn.lowering.lower")
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
+@pytest.mark.parametrize("fuse_weights", ["never", "always"])
 @pytest.mark.parametrize("name", RUNNABLE)
 @pytest.mark.parametrize("model", ["eeg", "ecg", "radar"])
-def test_model_matches_reference(model, name, build_dir):
-    report = run_model(MODELS / f"{model}.onnx", name, seed=0, build_dir=build_dir)
+def test_model_matches_reference(model, name, fuse_weights, build_dir):
+    options = LowerOptions(fuse_weights=fuse_weights)
+    report = run_model(MODELS / f"{model}.onnx", name, seed=0, build_dir=build_dir, options=options)
     assert report.match, report.format()
     assert (report.instructions is None) == get_target(name).is_host
+
+
+def test_fusion_drops_a_quarter_of_the_attention_parameters_at_p_equal_e(build_dir):
+    """EEG has P = E = 32: FWSA keeps 3/4 of each attention's weights (bq, bk, bv, bo aside)."""
+    reports = {
+        mode: run_model(
+            MODELS / "eeg.onnx",
+            "host",
+            build_dir=build_dir,
+            options=LowerOptions(fuse_weights=mode),
+        )
+        for mode in ("never", "auto")
+    }
+    assert all(r.match for r in reports.values())
+    saved = reports["never"].params_bytes - reports["auto"].params_bytes
+    # two blocks; per block 2 H E P weights + 2 H P biases go, H E^2 + H E come back
+    assert saved == 2 * 4 * (2 * 8 * 32 * 32 + 2 * 8 * 32 - 8 * 32 * 32 - 8 * 32)

@@ -10,6 +10,18 @@ def _tinyattn_dialect():
     return Tinyattn
 
 
+def _dma_dialect():
+    from tinyattn.dialects.dma import DMA
+
+    return DMA
+
+
+def _lower_dma():
+    from tinyattn.lowering.lower_dma import LowerDMA
+
+    return LowerDMA
+
+
 def _convert_to_loops():
     from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
 
@@ -29,10 +41,11 @@ def _plan_memory():
 
 
 TINYATTN_UNIVERSE = Universe(
-    all_dialects={"tinyattn": _tinyattn_dialect},
+    all_dialects={"tinyattn": _tinyattn_dialect, "dma": _dma_dialect},
     all_passes={
         "convert-tinyattn-to-loops": _convert_to_loops,
         "fuse-weights": _fuse_weights,
+        "lower-dma": _lower_dma,
         "plan-memory": _plan_memory,
     },
 )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from math import prod
 
 from xdsl.context import Context
-from xdsl.dialects import arith, func, memref
+from xdsl.dialects import arith, bufferization, func, memref
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FunctionType,
@@ -287,7 +287,7 @@ class _FunctionConverter:
         for index, out_arg in enumerate(out_args):
             out_arg.name_hint = f"out{index}" if len(out_args) > 1 else "out"
         destinations = {root: out_args[index] for root, index in returned.items()}
-        for op in old.body.block.ops:
+        for op in list(old.body.block.ops):
             self._convert_op(low, op, destinations)
         low.builder.insert(func.ReturnOp())
         new = func.FuncOp(
@@ -306,7 +306,10 @@ class _FunctionConverter:
         for index, value in enumerate(ret.arguments):
             while isinstance(value.owner, ta.ReshapeOp):
                 value = value.owner.x
-            if not isinstance(value.owner, Operation) or value.owner.dialect_name() != "tinyattn":
+            computed = isinstance(value.owner, bufferization.ToTensorOp) or (
+                isinstance(value.owner, Operation) and value.owner.dialect_name() == "tinyattn"
+            )
+            if not computed:
                 raise PassFailedException(
                     f"result {index} of @{self.old.sym_name.data} is not computed by a tinyattn op"
                 )
@@ -325,6 +328,16 @@ class _FunctionConverter:
         if isinstance(op, arith.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr):
             self.refs[op.result] = self._global(b, op.result, op.value)
             return
+        if isinstance(op, bufferization.ToBufferOp):
+            op.memref.replace_all_uses_with(self.refs[op.tensor])
+            return
+        if isinstance(op, bufferization.ToTensorOp):
+            self._bind_result(b, op.tensor, op.memref, destinations)
+            return
+        if op.dialect_name() != "tinyattn":  # memref code a tiling pass already wrote
+            op.detach()
+            b.builder.insert(op)
+            return
         if isinstance(op, ta.ReshapeOp):
             if any(not isinstance(use.operation, func.ReturnOp) for use in op.result.uses):
                 self.refs[op.result] = reshaped(b, self.refs[op.x], _shape(op.result))
@@ -341,6 +354,20 @@ class _FunctionConverter:
             out.name_hint = result.name_hint
         lowering(low, op, [self.refs[v] for v in op.operands], out)
         self.refs[result] = out
+
+    def _bind_result(
+        self,
+        b: LoopBuilder,
+        tensor: SSAValue,
+        buffer: SSAValue,
+        destinations: dict[SSAValue, SSAValue],
+    ) -> None:
+        """`tensor` is held in `buffer`; a function result is copied to its output."""
+        self.refs[tensor] = buffer
+        if tensor in destinations:
+            count = prod(_shape(tensor))
+            out = _flat(b, reshaped(b, destinations[tensor], _shape(tensor)))
+            k.elementwise(b, count, [_flat(b, buffer)], out, lambda bi, v: v[0])
 
     def _symbol(self, hint: str) -> str:
         """A fresh module-level symbol named after a weight (weights keep their model names)."""
@@ -370,7 +397,8 @@ def _insert_deallocs(block: Block) -> None:
     position = {op: index for index, op in enumerate(block.ops)}
     ops = list(block.ops)
     for alloc in [op for op in ops if isinstance(op, memref.AllocOp)]:
-        last = max(position[_top_level(user, block)] for user in _users(alloc.memref))
+        users = [_top_level(user, block) for user in _users(alloc.memref)]
+        last = max(position[user] for user in users if user is not None)
         ops[last].parent_block().insert_op_after(memref.DeallocOp.get(alloc.memref), ops[last])
 
 
@@ -379,15 +407,18 @@ def _users(value: SSAValue) -> list[Operation]:
     users: list[Operation] = []
     for use in value.uses:
         users.append(use.operation)
-        if isinstance(use.operation, memref.ReinterpretCastOp | memref.ViewOp):
+        if isinstance(use.operation, memref.ReinterpretCastOp | memref.ViewOp | memref.SubviewOp):
             users.extend(_users(use.operation.results[0]))
     return users
 
 
-def _top_level(op: Operation, block: Block) -> Operation:
+def _top_level(op: Operation, block: Block) -> Operation | None:
+    """The op of `block` that contains `op`; None for a use outside it (the old function's
+    boundary ops, which go away with it)."""
     while op.parent_block() is not block:
         parent = op.parent_op()
-        assert parent is not None
+        if parent is None:
+            return None
         op = parent
     return op
 

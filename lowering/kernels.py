@@ -41,13 +41,18 @@ class Matrix:
         return Matrix(self.ref, self.fixed, not self.transposed)
 
 
-# (builder, column index) -> initial accumulator of that output column, e.g. a bias
-ColumnInit = Callable[[LoopBuilder, SSAValue], SSAValue]
+# (builder, row, column) -> the initial accumulator of that output element, e.g. a bias
+AccumulatorInit = Callable[[LoopBuilder, SSAValue, SSAValue], SSAValue]
 
 
-def vector_init(bias: SSAValue, prefix: Sequence[SSAValue] = ()) -> ColumnInit:
+def vector_init(bias: SSAValue, prefix: Sequence[SSAValue] = ()) -> AccumulatorInit:
     """The accumulator starts at `bias[*prefix, col]` (prefix: e.g. the head of a [H, P] bias)."""
-    return lambda b, col: b.load(bias, [*prefix, col])
+    return lambda b, row, col: b.load(bias, [*prefix, col])
+
+
+def accumulate_into(matrix: Matrix) -> AccumulatorInit:
+    """The accumulator starts at the output's current value (a partial sum)."""
+    return lambda b, row, col: matrix.load(b, row, col)
 
 
 def matmul(
@@ -58,15 +63,15 @@ def matmul(
     lhs: Matrix,
     rhs: Matrix,
     out: Matrix,
-    init: ColumnInit | None = None,
+    init: AccumulatorInit | None = None,
     scale: float | None = None,
 ) -> None:
-    """`out[i, j] = scale * (init(j) + sum_k lhs[i, k] * rhs[k, j])`."""
+    """`out[i, j] = scale * (init(i, j) + sum_k lhs[i, k] * rhs[k, j])`."""
     acc_type = element_type(out.ref)
 
     def row(bi: LoopBuilder, i: SSAValue, _):
         def col(bj: LoopBuilder, j: SSAValue, _):
-            start = init(bj, j) if init else bj.constant(0, acc_type)
+            start = init(bj, i, j) if init else bj.constant(0, acc_type)
 
             def mac(bk: LoopBuilder, k: SSAValue, acc: tuple[SSAValue, ...]):
                 product = bk.mul(lhs.load(bk, i, k), rhs.load(bk, k, j))

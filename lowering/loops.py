@@ -76,6 +76,25 @@ class LoopBuilder:
 
         level(self, [])
 
+    def if_else(
+        self,
+        condition: SSAValue,
+        then_body: Callable[[LoopBuilder], None],
+        else_body: Callable[[LoopBuilder], None],
+    ) -> None:
+        """`scf.if` without results."""
+        regions = []
+        for body in (then_body, else_body):
+            block = Block()
+            inner = LoopBuilder(InsertPoint.at_end(block))
+            body(inner)
+            inner.builder.insert(scf.YieldOp())
+            regions.append(Region(block))
+        self.builder.insert(scf.IfOp(condition, [], *regions))
+
+    def equals(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.insert(arith.CmpiOp(a, b, "eq"))
+
     # -- memory ---------------------------------------------------------------------------------
 
     def load(self, ref: SSAValue, indices: Sequence[SSAValue]) -> SSAValue:

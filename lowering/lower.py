@@ -12,12 +12,17 @@ from xdsl.utils.exceptions import PassFailedException
 from tinyattn.dialects.cost import total_cost
 from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
+from tinyattn.lowering.lower_dma import LowerDMA
 from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 from tinyattn.lowering.targets import Target
+from tinyattn.passes.depth_first_tile import DepthFirstTile
 from tinyattn.passes.fuse_weights import MODES, FuseWeights
 from tinyattn.passes.plan_memory import PlanMemory, arena_bytes
 
 ENTRY = "tinyattn_model"
+
+
+SCHEDULES = ("layerwise", "depth-first")
 
 
 @dataclass(frozen=True)
@@ -25,10 +30,15 @@ class LowerOptions:
     """What the user chooses about a compilation (the target aside)."""
 
     fuse_weights: str = "auto"  # FWSA: auto (where it pays), always, never
+    schedule: str = "depth-first"  # attention: depth-first tiled through L1, or layer by layer
+    l1_bytes: int | None = None  # the L1 budget of depth-first tiling (default: the target's L1)
+    rows: str = "auto"  # query rows per depth-first block, or "auto"
 
     def __post_init__(self):
         if self.fuse_weights not in MODES:
             raise ValueError(f"fuse_weights must be one of {', '.join(MODES)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
 
 
 def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
@@ -58,10 +68,14 @@ def lower_module(
     options: LowerOptions = LowerOptions(),
     entry: str | None = None,
 ) -> LoweredModel:
-    """Lower a tensor-level module in the layer-by-layer schedule, activations planned into
-    arenas that must fit the target's memory levels."""
+    """Lower a tensor-level module in the chosen schedule, activations planned into arenas that
+    must fit the target's memory levels, DMA transfers as runtime calls."""
     module = module.clone()
     FuseWeights(mode=options.fuse_weights).apply(Context(), module)
+    cost = total_cost(module)  # after fusion (what the code computes), before any tiling
+    if options.schedule == "depth-first":
+        l1_bytes = options.l1_bytes or target.l1.size
+        DepthFirstTile(l1_bytes=l1_bytes, rows=options.rows).apply(Context(), module)
     function = entry_function(module, entry)
     args = function.body.block.args
     inputs = _specs(
@@ -70,9 +84,11 @@ def lower_module(
     )
     results = function.function_type.outputs.data
     outputs = _specs(results, [f"out{index}" for index in range(len(results))])
-    cost = total_cost(module)  # after fusion: what the compiled code computes and stores
     ConvertTinyattnToLoops().apply(Context(), module)
-    PlanMemory(l2_bytes=target.l2.size).apply(Context(), module)
+    PlanMemory(
+        l1_bytes=target.l1.size, l2_bytes=target.l2.size, single_level=len(target.levels) == 1
+    ).apply(Context(), module)
+    LowerDMA().apply(Context(), module)
     function = entry_function(module, function.sym_name.data)
     function.sym_name = StringAttr(ENTRY)
     live_peak = function.attributes.get("tinyattn.live_peak_bytes")

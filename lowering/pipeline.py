@@ -29,12 +29,11 @@ from tinyattn.lowering.targets import Target
 # that remain (floorf, ...) come from the runtime. Bare-pointer memrefs give C signatures.
 MLIR_OPT_PASSES = (
     "--test-math-polynomial-approximation",
-    "--convert-linalg-to-loops",
+    "--expand-strided-metadata",  # subviews -> affine address arithmetic, so before lower-affine
     "--lower-affine",
     "--convert-scf-to-cf",
     "--canonicalize",
     "--cse",
-    "--expand-strided-metadata",
     "--finalize-memref-to-llvm=index-bitwidth={index}",
     "--convert-math-to-llvm",
     "--convert-arith-to-llvm=index-bitwidth={index}",

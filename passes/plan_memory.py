@@ -31,6 +31,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute
 from xdsl.passes import ModulePass
+from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.lowering.memory_plan import Lifetime, plan_memory
@@ -54,7 +55,9 @@ def _nbytes(typ: MemRefType[Attribute]) -> int:
     return prod(typ.get_shape()) * element.compile_time_size
 
 
-def plan_function(function: func.FuncOp, capacities: dict[str, int]) -> None:
+def plan_function(
+    function: func.FuncOp, capacities: dict[str, int], single_level: bool = False
+) -> None:
     block = function.body.block
     ops = list(block.ops)
     position = {op: index for index, op in enumerate(ops)}
@@ -73,7 +76,8 @@ def plan_function(function: func.FuncOp, capacities: dict[str, int]) -> None:
         if not typ.has_static_shape():
             raise PassFailedException(f"buffer {typ} has a dynamic shape")
         lifetime = Lifetime(alloc, _nbytes(typ), position[alloc], ends.get(alloc, len(ops)))
-        by_level.setdefault(memory_level(typ), []).append(lifetime)
+        level = "L2" if single_level else memory_level(typ)
+        by_level.setdefault(level, []).append(lifetime)
     plans = {level: plan_memory(by_level[level]) for level in LEVELS if level in by_level}
     for level, plan in plans.items():
         capacity = capacities.get(level)
@@ -89,7 +93,7 @@ def plan_function(function: func.FuncOp, capacities: dict[str, int]) -> None:
     for level, arena in arenas.items():
         arena.name_hint = f"arena_{level.lower()}"
     for alloc in allocs:
-        level = memory_level(alloc.memref.type)
+        level = "L2" if single_level else memory_level(alloc.memref.type)
         offset = arith.ConstantOp(IntegerAttr(plans[level].offsets[alloc], IndexType()))
         view = memref.ViewOp(arenas[level], offset, [], _without_space(alloc.memref.type))
         block.insert_ops_before([offset, view], alloc)
@@ -99,6 +103,7 @@ def plan_function(function: func.FuncOp, capacities: dict[str, int]) -> None:
     for op in list(block.ops):
         if isinstance(op, memref.DeallocOp) and isinstance(op.memref.owner, memref.ViewOp):
             block.erase_op(op)
+    _clear_memory_spaces(function)
     function.function_type = FunctionType.from_lists(
         [arg.type for arg in block.args], function.function_type.outputs.data
     )
@@ -112,7 +117,18 @@ def plan_function(function: func.FuncOp, capacities: dict[str, int]) -> None:
 
 
 def _without_space(typ: MemRefType[Attribute]) -> MemRefType[Attribute]:
-    return MemRefType(typ.get_element_type(), typ.get_shape())
+    return MemRefType(typ.get_element_type(), typ.get_shape(), typ.layout)
+
+
+def _clear_memory_spaces(function: func.FuncOp) -> None:
+    """Once every level is an arena, the spaces have served: drop them from all types (views of
+    L1 buffers included), as upstream's memref-to-llvm accepts only integer spaces."""
+    for op in function.walk():
+        blocks = (block for region in op.regions for block in region.blocks)
+        for value in (*op.results, *(arg for block in blocks for arg in block.args)):
+            typ = value.type
+            if isinstance(typ, MemRefType) and not isinstance(typ.memory_space, NoneAttr):
+                Rewriter.replace_value_with_new_type(value, _without_space(typ))
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,7 @@ class PlanMemory(ModulePass):
 
     l1_bytes: int | None = None
     l2_bytes: int | None = None
+    single_level: bool = False  # one physical memory: L1 buffers go into the L2 arena too
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         capacities = {
@@ -132,7 +149,7 @@ class PlanMemory(ModulePass):
         }
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             if not function.is_declaration:
-                plan_function(function, capacities)
+                plan_function(function, capacities, self.single_level)
 
 
 def arena_bytes(function: func.FuncOp) -> dict[str, int]:

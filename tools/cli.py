@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from tinyattn.lowering.driver import DriverError
-from tinyattn.lowering.lower import LowerOptions
+from tinyattn.lowering.lower import SCHEDULES, LowerOptions
 from tinyattn.lowering.toolchain import ToolchainError
 from tinyattn.passes.fuse_weights import MODES
 
@@ -36,13 +36,31 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
 
 def add_lowering_options(parser: argparse.ArgumentParser) -> None:
     """The choices a compilation offers, shared by tinyattn-compile and tinyattn-run."""
+    defaults = LowerOptions()
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=defaults.schedule,
+        help="attention schedule: depth-first tiled through L1 (default) or layer by layer",
+    )
     parser.add_argument(
         "--fuse-weights",
         choices=MODES,
-        default=LowerOptions.fuse_weights,
+        default=defaults.fuse_weights,
         help="fused-weight self-attention: where it pays (auto), always, or never",
+    )
+    parser.add_argument(
+        "--l1-bytes", type=int, help="the L1 budget of depth-first tiling (default: the target's)"
+    )
+    parser.add_argument(
+        "--rows", default=defaults.rows, help="query rows per depth-first block, or auto"
     )
 
 
 def options_from(args: argparse.Namespace) -> LowerOptions:
-    return LowerOptions(fuse_weights=args.fuse_weights)
+    return LowerOptions(
+        fuse_weights=args.fuse_weights,
+        schedule=args.schedule,
+        l1_bytes=args.l1_bytes,
+        rows=args.rows,
+    )

@@ -28,6 +28,12 @@ def _convert_to_loops():
     return ConvertTinyattnToLoops
 
 
+def _depth_first_tile():
+    from tinyattn.passes.depth_first_tile import DepthFirstTile
+
+    return DepthFirstTile
+
+
 def _fuse_weights():
     from tinyattn.passes.fuse_weights import FuseWeights
 
@@ -44,6 +50,7 @@ TINYATTN_UNIVERSE = Universe(
     all_dialects={"tinyattn": _tinyattn_dialect, "dma": _dma_dialect},
     all_passes={
         "convert-tinyattn-to-loops": _convert_to_loops,
+        "depth-first-tile": _depth_first_tile,
         "fuse-weights": _fuse_weights,
         "lower-dma": _lower_dma,
         "plan-memory": _plan_memory,

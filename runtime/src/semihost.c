@@ -31,9 +31,12 @@ static long semihost(long op, void *arg) {
   register long a0 __asm__("a0") = op;
   register void *a1 __asm__("a1") = arg;
   /* The exact uncompressed sequence QEMU looks for: keep the assembler from
-   * emitting compressed forms under the C extension. */
+   * emitting compressed forms under the C extension, and keep the three
+   * instructions in one page (QEMU checks the neighbours of the ebreak only
+   * there; across a page boundary the ebreak is a plain breakpoint trap). */
   __asm__ volatile(".option push\n"
                    ".option norvc\n"
+                   ".balign 16\n"
                    "slli x0, x0, 0x1f\n"
                    "ebreak\n"
                    "srai x0, x0, 7\n"

@@ -3,7 +3,7 @@
 // dialect with bare-pointer arguments, i32 indices, the weights as an LLVM constant global, and
 // math.exp as a polynomial whose only non-arithmetic piece is floor.
 // REQUIRES: mlir
-// RUN: %tinyattn-opt --print-op-generic %s | %mlir-opt --test-math-polynomial-approximation --convert-linalg-to-loops --lower-affine --convert-scf-to-cf --canonicalize --cse --expand-strided-metadata --finalize-memref-to-llvm=index-bitwidth=32 --convert-math-to-llvm --convert-arith-to-llvm=index-bitwidth=32 --convert-index-to-llvm=index-bitwidth=32 --convert-cf-to-llvm=index-bitwidth=32 "--convert-func-to-llvm=index-bitwidth=32 use-bare-ptr-memref-call-conv=1" --convert-ub-to-llvm=index-bitwidth=32 --reconcile-unrealized-casts -o %t
+// RUN: %tinyattn-opt --print-op-generic %s | %mlir-opt %upstream-flags-32 -o %t
 // RUN: %filecheck %s < %t
 // RUN: %filecheck %s --check-prefix=GONE < %t
 

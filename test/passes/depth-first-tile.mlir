@@ -1,0 +1,62 @@
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=512" | %filecheck %s --check-prefixes=CHECK,ROWS4
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=450" | %filecheck %s --check-prefixes=CHECK,ROWS2
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=4096 rows=1" | %filecheck %s --check-prefixes=CHECK,ROWS1
+// RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=383" 2>&1 | %filecheck %s --check-prefix=SMALL
+// RUN: not %tinyattn-opt %s --depth-first-tile="rows=3" 2>&1 | %filecheck %s --check-prefix=DIVIDE
+// RUN: %tinyattn-opt %s --depth-first-tile --convert-tinyattn-to-loops --plan-memory="l1-bytes=512" --lower-dma --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOWERED
+// REQUIRES: mlir
+
+// S=4 E=4 P=2 H=2, f32: the L1 working set is 320 bytes of X, bo, K, V and the head's weight
+// slices, plus 48 bytes per query row (Q, scores, context, output rows; each buffer 16-aligned):
+// 512 bytes for 4-row blocks, 416 for 2, 384 for 1.
+func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
+  %w = arith.constant dense<0.5> : tensor<2x4x2xf32>
+  %b = arith.constant dense<0.1> : tensor<2x2xf32>
+  %wo = arith.constant dense<0.25> : tensor<2x2x4xf32>
+  %bo = arith.constant dense<0.0> : tensor<4xf32>
+  %a = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, scale = 0.707 : f32} : (tensor<4x4xf32>, tensor<2x4x2xf32>, tensor<2x2xf32>, tensor<2x4x2xf32>, tensor<2x2xf32>, tensor<2x4x2xf32>, tensor<2x2xf32>, tensor<2x2x4xf32>, tensor<4xf32>) -> tensor<4x4xf32>
+  %r = tinyattn.relu %a : (tensor<4x4xf32>) -> tensor<4x4xf32>
+  func.return %r : tensor<4x4xf32>
+}
+
+// CHECK-LABEL: func.func @main
+// CHECK:       %[[X:.*]] = bufferization.to_buffer %x : tensor<4x4xf32> to memref<4x4xf32>
+// CHECK:       %[[WQ:.*]] = bufferization.to_buffer %w : tensor<2x4x2xf32> to memref<2x4x2xf32>
+// CHECK:       %a = memref.alloc() {alignment = 16 : i64} : memref<4x4xf32>
+// CHECK-NEXT:  %x_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x4xf32, "L1">
+// CHECK:       %k_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x2xf32, "L1">
+// ROWS4:       %scores_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x4xf32, "L1">
+// ROWS2:       %scores_l1 = memref.alloc() {alignment = 16 : i64} : memref<2x4xf32, "L1">
+// ROWS1:       %scores_l1 = memref.alloc() {alignment = 16 : i64} : memref<1x4xf32, "L1">
+// X and bo go to L1 once.
+// CHECK:       %[[TX:.*]] = dma.start %[[X]], %x_l1 : memref<4x4xf32>, memref<4x4xf32, "L1">
+// CHECK:       dma.wait %[[TX]]
+// Per head: the head's weight slices to L1, then K and V of all rows.
+// CHECK:       scf.for %[[HEAD:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
+// CHECK:         %[[WQH:.*]] = memref.subview %[[WQ]][%[[HEAD]], 0, 0] [1, 4, 2] [1, 1, 1] : memref<2x4x2xf32> to memref<4x2xf32, strided<[2, 1], offset: ?>>
+// CHECK:         dma.start %[[WQH]], %wq_l1
+// CHECK:         memref.store %{{.*}}, %k_l1
+// CHECK:         memref.store %{{.*}}, %v_l1
+// Per block of query rows: Q, scores, softmax, context, then the output rows.
+// CHECK:         scf.for %[[BLOCK:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
+// ROWS2:           memref.subview %x_l1[%{{.*}}, 0] [2, 4] [1, 1] : memref<4x4xf32, "L1"> to memref<2x4xf32, strided<[4, 1], offset: ?>, "L1">
+// CHECK:           math.exp
+// CHECK:           memref.store %{{.*}}, %context_l1
+// The first head starts the output from bo; the others add to the rows already in L2.
+// CHECK:           %[[FIRST:.*]] = arith.cmpi eq, %[[HEAD]], %{{.*}} : index
+// CHECK-NEXT:      scf.if %[[FIRST]] {
+// CHECK:             memref.load %bo_l1
+// CHECK:           } else {
+// CHECK:             dma.start %{{.*}}, %y_l1
+// CHECK:           }
+// CHECK:           dma.start %y_l1, %{{.*}} : memref<{{[0-9]}}x4xf32, "L1">, memref<{{[0-9]}}x4xf32, strided<[4, 1], offset: ?>>
+// CHECK:       %[[A:.*]] = bufferization.to_tensor %a : memref<4x4xf32> to tensor<4x4xf32>
+// CHECK:       tinyattn.relu %[[A]]
+// CHECK-NOT:   tinyattn.mhsa
+
+// SMALL: tinyattn-opt: error: depth-first-tile: the attention (S=4 E=4 P=2) needs at least 384 bytes of L1 with 1-row blocks, but l1-bytes=383
+// DIVIDE: tinyattn-opt: error: depth-first-tile: rows=3 must divide the sequence length S=4
+
+// LOWERED: func.func private @ta_dma_start_2d(index, index, index, index, index, index) -> i32
+// LOWERED-LABEL: func.func @main(%{{.*}}: memref<4x4xf32>, %{{.*}}: memref<4x4xf32>, %{{.*}}: memref<512xi8>, %{{.*}}: memref<{{[0-9]+}}xi8>)
+// LOWERED: func.call @ta_dma_start_2d

@@ -30,3 +30,4 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/baseline.py
 	$(BIN)/python bench/fwsa.py
+	$(BIN)/python bench/memory.py

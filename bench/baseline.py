@@ -12,19 +12,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from tinyattn.api import run
+from tinyattn.api import LowerOptions, run
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("ecg", "radar", "eeg")
 TARGETS = ("cortex-m4", "cortex-m7", "rv32")
 COMMAND = "make bench  (python bench/baseline.py)"
+BASELINE = LowerOptions(schedule="layerwise", fuse_weights="never")
 
 
 def measure() -> list[dict]:
     rows = []
     for model in MODELS:
         for target in TARGETS:
-            report = run(REPO / "models" / f"{model}.onnx", target=target).as_dict()
+            report = run(
+                REPO / "models" / f"{model}.onnx", target=target, options=BASELINE
+            ).as_dict()
             if not report["match"]:
                 sys.exit(f"{model} on {target} does not match the reference")
             rows.append({"model": model, **report})

@@ -302,3 +302,22 @@ def test_activations_too_large_for_the_target_is_one_line(tmp_path, capsys):
         "activations, but L2 has 655360 bytes\n"
     )
     assert not out.exists()
+
+
+def test_run_tool_schedule_flags(capsys):
+    """--schedule/--fuse-weights/--l1-bytes/--rows reach the lowering; a budget no block fits is
+    one line naming the minimum."""
+    model = "models/ecg.onnx"
+    common = ["--target", "rv32", "--json", "--fuse-weights", "never"]
+    assert run_tool.main([model, *common, "--schedule", "depth-first", "--rows", "3"]) == 0
+    tiled = json.loads(capsys.readouterr().out)
+    assert run_tool.main([model, *common, "--schedule", "layerwise"]) == 0
+    layerwise = json.loads(capsys.readouterr().out)
+    assert tiled["match"] and layerwise["match"]
+    assert tiled["dma_bytes"] > 0 == layerwise["dma_bytes"]
+    assert tiled["activation_peak_bytes"] < layerwise["activation_peak_bytes"]
+    assert run_tool.main([model, "--target", "rv32", "--l1-bytes", "4096"]) == 1
+    assert capsys.readouterr().err == (
+        "tinyattn-run: error: rv32: depth-first-tile: the attention (S=66 E=16 P=2) needs at "
+        "least 6272 bytes of L1 with 1-row blocks, but l1-bytes=4096\n"
+    )

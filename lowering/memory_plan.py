@@ -31,7 +31,8 @@ class MemoryPlan:
     live_peak_bytes: int  # the largest total of bytes live at one step (a lower bound)
 
 
-def _aligned(size: int) -> int:
+def aligned(size: int) -> int:
+    """`size` rounded up to the arena alignment: what a buffer occupies."""
     return (size + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
@@ -40,7 +41,7 @@ def plan_memory(lifetimes: Sequence[Lifetime]) -> MemoryPlan:
     order = sorted(lifetimes, key=lambda b: (-b.size, b.first, b.last))
     for buffer in order:
         busy = sorted(
-            (offset, offset + _aligned(other.size))
+            (offset, offset + aligned(other.size))
             for other, offset in placed
             if other.overlaps(buffer)
         )
@@ -50,7 +51,7 @@ def plan_memory(lifetimes: Sequence[Lifetime]) -> MemoryPlan:
                 break
             offset = max(offset, end)
         placed.append((buffer, offset))
-    arena = max((offset + _aligned(b.size) for b, offset in placed), default=0)
+    arena = max((offset + aligned(b.size) for b, offset in placed), default=0)
     steps = {step for b in lifetimes for step in (b.first, b.last)}
     live_peak = max(
         (sum(b.size for b in lifetimes if b.first <= step <= b.last) for step in steps), default=0

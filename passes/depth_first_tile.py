@@ -45,7 +45,7 @@ from tinyattn.dialects import dma
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.lowering import kernels as k
 from tinyattn.lowering.loops import LoopBuilder
-from tinyattn.lowering.memory_plan import ALIGNMENT
+from tinyattn.lowering.memory_plan import ALIGNMENT, aligned
 
 L1 = StringAttr("L1")
 F32_BYTES = 4
@@ -75,9 +75,8 @@ def l1_tiles(s: int, e: int, p: int, rows: int, fused: bool) -> dict[str, tuple[
 
 def l1_bytes_needed(s: int, e: int, p: int, rows: int, fused: bool) -> int:
     """The L1 working set, as plan-memory will lay it out (each buffer aligned)."""
-    aligned = (-(-prod(shape) * F32_BYTES // ALIGNMENT) * ALIGNMENT for shape in
-               l1_tiles(s, e, p, rows, fused).values())  # fmt: skip
-    return sum(aligned)
+    tiles = l1_tiles(s, e, p, rows, fused).values()
+    return sum(aligned(prod(shape) * F32_BYTES) for shape in tiles)
 
 
 def choose_rows(op: ta.MHSAOp | ta.FusedMHSAOp, l1_bytes: int, rows: int | str) -> int:

@@ -31,7 +31,7 @@ _C_TYPES = {
     **{np.dtype(f"{s}int{w}"): f"{s}int{w}_t" for s in ("", "u") for w in (8, 16, 32, 64)},
 }
 # Symbols the harness and the runtime define, which an entry must not shadow.
-_RESERVED = re.compile(r"main|ta_\w*|mem(cpy|set|move)|(floor|ceil|trunc|round|roundeven)f")
+_RESERVED = re.compile(r"main|ta_\w*|mem(cpy|set|move)|floorf")
 
 
 def input_file(index: int) -> str:

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.parser import Parser
 from xdsl.utils.exceptions import DiagnosticException, ParseError
@@ -39,7 +38,7 @@ from tinyattn.lowering.harness import (
     model_header,
     output_file,
 )
-from tinyattn.lowering.lower import LowerOptions, lower_module
+from tinyattn.lowering.lower import LowerOptions, entry_function, lower_module
 from tinyattn.lowering.lowered_model import LoweredModel, TensorSpec
 from tinyattn.lowering.pipeline import lower_to_object
 from tinyattn.lowering.targets import Memory, Target, get_target
@@ -167,7 +166,7 @@ def load_model(path: Path | str) -> ModuleOp:
     raise DriverError(f"{path}: unknown model format (expected .onnx or .mlir)")
 
 
-def _default_lower(module: ModuleOp, target: Target, options: LowerOptions) -> LoweredModel:
+def _lower(module: ModuleOp, target: Target, options: LowerOptions) -> LoweredModel:
     """lower_module, with its diagnostics (a budget that cannot fit, an op it cannot lower) as
     one-line driver errors that name the target."""
     try:
@@ -182,7 +181,7 @@ def _lowered(
     if isinstance(source, LoweredModel):
         return None, source
     module = source if isinstance(source, ModuleOp) else load_model(source)
-    return module, _default_lower(module, target, options or LowerOptions())
+    return module, _lower(module, target, options or LowerOptions())
 
 
 def check_fits(lowered: LoweredModel, target: Target) -> None:
@@ -324,16 +323,14 @@ def random_inputs(specs: Sequence[TensorSpec], seed: int) -> list[np.ndarray]:
     return arrays
 
 
-def _tensor_reference(module: ModuleOp, entry: str) -> Reference:
-    """The numpy golden model of the tensor-level module: its only function, or `entry`."""
+def _tensor_reference(module: ModuleOp) -> Reference:
+    """The numpy golden model of the tensor-level module's entry function (the one lowered)."""
     from tinyattn.dialects.interpreter import evaluate
 
-    functions = [op for op in module.ops if isinstance(op, func.FuncOp)]
-    if len(functions) != 1:
-        functions = [f for f in functions if f.sym_name.data == entry]
-    if len(functions) != 1:
-        raise DriverError(f"cannot tell which function of the module is the model ('{entry}'?)")
-    function = functions[0]
+    try:
+        function = entry_function(module)
+    except DiagnosticException as error:
+        raise DriverError(str(error)) from None
     shapes = [
         t.get_shape() for t in function.function_type.inputs.data if isinstance(t, TensorType)
     ]
@@ -399,7 +396,7 @@ def run_model(
     if reference is None:
         if module is None:
             raise DriverError("a LoweredModel has no tensor-level module: pass a reference")
-        reference = _tensor_reference(module, lowered.entry)
+        reference = _tensor_reference(module)
     arrays = (
         random_inputs(lowered.inputs, seed)
         if inputs is None

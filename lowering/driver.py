@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
-from xdsl.parser import Parser
-from xdsl.utils.exceptions import DiagnosticException, ParseError
+from xdsl.utils.exceptions import DiagnosticException
 
 from tinyattn.lowering import toolchain
 from tinyattn.lowering.harness import (
@@ -134,19 +133,13 @@ def _target(target: str | Target) -> Target:
 
 
 def parse_mlir(path: Path) -> ModuleOp:
-    """A tensor-level module from a .mlir file, parsed and verified with tinyattn-opt's dialects."""
-    from tinyattn.tools.opt import TinyattnOptMain, verify_one_line
+    """A tensor-level module from a .mlir file, parsed and verified."""
+    from tinyattn.tools.parsing import parse_module
 
-    parser = Parser(TinyattnOptMain(args=[]).ctx, path.read_text(), str(path))
     try:
-        module = parser.parse_module()
-        verify_one_line(module, {})
-    except ParseError as error:
-        where = error.span.get_location()
-        raise DriverError(f"{where.file}:{where.line}:{where.col}: {error.msg}") from None
+        return parse_module(path.read_text(), str(path))
     except DiagnosticException as error:
-        raise DriverError(f"{path}: {str(error).splitlines()[0]}") from None
-    return module
+        raise DriverError(str(error)) from None
 
 
 def load_model(path: Path | str) -> ModuleOp:

@@ -14,61 +14,16 @@ from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
-from xdsl.parser import Parser
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.transforms import get_all_passes
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 from xdsl.utils.lexer import Span
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from tinyattn.tools.parsing import LocatingParser, register_dialects, verify_one_line, where
 from tinyattn.tools.universe import TINYATTN_UNIVERSE
 
 TOOL = "tinyattn-opt"
-
-
-class _LocatingParser(Parser):
-    """A parser that remembers where each operation starts, for one-line diagnostics."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.positions: dict[Operation, Span] = {}
-
-    def pos_span(self) -> Span:
-        return self._current_token.span
-
-    def parse_operation(self) -> Operation:
-        start = self._current_token.span
-        op = super().parse_operation()
-        self.positions[op] = start
-        return op
-
-
-def _where(span: Span, line_offset: int) -> str:
-    location = span.get_location()
-    return f"{location.file}:{location.line + line_offset}:{location.col}"
-
-
-def verify_one_line(
-    module: ModuleOp, positions: dict[Operation, Span], line_offset: int = 0
-) -> None:
-    """Verify op by op; the first failure raises a DiagnosticException of one line that names
-    the op's source position (or its result name) and the reason."""
-    for op in module.walk():
-        try:
-            op.verify(verify_nested_ops=False)
-        except DiagnosticException as error:
-            reason = str(error.args[0] if error.args else error).splitlines()[0]
-            if reason.startswith("Operation does not verify: "):
-                reason = reason.removeprefix("Operation does not verify: ")
-            place = _where(positions[op], line_offset) if op in positions else _name(op)
-            raise DiagnosticException(f"{place}: '{op.name}' op {reason}") from None
-
-
-def _name(op: Operation) -> str:
-    """Where an op that was not parsed from text (e.g. created by a pass) is."""
-    if op.results and op.results[0].name_hint:
-        return f"%{op.results[0].name_hint}"
-    return f"'{op.name}'"
 
 
 def expand_pass_flags(argv: Sequence[str], pass_names: Sequence[str]) -> list[str]:
@@ -100,10 +55,7 @@ class TinyattnOptMain(xDSLOptMain):
         super().__init__(description="tinyattn modular optimizer driver", args=args)
 
     def register_all_dialects(self):
-        super().register_all_dialects()
-        for name, factory in TINYATTN_UNIVERSE.all_dialects.items():
-            if name not in self.ctx.registered_dialect_names:
-                self.ctx.register_dialect(name, factory)
+        register_dialects(self.ctx)
 
     def register_all_passes(self):
         super().register_all_passes()
@@ -114,7 +66,7 @@ class TinyattnOptMain(xDSLOptMain):
         super().register_all_frontends()
 
         def parse_mlir(io: IO[bytes]) -> ModuleOp:
-            parser = _LocatingParser(self.ctx, io.read(), self.get_input_name())
+            parser = LocatingParser(self.ctx, io.read(), self.get_input_name())
             try:
                 return parser.parse_module(not self.args.no_implicit_module)
             except VerifyException as error:  # an attribute that does not verify
@@ -129,8 +81,8 @@ class TinyattnOptMain(xDSLOptMain):
         try:
             return super().parse_chunk(chunk, file_extension, start_offset)
         except ParseError as error:
-            where = _where(error.span, start_offset)
-            raise DiagnosticException(f"{where}: {error.msg}") from None
+            place = where(error.span, start_offset)
+            raise DiagnosticException(f"{place}: {error.msg}") from None
 
     def setup_pipeline(self):
         def verify(previous: ModulePass | None, module: ModuleOp, following: ModulePass | None):

@@ -321,3 +321,18 @@ def test_run_tool_schedule_flags(capsys):
         "tinyattn-run: error: rv32: depth-first-tile: the attention (S=66 E=16 P=2) needs at "
         "least 6272 bytes of L1 with 1-row blocks, but l1-bytes=4096\n"
     )
+
+
+def test_an_ill_shaped_mlir_model_is_one_line_with_its_position(tmp_path, capsys):
+    model = tmp_path / "bad.mlir"
+    model.write_text(
+        "func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {\n"
+        "  %y = tinyattn.softmax %x : (tensor<4xf32>) -> tensor<5xf32>\n"
+        "  func.return %y : tensor<5xf32>\n"
+        "}\n"
+    )
+    assert run_tool.main([str(model), "--target", "host"]) == 1
+    assert capsys.readouterr().err == (
+        f"tinyattn-run: error: {model}:2:3: 'tinyattn.softmax' op result dimension 0 must be 4 "
+        "(shape of 'x' = [4]), got 5 (shape [5])\n"
+    )

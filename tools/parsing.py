@@ -1,0 +1,86 @@
+"""Textual IR in, one-line diagnostics out: what tinyattn-opt and the compile driver share.
+
+A parse error or an op that does not verify becomes one `DiagnosticException` whose message is
+`FILE:LINE:COL: reason` (the op's own position, recorded while parsing).
+"""
+
+from __future__ import annotations
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
+from xdsl.parser import Parser
+from xdsl.universe import Universe
+from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
+from xdsl.utils.lexer import Span
+
+from tinyattn.tools.universe import TINYATTN_UNIVERSE
+
+
+def register_dialects(ctx: Context) -> None:
+    """Every xDSL dialect and tinyattn's (lazily: a dialect loads when first used)."""
+    dialects = {**Universe.get_multiverse().all_dialects, **TINYATTN_UNIVERSE.all_dialects}
+    for name, factory in dialects.items():
+        if name not in ctx.registered_dialect_names:
+            ctx.register_dialect(name, factory)
+
+
+class LocatingParser(Parser):
+    """A parser that remembers where each operation starts, for one-line diagnostics."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.positions: dict[Operation, Span] = {}
+
+    def pos_span(self) -> Span:
+        return self._current_token.span
+
+    def parse_operation(self) -> Operation:
+        start = self._current_token.span
+        op = super().parse_operation()
+        self.positions[op] = start
+        return op
+
+
+def where(span: Span, line_offset: int = 0) -> str:
+    """`FILE:LINE:COL` of a span, as diagnostics print it."""
+    location = span.get_location()
+    return f"{location.file}:{location.line + line_offset}:{location.col}"
+
+
+def verify_one_line(
+    module: ModuleOp, positions: dict[Operation, Span], line_offset: int = 0
+) -> None:
+    """Verify op by op; the first failure raises a DiagnosticException of one line that names
+    the op's source position (or its result name) and the reason."""
+    for op in module.walk():
+        try:
+            op.verify(verify_nested_ops=False)
+        except DiagnosticException as error:
+            reason = str(error.args[0] if error.args else error).splitlines()[0]
+            if reason.startswith("Operation does not verify: "):
+                reason = reason.removeprefix("Operation does not verify: ")
+            place = where(positions[op], line_offset) if op in positions else _name(op)
+            raise DiagnosticException(f"{place}: '{op.name}' op {reason}") from None
+
+
+def _name(op: Operation) -> str:
+    """Where an op that was not parsed from text (e.g. created by a pass) is."""
+    if op.results and op.results[0].name_hint:
+        return f"%{op.results[0].name_hint}"
+    return f"'{op.name}'"
+
+
+def parse_module(text: str, file_name: str) -> ModuleOp:
+    """Parse and verify a module; any problem is one DiagnosticException line."""
+    ctx = Context()
+    register_dialects(ctx)
+    parser = LocatingParser(ctx, text, file_name)
+    try:
+        module = parser.parse_module()
+    except ParseError as error:
+        raise DiagnosticException(f"{where(error.span)}: {error.msg}") from None
+    except VerifyException as error:  # an attribute that does not verify
+        raise DiagnosticException(f"{where(parser.pos_span())}: {error}") from None
+    verify_one_line(module, parser.positions)
+    return module

@@ -15,7 +15,7 @@ Integer (int8) ops are not lowered yet: they end in a diagnostic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from math import prod
 
@@ -39,6 +39,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.lowering import kernels as k
+from tinyattn.lowering.layer_report import LAYER_ATTR, tag
 from tinyattn.lowering.loops import LoopBuilder
 
 ALIGNMENT = 16
@@ -347,6 +348,8 @@ class _FunctionConverter:
             kind = "integer " if lowering is not None else ""
             raise PassFailedException(f"cannot lower {kind}'{op.name}' to loops yet")
         (result,) = op.results
+        block = b.builder.insertion_point.block
+        before = block.last_op
         if result in destinations:
             out = reshaped(b, destinations[result], _shape(result))
         else:
@@ -354,6 +357,8 @@ class _FunctionConverter:
             out.name_hint = result.name_hint
         lowering(low, op, [self.refs[v] for v in op.operands], out)
         self.refs[result] = out
+        emitted = block.ops if before is None else _ops_after(before)
+        tag(list(emitted), op.attributes.get(LAYER_ATTR))
 
     def _bind_result(
         self,
@@ -390,6 +395,11 @@ class _FunctionConverter:
         if value.name_hint:
             ref.name_hint = value.name_hint
         return ref
+
+
+def _ops_after(op: Operation) -> Iterator[Operation]:
+    while (op := op.next_op) is not None:
+        yield op
 
 
 def _insert_deallocs(block: Block) -> None:

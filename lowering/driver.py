@@ -90,7 +90,9 @@ class RunReport:
     activation_peak_bytes: int
     arena_bytes: dict[str, int]  # per memory level
     code_bytes: int
-    dma_bytes: int
+    dma_bytes: int  # measured: what the run's transfers moved
+    planned_dma_bytes: int  # what the compiler's schedule says they move
+    level_peak_bytes: dict[str, int]  # per memory level, over the schedule
     outputs: tuple[np.ndarray, ...] = field(repr=False, compare=False)
 
     def as_dict(self) -> dict:
@@ -108,6 +110,7 @@ class RunReport:
         if self.mac_per_instruction is not None:
             count += f" ({self.mac_per_instruction:.3f} MAC/instruction)"
         arenas = ", ".join(f"{level} {size:,} B" for level, size in self.arena_bytes.items())
+        peaks = ", ".join(f"{level} {size:,} B" for level, size in self.level_peak_bytes.items())
         rows = [
             ("target", self.target),
             ("match", f"{verdict} (rtol {F32_RTOL:g}, atol {F32_ATOL:g} for f32; exact for int)"),
@@ -116,9 +119,10 @@ class RunReport:
             ("instructions", count),
             ("MACs", f"{self.macs:,}"),
             ("params", f"{self.params_bytes:,} B"),
-            ("activations", f"{self.activation_peak_bytes:,} B peak ({arenas or 'no arena'})"),
+            ("activations", f"{self.activation_peak_bytes:,} B peak ({peaks or 'none live'})"),
+            ("arenas", arenas or "none"),
             ("code", f"{self.code_bytes:,} B"),
-            ("DMA traffic", f"{self.dma_bytes:,} B"),
+            ("DMA traffic", f"{self.dma_bytes:,} B (planned {self.planned_dma_bytes:,} B)"),
         ]
         return "\n".join(f"{name:<14} {value}" for name, value in rows)
 
@@ -159,9 +163,10 @@ def load_model(path: Path | str) -> ModuleOp:
     raise DriverError(f"{path}: unknown model format (expected .onnx or .mlir)")
 
 
-def _lower(module: ModuleOp, target: Target, options: LowerOptions) -> LoweredModel:
+def lower(module: ModuleOp, target: str | Target, options: LowerOptions) -> LoweredModel:
     """lower_module, with its diagnostics (a budget that cannot fit, an op it cannot lower) as
     one-line driver errors that name the target."""
+    target = _target(target)
     try:
         return lower_module(module, target, options)
     except DiagnosticException as error:
@@ -174,7 +179,7 @@ def _lowered(
     if isinstance(source, LoweredModel):
         return None, source
     module = source if isinstance(source, ModuleOp) else load_model(source)
-    return module, _lower(module, target, options or LowerOptions())
+    return module, lower(module, target, options or LowerOptions())
 
 
 def check_fits(lowered: LoweredModel, target: Target) -> None:
@@ -242,8 +247,12 @@ def _compile(
             "params_bytes": lowered.params_bytes,
             "macs": lowered.macs,
             "activation_peak_bytes": lowered.activation_peak_bytes,
+            "l1_peak_bytes": lowered.level_peak_bytes.get("L1", 0),
+            "l2_peak_bytes": lowered.level_peak_bytes.get("L2", 0),
+            "dma_bytes": lowered.dma_bytes,
             "code_bytes": artifacts.code_bytes,
             "arenas": {arena.level: arena.size for arena in lowered.arenas},
+            "layers": [asdict(layer) for layer in lowered.layers],
             "inputs": [_spec_json(spec) for spec in lowered.inputs],
             "outputs": [_spec_json(spec) for spec in lowered.outputs],
         }
@@ -440,5 +449,7 @@ def run_model(
         arena_bytes={arena.level: arena.size for arena in lowered.arenas},
         code_bytes=compiled.code_bytes,
         dma_bytes=dma_bytes,
+        planned_dma_bytes=lowered.dma_bytes,
+        level_peak_bytes=lowered.level_peak_bytes,
         outputs=outputs,
     )

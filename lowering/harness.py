@@ -3,8 +3,9 @@
 model.h is the model's documented C API: the entry prototype and #defines for every input,
 output and arena. harness.c is the program the driver links with the model and the runtime to
 run it: it reads each input from in<i>.bin, calls the entry between the counting markers,
-writes each output to out<i>.bin and the DMA traffic to stats.bin. Canary bytes right after
-each arena's last byte (no padding between) catch a model that writes past its arena.
+writes each output to out<i>.bin and the DMA traffic to stats.bin. Guard bytes right before
+each arena's first byte and right after its last (no padding between) catch a model that writes
+outside its arena, on either side.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 HEADER = "model.h"
 STATS_FILE = "stats.bin"  # one little-endian uint64: bytes moved by DMA during the run
 EXIT_IO_FAILED = 2  # an input file is missing or has the wrong size, or a write failed
-EXIT_ARENA_OVERRUN = 4  # a canary after an arena was overwritten (3 is TA_EXIT_TRAP)
-CANARY = (0xDE, 0xC0, 0x11, 0x7A)  # arbitrary, unlikely as data
+EXIT_ARENA_OVERRUN = 4  # a guard around an arena was overwritten (3 is TA_EXIT_TRAP)
+CANARY = (0xDE, 0xC0, 0x11, 0x7A) * 4  # arbitrary, unlikely as data; 16 bytes keep data aligned
+GUARDS = ("before", "after")  # the guard fields around an arena's data
 ARENA_SECTIONS = {"L1": ".tinyattn.l1", "L2": ".tinyattn.l2"}  # placed by runtime/link.ld
 
 _C_TYPES = {
@@ -68,7 +70,7 @@ def check_entry(lowered: LoweredModel) -> None:
     if len(set(levels)) != len(levels) or not set(levels) <= ARENA_SECTIONS.keys():
         raise ValueError(f"arena levels must be distinct, among L1/L2; got {', '.join(levels)}")
     expected = [
-        *((spec.shape, np.dtype(spec.dtype)) for spec in (*lowered.inputs, *lowered.outputs)),
+        *((spec.shape, _storage(spec.dtype)) for spec in (*lowered.inputs, *lowered.outputs)),
         *(((arena.size,), np.dtype(np.int8)) for arena in lowered.arenas),
     ]
     actual = [
@@ -82,6 +84,13 @@ def check_entry(lowered: LoweredModel) -> None:
             f"entry '{entry}' takes {_describe(actual)} but the model specs describe "
             f"{_describe(expected)}"
         )
+
+
+def _storage(dtype: np.dtype) -> np.dtype:
+    """The dtype of the memref holding a tensor of `dtype`: memrefs hold signless integers, so
+    unsigned data is stored (bit for bit) in the signed type of its width."""
+    dtype = np.dtype(dtype)
+    return np.dtype(f"i{dtype.itemsize}") if dtype.kind == "u" else dtype
 
 
 def _describe(signature: list[tuple[tuple[int, ...] | None, np.dtype | None]]) -> str:
@@ -208,8 +217,9 @@ def harness_source(lowered: LoweredModel) -> str:
             for v, s in _tensors(lowered)
         ),
         *(
-            f"static struct arena_{a.level.lower()} {{ uint8_t data[{prefix}_"
-            f"{arena_name(a).upper()}_BYTES]; uint8_t canary[sizeof CANARY]; }} {arena_name(a)}\n"
+            f"static struct arena_{a.level.lower()} {{ uint8_t before[sizeof CANARY]; "
+            f"uint8_t data[{prefix}_{arena_name(a).upper()}_BYTES]; "
+            f"uint8_t after[sizeof CANARY]; }} {arena_name(a)}\n"
             f'    __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned(16)));'
             for a in lowered.arenas
         ),
@@ -220,12 +230,15 @@ def harness_source(lowered: LoweredModel) -> str:
         f"{EXIT_IO_FAILED});"
         for i, s in enumerate(lowered.inputs)
     ]
-    arm = [f"  set_canary({arena_name(a)}.canary);" for a in lowered.arenas]
+    arm = [
+        f"  set_canary({arena_name(a)}.{side});" for a in lowered.arenas for side in GUARDS
+    ]
     checks = [
-        f"  if (!canary_intact({arena_name(a)}.canary))\n"
-        f'    return fail("arena {a.level} overrun: the bytes after its last one were '
-        f'overwritten\\n", {EXIT_ARENA_OVERRUN});'
+        f"  if (!canary_intact({arena_name(a)}.{side}))\n"
+        f'    return fail("arena {a.level} overrun: the bytes {side} it were overwritten\\n", '
+        f"{EXIT_ARENA_OVERRUN});"
         for a in lowered.arenas
+        for side in GUARDS
     ]
     writes = [
         f'  if (ta_write_file("{output_file(i)}", out{i}, sizeof out{i}) != 0)\n'

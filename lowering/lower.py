@@ -12,11 +12,13 @@ from xdsl.utils.exceptions import PassFailedException
 from tinyattn.dialects.cost import total_cost
 from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
+from tinyattn.lowering.layer_report import occupancy, scheduled_layers, tag_layers
 from tinyattn.lowering.lower_dma import LowerDMA
 from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 from tinyattn.lowering.targets import Target
 from tinyattn.passes.depth_first_tile import DepthFirstTile
 from tinyattn.passes.fuse_weights import MODES, FuseWeights
+from tinyattn.passes.layerwise_tile import LayerwiseTile
 from tinyattn.passes.plan_memory import PlanMemory, arena_bytes
 
 ENTRY = "tinyattn_model"
@@ -30,9 +32,9 @@ class LowerOptions:
     """What the user chooses about a compilation (the target aside)."""
 
     fuse_weights: str = "auto"  # FWSA: auto (where it pays), always, never
-    schedule: str = "depth-first"  # attention: depth-first tiled through L1, or layer by layer
-    l1_bytes: int | None = None  # the L1 budget of depth-first tiling (default: the target's L1)
-    rows: str = "auto"  # query rows per depth-first block, or "auto"
+    schedule: str = "depth-first"  # attention through L1: depth-first, or layer by layer
+    l1_bytes: int | None = None  # the L1 budget of the tiling (default: the target's L1)
+    rows: str = "auto"  # rows per tile, or "auto" (the largest that fits the L1 budget)
 
     def __post_init__(self):
         if self.fuse_weights not in MODES:
@@ -73,9 +75,13 @@ def lower_module(
     module = module.clone()
     FuseWeights(mode=options.fuse_weights).apply(Context(), module)
     cost = total_cost(module)  # after fusion (what the code computes), before any tiling
-    if options.schedule == "depth-first":
-        l1_bytes = options.l1_bytes or target.l1.size
-        DepthFirstTile(l1_bytes=l1_bytes, rows=options.rows).apply(Context(), module)
+    layers = tag_layers(entry_function(module, entry))
+    tile = DepthFirstTile if options.schedule == "depth-first" else LayerwiseTile
+    tile(
+        l1_bytes=options.l1_bytes or target.l1.size,
+        rows=options.rows,
+        dma=len(target.levels) > 1,
+    ).apply(Context(), module)
     function = entry_function(module, entry)
     args = function.body.block.args
     inputs = _specs(
@@ -85,9 +91,13 @@ def lower_module(
     results = function.function_type.outputs.data
     outputs = _specs(results, [f"out{index}" for index in range(len(results))])
     ConvertTinyattnToLoops().apply(Context(), module)
-    PlanMemory(
-        l1_bytes=target.l1.size, l2_bytes=target.l2.size, single_level=len(target.levels) == 1
-    ).apply(Context(), module)
+    single_level = len(target.levels) == 1
+    converted = entry_function(module, function.sym_name.data)
+    timeline = occupancy(converted, single_level)
+    layers = scheduled_layers(layers, converted, timeline)
+    PlanMemory(l1_bytes=target.l1.size, l2_bytes=target.l2.size, single_level=single_level).apply(
+        Context(), module
+    )
     LowerDMA().apply(Context(), module)
     function = entry_function(module, function.sym_name.data)
     function.sym_name = StringAttr(ENTRY)
@@ -101,4 +111,6 @@ def lower_module(
         params_bytes=cost.param_bytes,
         macs=cost.macs,
         live_peak_bytes=live_peak.value.data if live_peak else 0,
+        layers=layers,
+        occupancy=timeline,
     )

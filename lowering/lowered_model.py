@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
+from tinyattn.lowering.layer_report import Layer, Occupancy
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -50,6 +52,20 @@ class LoweredModel:
     params_bytes: int
     macs: int
     live_peak_bytes: int | None = None  # from the memory plan; None: take the arena sizes
+    layers: tuple[Layer, ...] = ()  # the tensor-level ops as scheduled, in order
+    occupancy: Occupancy | None = None  # live bytes per level over the schedule
+
+    @property
+    def level_peak_bytes(self) -> dict[str, int]:
+        """The largest total of live activation bytes of each level over the schedule."""
+        if self.occupancy is None:
+            return {arena.level: arena.size for arena in self.arenas}
+        return {level: max(steps, default=0) for level, steps in self.occupancy.live.items()}
+
+    @property
+    def dma_bytes(self) -> int:
+        """The bytes the schedule's transfers move between levels in one inference."""
+        return sum(layer.dma_bytes for layer in self.layers)
 
     @property
     def activation_peak_bytes(self) -> int:

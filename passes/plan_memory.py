@@ -55,22 +55,20 @@ def _nbytes(typ: MemRefType[Attribute]) -> int:
     return prod(typ.get_shape()) * element.compile_time_size
 
 
-def plan_function(
-    function: func.FuncOp, capacities: dict[str, int], single_level: bool = False
-) -> None:
-    block = function.body.block
-    ops = list(block.ops)
+def buffer_lifetimes(
+    function: func.FuncOp, single_level: bool = False
+) -> dict[str, list[Lifetime]]:
+    """Each top-level alloc's bytes and the top-level positions it is live over (keyed by the
+    alloc), by memory level; on a single level everything is L2."""
+    ops = list(function.body.block.ops)
     position = {op: index for index, op in enumerate(ops)}
-    allocs = [op for op in ops if isinstance(op, memref.AllocOp)]
-    if not allocs:
-        return
     ends = {
         op.memref.owner: position[op]
         for op in ops
         if isinstance(op, memref.DeallocOp) and op.memref.owner in position
     }
     by_level: dict[str, list[Lifetime]] = {}
-    for alloc in allocs:
+    for alloc in [op for op in ops if isinstance(op, memref.AllocOp)]:
         typ = alloc.memref.type
         assert isinstance(typ, MemRefType)
         if not typ.has_static_shape():
@@ -78,6 +76,17 @@ def plan_function(
         lifetime = Lifetime(alloc, _nbytes(typ), position[alloc], ends.get(alloc, len(ops)))
         level = "L2" if single_level else memory_level(typ)
         by_level.setdefault(level, []).append(lifetime)
+    return by_level
+
+
+def plan_function(
+    function: func.FuncOp, capacities: dict[str, int], single_level: bool = False
+) -> None:
+    block = function.body.block
+    by_level = buffer_lifetimes(function, single_level)
+    if not by_level:
+        return
+    allocs = [lifetime.key for level in by_level.values() for lifetime in level]
     plans = {level: plan_memory(by_level[level]) for level in LEVELS if level in by_level}
     for level, plan in plans.items():
         capacity = capacities.get(level)

@@ -41,7 +41,7 @@ def add_lowering_options(parser: argparse.ArgumentParser) -> None:
         "--schedule",
         choices=SCHEDULES,
         default=defaults.schedule,
-        help="attention schedule: depth-first tiled through L1 (default) or layer by layer",
+        help="attention schedule through L1: depth-first (default) or layer by layer",
     )
     parser.add_argument(
         "--fuse-weights",
@@ -50,10 +50,10 @@ def add_lowering_options(parser: argparse.ArgumentParser) -> None:
         help="fused-weight self-attention: where it pays (auto), always, or never",
     )
     parser.add_argument(
-        "--l1-bytes", type=int, help="the L1 budget of depth-first tiling (default: the target's)"
+        "--l1-bytes", type=int, help="the L1 budget of the tiling (default: the target's L1)"
     )
     parser.add_argument(
-        "--rows", default=defaults.rows, help="query rows per depth-first block, or auto"
+        "--rows", default=defaults.rows, help="rows per tile, or auto (the largest that fits L1)"
     )
 
 

@@ -1,20 +1,28 @@
 """`tinyattn-compile`: compile a model for a target into an output directory.
 
-    tinyattn-compile model.(onnx|mlir) --target T -o DIR [--keep-stages]
+    tinyattn-compile model.(onnx|mlir) --target T -o DIR [--keep-stages] [--report]
+                     [--plot FILE.png]
 
 writes DIR/model.o (the object to link), DIR/model.h (its C API), DIR/model.ll (the optimized
-LLVM IR), DIR/report.json (params, MACs, activation peak, code size, arenas, tensor specs) and,
-with --keep-stages, every intermediate of the upstream pipeline. Nothing is written on error.
+LLVM IR), DIR/report.json (params, MACs, activation peaks per level, DMA bytes, code size,
+arenas, tensor specs, per-layer facts) and, with --keep-stages, every intermediate of the
+upstream pipeline. --report prints the per-layer table (MACs, weight bytes, L1/L2 peak, DMA
+bytes); --plot draws the memory occupancy over the schedule, layer-wise and depth-first side by
+side. Nothing is written on error.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
-from tinyattn.lowering.driver import compile_model
+from tinyattn.lowering.driver import compile_model, load_model, lower
+from tinyattn.lowering.layer_report import format_layers
+from tinyattn.lowering.lower import SCHEDULES
 from tinyattn.lowering.targets import TARGETS
 from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
+from tinyattn.tools.memory_plot import plot_occupancy
 
 PROG = "tinyattn-compile"
 
@@ -28,16 +36,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--keep-stages", action="store_true", help="also keep the pipeline's intermediate files"
     )
+    parser.add_argument("--report", action="store_true", help="print the per-layer table")
+    parser.add_argument(
+        "--plot", metavar="FILE.png", help="draw memory occupancy, layer-wise vs depth-first"
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
-        compile_model(
-            args.model,
+        options = options_from(args)
+        module = load_model(args.model)
+        schedules = {
+            schedule: lower(module, args.target, replace(options, schedule=schedule))
+            for schedule in (SCHEDULES if args.plot else ())
+        }
+        result = compile_model(
+            schedules.get(options.schedule) or module,
             args.target,
             args.output,
             keep_stages=args.keep_stages,
-            options=options_from(args),
+            options=options,
         )
+        if args.report:
+            report = result.report
+            print(format_layers(result.lowered.layers))
+            print(
+                f"total: {report['macs']:,} MACs, {report['params_bytes']:,} B weights, "
+                f"activation peak {report['activation_peak_bytes']:,} B "
+                f"(L1 {report['l1_peak_bytes']:,} B, L2 {report['l2_peak_bytes']:,} B), "
+                f"{report['dma_bytes']:,} B DMA"
+            )
+        if args.plot:
+            plot_occupancy(args.plot, schedules, f"{args.model} on {args.target}")
         return 0
 
     return run_main(PROG, body)

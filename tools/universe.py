@@ -40,6 +40,12 @@ def _fuse_weights():
     return FuseWeights
 
 
+def _layerwise_tile():
+    from tinyattn.passes.layerwise_tile import LayerwiseTile
+
+    return LayerwiseTile
+
+
 def _plan_memory():
     from tinyattn.passes.plan_memory import PlanMemory
 
@@ -52,6 +58,7 @@ TINYATTN_UNIVERSE = Universe(
         "convert-tinyattn-to-loops": _convert_to_loops,
         "depth-first-tile": _depth_first_tile,
         "fuse-weights": _fuse_weights,
+        "layerwise-tile": _layerwise_tile,
         "lower-dma": _lower_dma,
         "plan-memory": _plan_memory,
     },

@@ -52,7 +52,8 @@ func.func @linear_softmax(%x: memref<4x8xf32>, %y: memref<4x5xf32>, %arena: memr
   %ninf = arith.constant -3.0e38 : f32
   %w = memref.get_global @w : memref<8x5xf32>
   %b = memref.get_global @b : memref<5xf32>
-  %acc = memref.view %arena[%c0][] : memref<ARENA_BYTESxi8> to memref<4x5xf32>
+  %shift = arith.constant SHIFT : index
+  %acc = memref.view %arena[%shift][] : memref<ARENA_BYTESxi8> to memref<4x5xf32>
   scf.for %i = %c0 to %c4 step %c1 {{
     %max = scf.for %k = %c0 to %c5 step %c1 iter_args(%m = %ninf) -> (f32) {{
       %bias = memref.load %b[%k] : memref<5xf32>
@@ -171,11 +172,12 @@ def softmax_reference(xs: Sequence[np.ndarray]) -> tuple[np.ndarray]:
     return ((e / e.sum(axis=1, keepdims=True)).astype(np.float32),)
 
 
-def linear_softmax(arena: int = 80) -> Handwritten:
-    """The f32 model. Its code uses 80 bytes of arena; `arena` declares another size (in the
-    spec and the signature), to provoke overruns and overflows."""
+def linear_softmax(arena: int = 80, shift: int = 0) -> Handwritten:
+    """The f32 model. Its code uses 80 bytes of arena from byte `shift`; `arena` declares another
+    size (in the spec and the signature), to provoke overruns and overflows."""
+    source = LINEAR_SOFTMAX.replace("ARENA_BYTES", str(arena)).replace("SHIFT", str(shift))
     lowered = LoweredModel(
-        module=parse(LINEAR_SOFTMAX.replace("ARENA_BYTES", str(arena))),
+        module=parse(source),
         entry="linear_softmax",
         inputs=(TensorSpec("x", (4, 8), np.dtype(np.float32)),),
         outputs=(TensorSpec("y", (4, 5), np.dtype(np.float32)),),

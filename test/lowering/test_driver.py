@@ -133,9 +133,13 @@ def _only(*names: str) -> list:
 
 
 @pytest.mark.parametrize("name", _only("host", "rv32"))
-def test_arena_overrun_trips_the_canary(name, build_dir):
-    model = linear_softmax(arena=64)  # the code writes 80 bytes
-    with pytest.raises(DriverError, match=r"exit code 4 \(arena overrun\): harness: arena L1"):
+@pytest.mark.parametrize(
+    "arena, shift, side", [(64, 0, "after"), (80, -4, "before")], ids=["past-end", "before-start"]
+)
+def test_a_write_outside_the_arena_trips_its_guard(name, arena, shift, side, build_dir):
+    model = linear_softmax(arena=arena, shift=shift)  # the code writes 80 bytes from `shift`
+    expected = rf"exit code 4 \(arena overrun\): harness: arena L1 overrun: the bytes {side} it"
+    with pytest.raises(DriverError, match=expected):
         run_model(model.lowered, name, reference=model.reference, build_dir=build_dir)
 
 
@@ -314,7 +318,7 @@ def test_run_tool_schedule_flags(capsys):
     assert run_tool.main([model, *common, "--schedule", "layerwise"]) == 0
     layerwise = json.loads(capsys.readouterr().out)
     assert tiled["match"] and layerwise["match"]
-    assert tiled["dma_bytes"] > 0 == layerwise["dma_bytes"]
+    assert 0 < tiled["dma_bytes"] < layerwise["dma_bytes"]
     assert tiled["activation_peak_bytes"] < layerwise["activation_peak_bytes"]
     assert run_tool.main([model, "--target", "rv32", "--l1-bytes", "4096"]) == 1
     assert capsys.readouterr().err == (

@@ -1,7 +1,8 @@
 """End to end on the three bundled models (models/{eeg,ecg,radar}.onnx): import, lower in both
-schedules (depth-first through a 64 KiB L1, so the attention is tiled into row blocks, and layer
-by layer) with and without fused-weight attention, compile, run on every runnable target and
-compare with the numpy interpreter on the original model."""
+schedules (depth-first and layer by layer, through a 64 KiB L1 so the attention is tiled into
+row blocks) with and without fused-weight attention, compile, run on every runnable target and
+compare with the numpy interpreter on the original model. The bytes the transfers move must be
+the ones the schedule plans (none on a single-level target, where tiles are used in place)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def test_model_matches_reference(model, name, fuse_weights, schedule, build_dir)
     report = run_model(MODELS / f"{model}.onnx", name, seed=0, build_dir=build_dir, options=options)
     assert report.match, report.format()
     assert (report.instructions is None) == get_target(name).is_host
+    assert report.dma_bytes == report.planned_dma_bytes
+    assert (report.dma_bytes > 0) == (len(get_target(name).levels) > 1)
 
 
 def test_fusion_drops_a_quarter_of_the_attention_parameters_at_p_equal_e(build_dir):

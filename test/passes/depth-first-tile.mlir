@@ -3,6 +3,7 @@
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=4096 rows=1" | %filecheck %s --check-prefixes=CHECK,ROWS1
 // RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=383" 2>&1 | %filecheck %s --check-prefix=SMALL
 // RUN: not %tinyattn-opt %s --depth-first-tile="rows=3" 2>&1 | %filecheck %s --check-prefix=DIVIDE
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=192 dma=false" | %filecheck %s --check-prefix=INPLACE
 // RUN: %tinyattn-opt %s --depth-first-tile --convert-tinyattn-to-loops --plan-memory="l1-bytes=512" --lower-dma --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOWERED
 // REQUIRES: mlir
 
@@ -56,6 +57,18 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 
 // SMALL: tinyattn-opt: error: depth-first-tile: the attention (S=4 E=4 P=2) needs at least 384 bytes of L1 with 1-row blocks, but l1-bytes=383
 // DIVIDE: tinyattn-opt: error: depth-first-tile: rows=3 must divide the sequence length S=4
+
+// On one memory level X, the weights and the output rows are used in place: only K, V and the
+// block's Q, scores and context are scratch buffers (32 + 32 + 32 + 64 + 32 = 192 bytes for 4 rows).
+// INPLACE-NOT: %x_l1
+// INPLACE:     %k_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x2xf32, "L1">
+// INPLACE:     %scores_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x4xf32, "L1">
+// INPLACE-NEXT: %context_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x2xf32, "L1">
+// INPLACE-NOT: dma.start
+// INPLACE:     scf.if
+// INPLACE:       memref.load %{{.*}} : memref<4xf32>
+// INPLACE-NOT: dma.start
+// INPLACE:     bufferization.to_tensor
 
 // LOWERED: func.func private @ta_dma_start_2d(index, index, index, index, index, index) -> i32
 // LOWERED-LABEL: func.func @main(%{{.*}}: memref<4x4xf32>, %{{.*}}: memref<4x4xf32>, %{{.*}}: memref<512xi8>, %{{.*}}: memref<{{[0-9]+}}xi8>)

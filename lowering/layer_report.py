@@ -1,0 +1,150 @@
+"""Per-layer facts of a lowered schedule, as MCU vendors' model analyzers tabulate them.
+
+Before lowering, every tensor-level tinyattn op is tagged with the layer it is (`tinyattn.layer`,
+a discardable attribute); the tiling passes and `convert-tinyattn-to-loops` copy the tag onto the
+top-level ops they emit for it, and the tiling passes record the bytes their transfers move on
+one of them (`tinyattn.dma_bytes`). Once buffers are allocs with lifetimes, the live bytes of each
+memory level at every top-level step give the occupancy over the schedule; a layer's peak is the
+largest total live while its steps run (buffers of other layers still alive included, which is
+what the layer needs the memory to hold). A step without a tag (a dealloc, a moved constant)
+belongs to the layer before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
+from xdsl.ir import Attribute, Operation
+
+from tinyattn.dialects.cost import op_cost
+from tinyattn.passes.plan_memory import LEVELS, buffer_lifetimes
+
+LAYER_ATTR = "tinyattn.layer"
+DMA_ATTR = "tinyattn.dma_bytes"
+PROLOGUE = "(inputs)"  # the steps before the first layer
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One tensor-level op as scheduled: what it costs and the memory it runs in."""
+
+    name: str  # the value it computes, e.g. "%a" (or its op name and position)
+    op: str
+    macs: int
+    weight_bytes: int
+    l1_peak_bytes: int = 0
+    l2_peak_bytes: int = 0
+    dma_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """Live activation bytes per memory level after each top-level step of the schedule."""
+
+    layers: tuple[str, ...]  # the layer of each step
+    live: dict[str, tuple[int, ...]]  # level -> bytes per step
+
+
+def tag_layers(function: func.FuncOp) -> list[Layer]:
+    """Tag each tinyattn op of `function` with its layer name; their costs, in order."""
+    layers = []
+    for op in function.body.block.ops:
+        if op.dialect_name() != "tinyattn":
+            continue
+        hint = op.results[0].name_hint if op.results else None
+        name = f"%{hint}" if hint else f"{op.name.removeprefix('tinyattn.')}#{len(layers)}"
+        op.attributes[LAYER_ATTR] = StringAttr(name)
+        cost = op_cost(op)
+        layers.append(Layer(name, op.name, cost.macs, cost.param_bytes))
+    return layers
+
+
+def tag(ops: Iterable[Operation], layer: Attribute | None, dma_bytes: int | None = None) -> None:
+    """Mark ops emitted for a layer and record the bytes its transfers move on the first one
+    that outlives bufferization (`to_buffer`/`to_tensor` are resolved away by the lowering)."""
+    if not isinstance(layer, StringAttr):
+        return
+    for op in ops:
+        op.attributes[LAYER_ATTR] = layer
+        if dma_bytes is not None and op.dialect_name() != "bufferization":
+            op.attributes[DMA_ATTR] = IntegerAttr(dma_bytes, i64)
+            dma_bytes = None
+
+
+def occupancy(function: func.FuncOp, single_level: bool) -> Occupancy:
+    ops = list(function.body.block.ops)
+    layers, current = [], PROLOGUE
+    for op in ops:
+        tag_attr = op.attributes.get(LAYER_ATTR)
+        if isinstance(tag_attr, StringAttr):
+            current = tag_attr.data
+        layers.append(current)
+    live = {}
+    for level, lifetimes in buffer_lifetimes(function, single_level).items():
+        steps = [0] * len(ops)
+        for lifetime in lifetimes:
+            for step in range(lifetime.first, min(lifetime.last, len(ops) - 1) + 1):
+                steps[step] += lifetime.size
+        live[level] = tuple(steps)
+    return Occupancy(tuple(layers), {level: live[level] for level in LEVELS if level in live})
+
+
+def scheduled_layers(
+    layers: list[Layer], function: func.FuncOp, timeline: Occupancy
+) -> tuple[Layer, ...]:
+    """`layers` with the peaks of their steps and their DMA bytes; the tags are removed."""
+    dma: dict[str, int] = {}
+    for op in function.walk():
+        tag_attr, moved = op.attributes.pop(LAYER_ATTR, None), op.attributes.pop(DMA_ATTR, None)
+        if isinstance(tag_attr, StringAttr) and isinstance(moved, IntegerAttr):
+            dma[tag_attr.data] = dma.get(tag_attr.data, 0) + moved.value.data
+
+    def peak(layer: str, level: str) -> int:
+        steps = timeline.live.get(level)
+        if steps is None:
+            return 0
+        return max(
+            (b for b, at in zip(steps, timeline.layers, strict=True) if at == layer), default=0
+        )
+
+    return tuple(
+        Layer(
+            layer.name,
+            layer.op,
+            layer.macs,
+            layer.weight_bytes,
+            peak(layer.name, "L1"),
+            peak(layer.name, "L2"),
+            dma.get(layer.name, 0),
+        )
+        for layer in layers
+    )
+
+
+def format_layers(layers: Iterable[Layer]) -> str:
+    """The per-layer table for people."""
+    header = ("layer", "op", "MACs", "weights (B)", "L1 peak (B)", "L2 peak (B)", "DMA (B)")
+    rows = [
+        (
+            layer.name,
+            layer.op.removeprefix("tinyattn."),
+            f"{layer.macs:,}",
+            f"{layer.weight_bytes:,}",
+            f"{layer.l1_peak_bytes:,}",
+            f"{layer.l2_peak_bytes:,}",
+            f"{layer.dma_bytes:,}",
+        )
+        for layer in layers
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in (header, *rows)
+    ]
+    return "\n".join(lines)

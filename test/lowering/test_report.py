@@ -1,0 +1,102 @@
+"""The schedule as reported: report.json's peaks and DMA bytes, `tinyattn-compile --report`'s
+per-layer table and `--plot`'s occupancy figure, checked against what the tiling passes plan."""
+
+from __future__ import annotations
+
+import json
+from math import prod
+from pathlib import Path
+
+import pytest
+from handwritten import needs_pipeline
+
+from tinyattn.lowering.driver import load_model
+from tinyattn.lowering.lower import LowerOptions, lower_module
+from tinyattn.lowering.targets import get_target
+from tinyattn.passes import depth_first_tile, layerwise_tile
+from tinyattn.tools import compile as compile_tool
+from tinyattn.tools.memory_plot import layer_positions
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+EEG = (81, 32, 32, 8)  # S, E, P, H
+
+
+def _raw_bytes(tiles) -> int:
+    return sum(prod(shape) * 4 for shape in tiles)
+
+
+@pytest.mark.parametrize(
+    "schedule, rows",
+    [("depth-first", 9), ("layerwise", 27)],  # the largest divisors of S = 81 that fit 64 KiB
+)
+def test_the_attention_layers_l1_is_the_working_set_the_pass_planned(schedule, rows):
+    options = LowerOptions(schedule=schedule, fuse_weights="never", l1_bytes=64 * 1024)
+    lowered = lower_module(load_model(MODELS / "eeg.onnx"), get_target("cortex-m7"), options)
+    attention = [layer for layer in lowered.layers if layer.op == "tinyattn.mhsa"]
+    assert len(attention) == 2
+    s, e, p, h = EEG
+    if schedule == "depth-first":
+        planned = depth_first_tile.l1_bytes_needed(s, e, p, rows, fused=False)
+        live = _raw_bytes(depth_first_tile.l1_tiles(s, e, p, rows, fused=False).values())
+    else:
+        planned = layerwise_tile.l1_bytes_needed(s, e, p, h, rows, fused=False)
+        live = max(map(_raw_bytes, layerwise_tile.layer_tiles(s, e, p, h, rows, fused=False)))
+    assert dict((a.level, a.size) for a in lowered.arenas)["L1"] == planned
+    assert [layer.l1_peak_bytes for layer in attention] == [live, live]
+    assert lowered.level_peak_bytes["L1"] == live
+    assert lowered.dma_bytes == sum(layer.dma_bytes for layer in attention) > 0
+    assert {layer.op for layer in lowered.layers if layer.dma_bytes} == {"tinyattn.mhsa"}
+
+
+def test_single_level_targets_keep_no_l1_and_move_nothing():
+    lowered = lower_module(load_model(MODELS / "ecg.onnx"), get_target("cortex-m4"))
+    assert set(lowered.level_peak_bytes) == {"L2"}
+    assert lowered.dma_bytes == 0
+    assert lowered.activation_peak_bytes == lowered.level_peak_bytes["L2"]
+
+
+@needs_pipeline
+def test_compile_report_table_and_json(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [str(MODELS / "radar.onnx"), "--target", "rv32", "-o", str(out), "--report"]
+    assert compile_tool.main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["layer", "op", "MACs", "weights", "(B)", "L1", "peak", "(B)",
+                                "L2", "peak", "(B)", "DMA", "(B)"]  # fmt: skip
+    rows = table[1:-1]
+    assert len(rows) == len(report["layers"]) > 1
+    for row, layer in zip(rows, report["layers"], strict=True):
+        cells = row.split()
+        assert cells[0] == layer["name"]
+        assert cells[2:] == [f"{layer[k]:,}" for k in
+                             ("macs", "weight_bytes", "l1_peak_bytes", "l2_peak_bytes", "dma_bytes")]  # fmt: skip
+    assert sum(layer["macs"] for layer in report["layers"]) == report["macs"]
+    assert sum(layer["dma_bytes"] for layer in report["layers"]) == report["dma_bytes"] > 0
+    assert max(report["l1_peak_bytes"], report["l2_peak_bytes"]) <= report["activation_peak_bytes"]
+    assert report["activation_peak_bytes"] <= report["l1_peak_bytes"] + report["l2_peak_bytes"]
+    assert table[-1].startswith(f"total: {report['macs']:,} MACs")
+
+
+@needs_pipeline
+def test_compile_plot_draws_both_schedules(tmp_path):
+    plot = tmp_path / "memory.png"
+    args = [str(MODELS / "ecg.onnx"), "--target", "cortex-m7", "-o", str(tmp_path / "out")]
+    assert compile_tool.main([*args, "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_plot_into_a_missing_directory_is_one_line_and_writes_nothing(tmp_path, capsys):
+    args = [str(MODELS / "ecg.onnx"), "--target", "cortex-m7", "-o", str(tmp_path / "out")]
+    assert compile_tool.main([*args, "--plot", str(tmp_path / "no" / "memory.png")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("tinyattn-compile: error: ") and error.count("\n") == 1
+    assert not (tmp_path / "no").exists()
+
+
+def test_layer_positions_spread_each_layers_steps_over_its_unit():
+    from tinyattn.lowering.layer_report import Occupancy
+
+    timeline = Occupancy(("a", "a", "b", "c", "c", "c", "c"), {"L2": (0,) * 7})
+    assert layer_positions(timeline) == [0, 0.5, 1, 2, 2.25, 2.5, 2.75]

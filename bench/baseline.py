@@ -55,9 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     text = (
         "# Layer-by-layer baseline, f32\n\n"
-        f"Reproduce with `{COMMAND}`. Schedule: layer by layer (Q, K, V and the whole score map\n"
-        "materialized), one activation arena in the main SRAM level. Instructions: exact count of\n"
-        "the model's entry function under QEMU 7.2; every run matched the numpy reference.\n\n"
+        f"Reproduce with `{COMMAND}`. Schedule: layer-wise tiling (each layer through L1 on its\n"
+        "own; Q, K, V and the whole score map materialized in L2; computed in place on the\n"
+        "single-level cortex-m4). Instructions: exact count of the model's entry function under\n"
+        "QEMU 7.2; every run matched the numpy reference.\n\n"
         f"{table(measure())}\n"
     )
     args.out.write_text(text)

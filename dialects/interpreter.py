@@ -31,6 +31,14 @@ def isoftmax_of(attr: ta.ISoftmaxAttr | None) -> ref.ISoftmax | None:
     return ref.ISoftmax(*(param.data for param in attr.parameters))
 
 
+def igelu_of(attr: ta.IGeluAttr | None) -> ref.IGelu | None:
+    return None if attr is None else ref.IGelu(attr.b.data, attr.one.data)
+
+
+def ilayernorm_of(attr: ta.ILayerNormAttr | None) -> ref.ILayerNorm | None:
+    return None if attr is None else ref.ILayerNorm(attr.shift.data, attr.eps.data)
+
+
 def _result_dtype(op) -> np.dtype:
     typ = op.results[0].type
     assert isinstance(typ, TensorType)
@@ -107,11 +115,19 @@ class TinyattnFunctions(InterpreterFunctions):
 
     @impl(ta.LayerNormOp)
     def run_layernorm(self, interpreter: Interpreter, op: ta.LayerNormOp, args: PythonValues):
-        return (ref.layernorm(*args, op.epsilon.value.data),)
+        return (
+            ref.layernorm(
+                *args,
+                op.epsilon.value.data,
+                ilayernorm_of(op.ilayernorm),
+                requant_of(op.requant),
+                _result_dtype(op),
+            ),
+        )
 
     @impl(ta.GeluOp)
     def run_gelu(self, interpreter: Interpreter, op: ta.GeluOp, args: PythonValues):
-        return (ref.gelu(args[0]),)
+        return (ref.gelu(args[0], igelu_of(op.igelu), requant_of(op.requant), _result_dtype(op)),)
 
     @impl(ta.ReluOp)
     def run_relu(self, interpreter: Interpreter, op: ta.ReluOp, args: PythonValues):
@@ -126,7 +142,8 @@ class TinyattnFunctions(InterpreterFunctions):
         result = op.result.type
         assert isinstance(result, TensorType)
         keepdims = len(result.get_shape()) == len(args[0].shape)
-        return (ref.mean(args[0], op.axis.value.data, keepdims),)
+        axis = op.axis.value.data
+        return (ref.mean(args[0], axis, keepdims, requant_of(op.requant), _result_dtype(op)),)
 
     @impl(ta.ReshapeOp)
     def run_reshape(self, interpreter: Interpreter, op: ta.ReshapeOp, args: PythonValues):

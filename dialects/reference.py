@@ -4,7 +4,9 @@ f32 ops compute in float64 and round their result to float32 once, so the refere
 as accurate as any f32 schedule the compiler emits. Integer ops follow the integer-only
 deployment semantics (QuantLib/Deeploy): operands take part with their true values (ui8 as
 0..255), products and sums are int32 and wrap on overflow, and 8-bit results come from a
-requantization (`requant`) that rounds half up and clips to the result's range.
+requantization (`requant`) that rounds half up and clips to the result's range. The integer
+softmax, GELU and layer norm are I-BERT's (Kim et al. 2021): second-order polynomials with
+integer coefficients and, for the layer norm, an integer Newton square root.
 """
 
 from __future__ import annotations
@@ -59,6 +61,70 @@ class ISoftmax:
         e = (self.coeff_a * (p + self.coeff_b) ** 2 + self.coeff_c) >> z
         total = e.sum(axis=-1, keepdims=True) & 0xFFFFFFFF
         return (e * (self.n_levels - 1) // total).astype(np.uint8)
+
+
+def isqrt(n: np.ndarray) -> np.ndarray:
+    """floor(sqrt(n)) of non-negative integers by I-BERT's integer Newton iteration: start at
+    `2^ceil(bits(n)/2)`, which is at least sqrt(n), and step `x <- (x + n // x) >> 1` while that
+    decreases x; 0 for n = 0. Only integer operations, so a kernel can do exactly the same."""
+    n = np.asarray(n, dtype=np.int64)
+    if (n < 0).any():
+        raise ValueError("isqrt of a negative number")
+    bits = np.zeros_like(n)
+    rest = n.copy()
+    while rest.any():
+        bits += rest > 0
+        rest >>= 1
+    x = np.left_shift(1, (bits + 1) >> 1)
+    positive = np.maximum(n, 1)
+    while True:
+        step = (x + positive // x) >> 1
+        shrinking = step < x
+        if not shrinking.any():
+            break
+        x = np.where(shrinking, step, x)
+    return np.where(n == 0, 0, x)
+
+
+def _divide_toward_zero(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """C's integer `/` (`arith.divsi`): the quotient rounded toward zero."""
+    quotient = np.abs(numerator) // np.abs(denominator)
+    return np.where((numerator < 0) != (denominator < 0), -quotient, quotient)
+
+
+@dataclass(frozen=True)
+class IGelu:
+    """I-BERT integer GELU (Deeploy's GELU_s8_s32); see `#tinyattn.igelu`. The int32 result is
+    GELU at the input scale divided by `one`."""
+
+    b: int
+    one: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        sign = np.sign(x)
+        d = np.minimum(np.abs(x), -self.b) + self.b
+        erf = wrap_int32(sign * wrap_int32(self.one - d * d))
+        return wrap_int32(x * (wrap_int32(self.one + erf) >> 1))
+
+
+@dataclass(frozen=True)
+class ILayerNorm:
+    """I-BERT integer layer normalization over the last axis; see `#tinyattn.ilayernorm`. The
+    int32 result is `gamma (x - mean) / (sqrt(E) sigma) + beta`."""
+
+    shift: int
+    eps: int
+
+    def __call__(self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        width = x.shape[-1]
+        total = wrap_int32(x.sum(axis=-1, keepdims=True))
+        centred = wrap_int32(width * x - total) >> self.shift
+        squares = wrap_int32((centred * centred).sum(axis=-1, keepdims=True) + self.eps)
+        std = isqrt(squares)
+        scaled = wrap_int32(centred * np.asarray(gamma, np.int64))
+        return wrap_int32(_divide_toward_zero(scaled, std) + np.asarray(beta, np.int64))
 
 
 def _matmul_i32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -121,14 +187,34 @@ def _narrow(acc: np.ndarray, requant: Requant | None, out_dtype: np.dtype) -> np
     return requant(acc, out_dtype)
 
 
-def layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float) -> np.ndarray:
+def layernorm(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    epsilon: float,
+    ilayernorm: ILayerNorm | None = None,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """Layer norm over the last axis; integer: `ilayernorm`'s int32 result, narrowed by
+    `requant`."""
+    if ilayernorm is not None:
+        return _narrow(ilayernorm(x, gamma, beta), requant, out_dtype)
     x, gamma, beta = _f64(x, gamma, beta)
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
     return ((x - mean) / np.sqrt(var + epsilon) * gamma + beta).astype(np.float32)
 
 
-def gelu(x: np.ndarray) -> np.ndarray:
+def gelu(
+    x: np.ndarray,
+    igelu: IGelu | None = None,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """Exact (erf) GELU; integer: `igelu`'s int32 result, narrowed by `requant`."""
+    if igelu is not None:
+        return _narrow(igelu(x), requant, out_dtype)
     erf = np.vectorize(math.erf, otypes=[np.float64])
     (x,) = _f64(x)
     return (0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))).astype(np.float32)
@@ -142,9 +228,24 @@ def softmax(x: np.ndarray, isoftmax: ISoftmax | None = None) -> np.ndarray:
     return softmax_f32(x) if isoftmax is None else isoftmax(x)
 
 
-def mean(x: np.ndarray, axis: int, keepdims: bool) -> np.ndarray:
-    (x64,) = _f64(x)
-    return x64.mean(axis=axis, keepdims=keepdims).astype(np.float32)
+def mean(
+    x: np.ndarray,
+    axis: int,
+    keepdims: bool,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """Mean over `axis`. Integer: the int32 sum, narrowed by `requant` (which folds in the
+    division), or without one divided by the count rounding half up (floor division of
+    `sum + count // 2`)."""
+    if np.issubdtype(np.asarray(x).dtype, np.floating):
+        (x64,) = _f64(x)
+        return x64.mean(axis=axis, keepdims=keepdims).astype(np.float32)
+    total = wrap_int32(np.asarray(x, np.int64).sum(axis=axis, keepdims=keepdims))
+    if requant is not None:
+        return requant(total, out_dtype)
+    count = np.asarray(x).shape[axis]
+    return ((total + count // 2) // count).astype(np.int32)
 
 
 @dataclass(frozen=True)

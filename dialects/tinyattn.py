@@ -162,6 +162,81 @@ class ISoftmaxAttr(_KeywordParamsAttr):
             )
 
 
+@irdl_attr_definition
+class IGeluAttr(_KeywordParamsAttr):
+    """I-BERT integer GELU (Deeploy's GELU_s8_s32). With `d = min(|x|, -b) + b`, the int32
+    `L = sign(x) * (one - d^2)` is I-BERT's second-order erf polynomial
+    `sign(x) * (a (min(|x|, -b) + b)^2 + 1)` in units of `1/one`, and the result is
+    `x * ((one + L) >> 1)`: GELU at the input scale divided by `one`. For an input of scale s,
+    `b = floor(-1.769 / s')` and `one = round(1 / (0.2888 s'^2))` with `s' = s / sqrt(2)`."""
+
+    name = "tinyattn.igelu"
+    PARAMS: ClassVar = (("b", False), ("one", False))
+
+    b: IntAttr = param_def()
+    one: IntAttr = param_def()
+
+    def __init__(self, b: int, one: int):
+        super().__init__(IntAttr(b), IntAttr(one))
+
+    def verify(self) -> None:
+        if self.b.data >= 0:
+            raise VerifyException(f"igelu b must be negative, got {self.b.data}")
+        if self.one.data <= 0:
+            raise VerifyException(f"igelu one must be positive, got {self.one.data}")
+
+
+INT32_MAX = 2**31 - 1
+
+
+def layernorm_square_bound(width: int, shift: int) -> int:
+    """The largest `sum(c^2)` an integer layer norm over `width` 8-bit values can reach with
+    `c = (width x - sum(x)) >> shift`: sum((x - mean)^2) <= width (255/2)^2, and the floor of
+    the shift adds at most 1 to each |c| (Minkowski), so the bound is
+    `width (width 255 / 2^(shift+1) + 1)^2`, rounded up."""
+    numerator = width * (width * 255 + 2 ** (shift + 1)) ** 2
+    return -(-numerator // 4 ** (shift + 1))
+
+
+def min_layernorm_shift(width: int, eps: int) -> int | None:
+    """The smallest `ilayernorm` shift whose sum of squares plus `eps` fits int32 (None if
+    none does)."""
+    for shift in range(32):
+        if layernorm_square_bound(width, shift) + eps <= INT32_MAX:
+            return shift
+    return None
+
+
+@irdl_attr_definition
+class ILayerNormAttr(_KeywordParamsAttr):
+    """I-BERT integer layer normalization. Each row of E values is centred exactly,
+    `c = (E x - sum(x)) >> shift`, its deviation is `std = isqrt(sum(c^2) + eps)` by integer
+    Newton iteration, and the int32 result is `trunc(c * gamma / std) + beta` (C division) with
+    `gamma` and `beta` as i32 operands, i.e. `gamma (x - mean) / (sqrt(E) sigma) + beta`.
+    `shift` keeps `sum(c^2)` within int32 for every input (the op verifier checks it); `eps` is
+    the float epsilon in the units of `c^2` and at least 1, so `std` is never 0."""
+
+    name = "tinyattn.ilayernorm"
+    PARAMS: ClassVar = (("shift", False), ("eps", False))
+
+    shift: IntAttr = param_def()
+    eps: IntAttr = param_def()
+
+    def __init__(self, shift: int, eps: int):
+        super().__init__(IntAttr(shift), IntAttr(eps))
+
+    def verify(self) -> None:
+        if not 0 <= self.shift.data <= 31:
+            raise VerifyException(f"ilayernorm shift must be in [0, 31], got {self.shift.data}")
+        if not 1 <= self.eps.data <= INT32_MAX:
+            raise VerifyException(
+                f"ilayernorm eps must be in [1, {INT32_MAX}], got {self.eps.data}"
+            )
+
+
+_INTEGER_ONLY_ATTRS = (RequantAttr, ISoftmaxAttr, IGeluAttr, ILayerNormAttr)
+
+
 # ---------------------------------------------------------------------------------------------
 # Verification helpers: every message names the operand, the dimension, expected and got.
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +303,7 @@ def _check_activation_precision(op: IRDLOperation, x: TensorType[Attribute], wha
     _expect_element(x, f"operand '{what}'", (f32, i8, ui8))
     if _element(x) == f32:
         for name, value in op.properties.items():
-            if isinstance(value, RequantAttr | ISoftmaxAttr):
+            if isinstance(value, _INTEGER_ONLY_ATTRS):
                 raise VerifyException(f"'{name}' is only allowed on integer ops")
 
 
@@ -508,6 +583,26 @@ def _check_integer_result(op: IRDLOperation, channels: int, wide: Sequence[Attri
     _check_requant(op, "requant", result, channels)
 
 
+def _present(**properties: Attribute | None) -> dict[str, Attribute]:
+    """The optional properties that are set."""
+    return {name: value for name, value in properties.items() if value is not None}
+
+
+def _check_elementwise_integer(op: IRDLOperation, x: TensorType[Attribute], attr_name: str):
+    """The integer form of an elementwise op: its parameters `attr_name`, the shape of `x`, and
+    an int32 result or an 8-bit one with a `requant` (per tensor or per last-axis channel)."""
+    if op.properties.get(attr_name) is None:
+        raise VerifyException(f"'{attr_name}' is required on integer {op.name.split('.')[-1]}")
+    result = _tensor(op.results[0], "result")
+    _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
+    _check_integer_result(op, x.get_shape()[-1] if x.get_shape() else 1)
+
+
+def _expect_same_type(op: IRDLOperation, x: TensorType[Attribute]) -> None:
+    if op.results[0].type != x:
+        raise VerifyException(f"result type {op.results[0].type} must equal operand type {x}")
+
+
 @irdl_op_definition
 class LinearOp(_TensorOp):
     """`x W + b` over the last axis: x [..., K], W [K, N], optional b [N] -> [..., N].
@@ -647,10 +742,44 @@ class _UnaryF32Op(_TensorOp):
 
 
 @irdl_op_definition
-class GeluOp(_UnaryF32Op):
-    """GELU with the exact erf: `0.5 x (1 + erf(x / sqrt(2)))`."""
+class GeluOp(_TensorOp):
+    """GELU with the exact erf: `0.5 x (1 + erf(x / sqrt(2)))`.
+
+    Integer form: x i8/ui8 with `igelu` (I-BERT's i-GELU); the result is the int32
+    `x * ((one + L) >> 1)`, at the input scale divided by `one`, or i8/ui8 with a `requant`.
+    """
 
     name = "tinyattn.gelu"
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    igelu = opt_prop_def(IGeluAttr)
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        *,
+        igelu: IGeluAttr | None = None,
+        requant: RequantAttr | None = None,
+        result_type: Attribute | None = None,
+    ):
+        super().__init__(
+            operands=[x],
+            result_types=[result_type or SSAValue.get(x).type],
+            properties=_present(igelu=igelu, requant=requant),
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _check_activation_precision(self, x)
+        if _element(x) == f32:
+            _expect_same_type(self, x)
+            return
+        _check_elementwise_integer(self, x, "igelu")
 
 
 @irdl_op_definition
@@ -664,7 +793,13 @@ class ReluOp(_UnaryF32Op):
 @irdl_op_definition
 class LayerNormOp(_TensorOp):
     """Layer normalization over the last axis:
-    `(x - mean) / sqrt(var + epsilon) * gamma + beta`, with x [..., E], gamma and beta [E]."""
+    `(x - mean) / sqrt(var + epsilon) * gamma + beta`, with x [..., E], gamma and beta [E].
+
+    Integer form: x i8/ui8 with `ilayernorm` (I-BERT's i-LayerNorm) and i32 gamma and beta;
+    the result is the int32 `trunc(c * gamma / std) + beta`, i.e.
+    `gamma (x - mean) / (sqrt(E) sigma) + beta`, or i8/ui8 with a `requant`. `epsilon` stays
+    the float model's; the integer form uses `ilayernorm.eps`.
+    """
 
     name = "tinyattn.layernorm"
 
@@ -674,28 +809,56 @@ class LayerNormOp(_TensorOp):
     result = result_def(TensorType)
 
     epsilon = prop_def(FloatAttr[Float32Type])
+    ilayernorm = opt_prop_def(ILayerNormAttr)
+    requant = opt_prop_def(RequantAttr)
 
     assembly_format = f"$x `,` $gamma `,` $beta {_FORMAT}"
 
-    def __init__(self, x: SSAValue, gamma: SSAValue, beta: SSAValue, *, epsilon: float):
+    def __init__(
+        self,
+        x: SSAValue,
+        gamma: SSAValue,
+        beta: SSAValue,
+        *,
+        epsilon: float,
+        ilayernorm: ILayerNormAttr | None = None,
+        requant: RequantAttr | None = None,
+        result_type: Attribute | None = None,
+    ):
         super().__init__(
             operands=[x, gamma, beta],
-            result_types=[SSAValue.get(x).type],
-            properties={"epsilon": FloatAttr(epsilon, f32)},
+            result_types=[result_type or SSAValue.get(x).type],
+            properties={
+                "epsilon": FloatAttr(epsilon, f32),
+                **_present(ilayernorm=ilayernorm, requant=requant),
+            },
         )
 
     def verify_(self) -> None:
         x = _tensor(self.x, "operand 'x'")
-        _expect_element(x, "operand 'x'", (f32,))
+        _check_activation_precision(self, x)
         if not x.get_shape():
             raise VerifyException("operand 'x' must have rank >= 1")
         e = x.get_shape()[-1]
+        integer = _element(x) != f32
         for name in ("gamma", "beta"):
             typ = _tensor(getattr(self, name), f"operand '{name}'")
             _expect_shape(typ, f"operand '{name}'", (e,), "[E]")
-            _expect_element(typ, f"operand '{name}'", (f32,))
-        if self.result.type != x:
-            raise VerifyException(f"result type {self.result.type} must equal operand type {x}")
+            _expect_element(typ, f"operand '{name}'", (i32,) if integer else (f32,))
+        if not integer:
+            _expect_same_type(self, x)
+            return
+        _check_elementwise_integer(self, x, "ilayernorm")
+        assert self.ilayernorm is not None
+        shift, eps = self.ilayernorm.shift.data, self.ilayernorm.eps.data
+        reach = layernorm_square_bound(e, shift) + eps
+        if reach > INT32_MAX:
+            least = min_layernorm_shift(e, eps)
+            advice = "no shift fits" if least is None else f"the shift must be at least {least}"
+            raise VerifyException(
+                f"'ilayernorm' shift {shift} lets sum(c^2) + eps reach {reach} for E = {e}, "
+                f"more than int32 holds ({INT32_MAX}); {advice}"
+            )
 
 
 @irdl_op_definition
@@ -739,7 +902,12 @@ class SoftmaxOp(_TensorOp):
 @irdl_op_definition
 class MeanOp(_TensorOp):
     """Mean over one axis (a classifier head's pooling). The result keeps the axis as size 1 or
-    drops it; its type says which."""
+    drops it; its type says which.
+
+    Integer form: x i8/ui8 summed in int32; an i32 result is the sum divided by the axis length,
+    rounded half up, and an i8/ui8 result is the sum narrowed by a `requant` (which folds the
+    division in).
+    """
 
     name = "tinyattn.mean"
 
@@ -747,10 +915,19 @@ class MeanOp(_TensorOp):
     result = result_def(TensorType)
 
     axis = prop_def(IntegerAttr[I64])
+    requant = opt_prop_def(RequantAttr)
 
     assembly_format = f"$x {_FORMAT}"
 
-    def __init__(self, x: SSAValue, *, axis: int, keepdims: bool = False):
+    def __init__(
+        self,
+        x: SSAValue,
+        *,
+        axis: int,
+        keepdims: bool = False,
+        requant: RequantAttr | None = None,
+        element_type: Attribute | None = None,
+    ):
         x_type = _tensor(SSAValue.get(x), "operand 'x'")
         shape = list(x_type.get_shape())
         axis = axis % len(shape)
@@ -760,13 +937,13 @@ class MeanOp(_TensorOp):
             del shape[axis]
         super().__init__(
             operands=[x],
-            result_types=[TensorType(x_type.get_element_type(), shape)],
-            properties={"axis": IntegerAttr(axis, i64)},
+            result_types=[TensorType(element_type or x_type.get_element_type(), shape)],
+            properties={"axis": IntegerAttr(axis, i64), **_present(requant=requant)},
         )
 
     def verify_(self) -> None:
         x = _tensor(self.x, "operand 'x'")
-        _expect_element(x, "operand 'x'", (f32,))
+        _check_activation_precision(self, x)
         shape = list(x.get_shape())
         axis = self.axis.value.data
         if not 0 <= axis < len(shape):
@@ -779,7 +956,10 @@ class MeanOp(_TensorOp):
                 f"result shape must be {_fmt(dropped)} or {_fmt(kept)} (mean over axis {axis}), "
                 f"got {_fmt(result.get_shape())}"
             )
-        _expect_element(result, "result", (_element(x),))
+        if _element(x) == f32:
+            _expect_element(result, "result", (f32,))
+            return
+        _check_integer_result(self, result.get_shape()[-1] if result.get_shape() else 1)
 
 
 @irdl_op_definition
@@ -852,5 +1032,5 @@ Tinyattn = Dialect(
         ReshapeOp,
         RequantOp,
     ],
-    [RequantAttr, ISoftmaxAttr],
+    [RequantAttr, ISoftmaxAttr, IGeluAttr, ILayerNormAttr],
 )

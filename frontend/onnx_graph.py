@@ -11,6 +11,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+# ONNX's default domain, where the importer's ops live, QuantLib's included.
+DEFAULT_DOMAINS = ("", "ai.onnx")
+# QuantLib's integer ops (RequantShift, iSoftmax): in the default domain, unknown to ONNX shape
+# inference (which leaves their outputs untyped) and shape-preserving.
+QUANTLIB_OPS = ("RequantShift", "iSoftmax")
+
 # Constant node attributes holding a numeric value, and the dtype each one means.
 _CONSTANT_ATTRIBUTES = {
     "value_float": np.float32,
@@ -43,6 +49,10 @@ class Node:
     @property
     def op_type(self) -> str:
         return self.proto.op_type
+
+    @property
+    def in_default_domain(self) -> bool:
+        return self.proto.domain in DEFAULT_DOMAINS
 
     @property
     def inputs(self) -> Sequence[str]:
@@ -79,11 +89,31 @@ def _inferred_types(
 ) -> dict[str, onnx.TypeProto]:
     """The types ONNX shape inference finds. It gives up on a whole model with an op it does
     not know (a custom domain); the declared types are kept then, and the unknown op is
-    reported when it is reached."""
-    try:
-        return _type_table(onnx.shape_inference.infer_shapes(model).graph)
-    except onnx.shape_inference.InferenceError:
-        return declared
+    reported when it is reached. QuantLib's ops it skips, leaving what follows them unknown:
+    their outputs are declared with their inputs' types and inference runs again."""
+    learnt: set[str] = set()
+    while True:
+        try:
+            types = _type_table(onnx.shape_inference.infer_shapes(model).graph)
+        except onnx.shape_inference.InferenceError:
+            return declared
+        infos = [
+            helper.make_value_info(node.output[0], types[node.input[0]])
+            for node in model.graph.node
+            if node.op_type in QUANTLIB_OPS
+            and node.input
+            and node.output
+            and node.output[0] not in learnt
+            and _has_shape(types.get(node.input[0]))
+            and not _has_shape(types.get(node.output[0]))
+        ]
+        if not infos:
+            return types
+        learnt.update(info.name for info in infos)
+        extended = onnx.ModelProto()
+        extended.CopyFrom(model)
+        extended.graph.value_info.extend(infos)
+        model = extended
 
 
 def _has_shape(typ: onnx.TypeProto | None) -> bool:

@@ -1,14 +1,18 @@
-"""Import a float32 ONNX transformer encoder (as PyTorch exports it) into the tinyattn dialect.
+"""Import an ONNX transformer encoder into the tinyattn dialect: a float32 one as PyTorch
+exports it, or an integerised one as QuantLib/Deeploy export it (frontend/integer.py), into the
+int8 form of the ops.
 
 The result is `func.func @main` taking and returning the graph's tensors with their exact
 shapes; inside, activations drop the batch dimension of 1 (the ops work on [S, E]), weights are
 `arith.constant`s and every computation is a tinyattn op.
 
 Import runs in two steps. Planning walks the nodes from the last to the first and, at each node
-not yet claimed, tries the patterns registered for its op type (`PATTERNS`), largest first; a
-pattern claims the whole subgraph it recognises (e.g. the ~20 nodes of an attention). Walking
-backwards lets a pattern be recognised from its last node before its inner nodes are seen.
-Emission then builds each match's ops in graph order.
+not yet claimed, tries the patterns registered for its op type (`PATTERNS`, or
+`INTEGER_PATTERNS` for an integerised graph), largest first; a pattern claims the whole
+subgraph it recognises (e.g. the ~20 nodes of an attention). Walking backwards lets a pattern be
+recognised from its last node before its inner nodes are seen. The first node no pattern
+applies to is reported, unless a pattern finds something no pattern could import (a malformed
+QuantLib node), which it reports at once. Emission then builds each match's ops in graph order.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from google.protobuf.message import DecodeError
 from xdsl.builder import Builder
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, f32
-from xdsl.ir import Block, Region, SSAValue
+from xdsl.ir import Attribute, Block, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import VerifyException
 
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.frontend import integer as q
 from tinyattn.frontend import patterns as p
-from tinyattn.frontend.attention import attention_pattern
+from tinyattn.frontend.arrays import Arrays
+from tinyattn.frontend.attention import attention_pattern, integer_attention_pattern
 from tinyattn.frontend.onnx_graph import (
     Mismatch,
     Node,
@@ -35,7 +41,7 @@ from tinyattn.frontend.onnx_graph import (
     element_type_name,
 )
 
-__all__ = ["OnnxImportError", "PATTERNS", "import_model"]
+__all__ = ["INTEGER_PATTERNS", "OnnxImportError", "PATTERNS", "import_model"]
 
 _IN_LAYERNORM = p.only_inside("a layer-norm pattern")
 _IN_ELEMENTWISE_PATTERNS = p.only_inside("an attention, layer-norm or GELU pattern")
@@ -59,12 +65,34 @@ PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     "Unsqueeze": (p.reshape,),
     "Identity": (p.identity,),
     "Dropout": (p.dropout,),
-    "Transpose": (p.only_inside("an attention pattern"),),
+    "Transpose": (p.transpose,),
     "Sub": (_IN_LAYERNORM,),
     "Pow": (_IN_LAYERNORM,),
     "Sqrt": (_IN_LAYERNORM,),
     "Erf": (p.only_inside("a GELU pattern"),),
     # Readable Constant nodes are constants and never matched; this explains the others.
+    "Constant": (p.unreadable_constant,),
+}
+
+# The patterns of an integerised (QuantLib/Deeploy) graph. A RequantShift folds into the op
+# computing its int32 input where that op can narrow its result; else it stays a requant.
+INTEGER_PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
+    "RequantShift": (
+        integer_attention_pattern,
+        q.requantized(q.linear),
+        q.requantized(q.add),
+        q.requant,
+    ),
+    "MatMul": (q.accumulating(q.linear),),
+    "Gemm": (q.accumulating(q.linear),),
+    "Add": (q.accumulating(q.linear), q.accumulating(q.add)),
+    "iSoftmax": (q.isoftmax,),
+    "Reshape": (p.reshape,),
+    "Flatten": (p.reshape,),
+    "Squeeze": (p.reshape,),
+    "Unsqueeze": (p.reshape,),
+    "Identity": (p.identity,),
+    "Transpose": (p.transpose,),
     "Constant": (p.unreadable_constant,),
 }
 
@@ -84,9 +112,11 @@ def _check_self_contained(graph: OnnxGraph, match: p.Match, claimed: set[Node]) 
 
 
 def _match(graph: OnnxGraph, node: Node, claimed: set[Node]) -> p.Match:
-    patterns = PATTERNS.get(node.op_type) if node.proto.domain in ("", "ai.onnx") else None
+    integer = isinstance(graph, q.IntegerGraph)
+    table = INTEGER_PATTERNS if integer else PATTERNS
+    patterns = table.get(node.op_type) if node.in_default_domain else None
     if not patterns:
-        raise Mismatch("unsupported op type")
+        raise Mismatch("unsupported op type" + (" in an integer graph" if integer else ""))
     for pattern in patterns:
         try:
             match = pattern(graph, node)
@@ -120,8 +150,9 @@ def _plan(graph: OnnxGraph) -> list[p.Match]:
     return matches[::-1]
 
 
-def _tensor_type(graph: OnnxGraph, name: str, what: str) -> TensorType:
-    """The f32 tensor type of a graph input or output, which must be static."""
+def _static_shape(graph: OnnxGraph, name: str, what: str) -> tuple[int, ...]:
+    """The shape of a graph input or output, which must be static and float32 (integerised
+    graphs hold their integers in float32 tensors too)."""
     element = graph.element_type(name)
     if element != onnx.TensorProto.FLOAT:
         raise OnnxImportError(
@@ -129,14 +160,21 @@ def _tensor_type(graph: OnnxGraph, name: str, what: str) -> TensorType:
             "only float32"
         )
     try:
-        return TensorType(f32, graph.shape(name))
+        return graph.shape(name)
     except Mismatch as mismatch:
         raise OnnxImportError(f"{what} '{name}': {mismatch.reason}") from None
 
 
+def _input_element(graph: OnnxGraph, name: str) -> Attribute:
+    return graph.input_types[name] if isinstance(graph, q.IntegerGraph) else f32
+
+
 def _input_types(graph: OnnxGraph) -> list[TensorType]:
     """The function's argument types: the graph's inputs, which must have batch 1."""
-    input_types = [_tensor_type(graph, name, "input") for name in graph.inputs]
+    input_types = [
+        TensorType(_input_element(graph, name), _static_shape(graph, name, "input"))
+        for name in graph.inputs
+    ]
     for name, typ in zip(graph.inputs, input_types, strict=True):
         shape = typ.get_shape()
         if not shape:
@@ -155,7 +193,7 @@ def _reshaped(builder: Builder, value: SSAValue, shape: tuple[int, ...]) -> SSAV
 
 
 def _build(graph: OnnxGraph, matches: list[p.Match], input_types: list[TensorType]) -> ModuleOp:
-    output_types = [_tensor_type(graph, name, "output") for name in graph.outputs]
+    output_shapes = [_static_shape(graph, name, "output") for name in graph.outputs]
     block = Block(arg_types=input_types)
     builder = Builder(InsertPoint.at_end(block))
     values: dict[str, SSAValue] = {}
@@ -177,10 +215,11 @@ def _build(graph: OnnxGraph, matches: list[p.Match], input_types: list[TensorTyp
         if graph.is_constant(name):
             values[name] = emitter.constant(p.Constant(graph.constant(name), name))
     results = [
-        _reshaped(builder, values[name], typ.get_shape())
-        for name, typ in zip(graph.outputs, output_types, strict=True)
+        _reshaped(builder, values[name], shape)
+        for name, shape in zip(graph.outputs, output_shapes, strict=True)
     ]
     builder.insert(func.ReturnOp(*results))
+    output_types = [result.type for result in results]
     main = func.FuncOp("main", (input_types, output_types), Region(block))
     return ModuleOp([main])
 
@@ -198,13 +237,20 @@ def _load(path: str | os.PathLike) -> onnx.ModelProto:
     return model
 
 
-def import_model(model: onnx.ModelProto | str | os.PathLike) -> ModuleOp:
-    """Import a float32 ONNX model (or the file at that path) as a verified tinyattn module.
+def import_model(
+    model: onnx.ModelProto | str | os.PathLike, sample_inputs: Arrays | None = None
+) -> ModuleOp:
+    """Import an ONNX model (or the file at that path) as a verified tinyattn module.
+
+    A graph with QuantLib's RequantShift or iSoftmax is integerised and imported in int8 form.
+    Its inputs' signedness is not in the graph: `sample_inputs` (arrays by input name, else in
+    order) give each input the smallest type holding its values, unsigned first, as Deeploy
+    does (0..254 -> ui8); without them every input is i8. A float graph ignores them.
 
     Raises OnnxImportError with a one-line message naming the node it cannot map."""
     if not isinstance(model, onnx.ModelProto):
         model = _load(model)
-    graph = OnnxGraph(model)
+    graph = q.IntegerGraph(model, sample_inputs) if q.is_integer_model(model) else OnnxGraph(model)
     input_types = _input_types(graph)
     module = _build(graph, _plan(graph), input_types)
     try:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.builder import Builder
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import f32
-from xdsl.ir import Operation, SSAValue
+from xdsl.dialects.builtin import f32, i32
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.dense import from_numpy
+from tinyattn.dialects.dense import from_numpy, numpy_dtype
 from tinyattn.frontend.onnx_graph import Mismatch, Node, OnnxGraph, normalize_axis
 
 # ---------------------------------------------------------------------------------------------
@@ -30,10 +30,12 @@ from tinyattn.frontend.onnx_graph import Mismatch, Node, OnnxGraph, normalize_ax
 
 @dataclass(frozen=True)
 class Constant:
-    """A constant tensor to emit, with the ONNX name it came from (kept as its SSA name)."""
+    """A constant tensor to emit, with the ONNX name it came from (kept as its SSA name) and
+    the element type it is emitted as (integer graphs store int8 weights in float32 tensors)."""
 
     array: np.ndarray
     name: str | None = None
+    element_type: Attribute = f32
 
 
 def ssa_name(onnx_name: str) -> str:
@@ -58,7 +60,7 @@ class Emitter:
         return op.results[0]
 
     def constant(self, constant: Constant) -> SSAValue:
-        result = self.op(arith.ConstantOp(from_numpy(constant.array, f32)))
+        result = self.op(arith.ConstantOp(from_numpy(constant.array, constant.element_type)))
         if constant.name:
             result.name_hint = ssa_name(constant.name)
         return result
@@ -210,6 +212,12 @@ class Linear:
         weight = emitter.constant(self.weight)
         bias = None if self.bias is None else emitter.constant(self.bias)
         return emitter.op(ta.LinearOp(emitter.value(self.input), weight, bias))
+
+    def zero_bias(self, shape: Sequence[int]) -> Constant:
+        """Zeros in place of an absent bias, typed like a bias: f32, or the i32 accumulator of
+        int8 weights."""
+        element_type = f32 if self.weight.element_type == f32 else i32
+        return Constant(np.zeros(shape, numpy_dtype(element_type)), element_type=element_type)
 
 
 def _matmul_linear(graph: OnnxGraph, node: Node) -> Linear:
@@ -392,18 +400,24 @@ def gelu_decomposition(graph: OnnxGraph, root: Node) -> Match:
 # ---------------------------------------------------------------------------------------------
 
 
-def residual_add(graph: OnnxGraph, node: Node) -> Match:
+def residual_operands(graph: OnnxGraph, node: Node, constant_use: str) -> tuple[str, str]:
+    """The two activations an `Add` of equal shapes sums (a residual connection);
+    `constant_use` says where an Add of a constant is supported instead."""
     lhs, rhs = node.inputs
     if graph.is_constant(lhs) or graph.is_constant(rhs):
-        raise Mismatch(
-            "Add of a constant is only supported as a linear bias or inside a layer-norm or "
-            "GELU pattern"
-        )
+        raise Mismatch(f"Add of a constant is only supported {constant_use}")
     if graph.shape(lhs) != graph.shape(rhs):
         raise Mismatch(
             f"Add of shapes {list(graph.shape(lhs))} and {list(graph.shape(rhs))} broadcasts; "
             "only equal shapes are supported"
         )
+    return lhs, rhs
+
+
+def residual_add(graph: OnnxGraph, node: Node) -> Match:
+    lhs, rhs = residual_operands(
+        graph, node, "as a linear bias or inside a layer-norm or GELU pattern"
+    )
     return single(
         node, lambda emitter: emitter.op(ta.AddOp(emitter.value(lhs), emitter.value(rhs)))
     )
@@ -446,6 +460,21 @@ def reshape(graph: OnnxGraph, node: Node) -> Match:
         return emitter.op(ta.ReshapeOp(value, shape))
 
     return single(node, emit)
+
+
+def transpose(graph: OnnxGraph, node: Node) -> Match:
+    """A Transpose that only moves axes of size 1 keeps the row-major order, so it is a reshape;
+    any other moves data, which tinyattn has no op for (an attention pattern absorbs its own)."""
+    x = activation(graph, node)
+    shape = graph.shape(x)
+    perm = list(node.attr("perm", range(len(shape))[::-1]))
+    moved = [axis for axis in perm if shape[axis] != 1]
+    if moved != sorted(moved):
+        raise Mismatch(
+            f"Transpose with perm {perm} moves the data of shape {list(shape)}; tinyattn has no "
+            "transpose, so it is only supported inside an attention pattern"
+        )
+    return reshape(graph, node)
 
 
 def identity(graph: OnnxGraph, node: Node) -> Match:

@@ -16,15 +16,17 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import DiagnosticException
 
+from tinyattn.frontend.arrays import Arrays, in_order
 from tinyattn.lowering import toolchain
 from tinyattn.lowering.harness import (
     EXIT_ARENA_OVERRUN,
@@ -41,6 +43,7 @@ from tinyattn.lowering.lower import LowerOptions, entry_function, lower_module
 from tinyattn.lowering.lowered_model import LoweredModel, TensorSpec
 from tinyattn.lowering.pipeline import lower_to_object
 from tinyattn.lowering.targets import Memory, Target, get_target
+from tinyattn.passes.fuse_weights import FuseWeights
 
 # f32 outputs match the reference when np.allclose(ours, reference, rtol, atol) holds. Compiled
 # code sums in its own order (loop nests and tiles, not numpy's pairwise/BLAS order) and computes
@@ -146,8 +149,9 @@ def parse_mlir(path: Path) -> ModuleOp:
         raise DriverError(str(error)) from None
 
 
-def load_model(path: Path | str) -> ModuleOp:
-    """The tensor-level module of a .onnx or .mlir file."""
+def load_model(path: Path | str, sample_inputs: Arrays | None = None) -> ModuleOp:
+    """The tensor-level module of a .onnx or .mlir file; `sample_inputs` give an integerised
+    ONNX graph's inputs their signedness (import_model)."""
     path = Path(path)
     if not path.is_file():
         raise DriverError(f"{path}: no such file")
@@ -155,7 +159,7 @@ def load_model(path: Path | str) -> ModuleOp:
         from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 
         try:
-            return import_model(path)
+            return import_model(path, sample_inputs)
         except OnnxImportError as error:
             raise DriverError(f"{path}: {error}") from None
     if path.suffix == ".mlir":
@@ -174,11 +178,11 @@ def lower(module: ModuleOp, target: str | Target, options: LowerOptions) -> Lowe
 
 
 def _lowered(
-    source: Source, target: Target, options: LowerOptions | None
+    source: Source, target: Target, options: LowerOptions | None, inputs: Arrays | None = None
 ) -> tuple[ModuleOp | None, LoweredModel]:
     if isinstance(source, LoweredModel):
         return None, source
-    module = source if isinstance(source, ModuleOp) else load_model(source)
+    module = source if isinstance(source, ModuleOp) else load_model(source, inputs)
     return module, lower(module, target, options or LowerOptions())
 
 
@@ -286,29 +290,53 @@ def load_inputs(path: Path | str) -> dict[str, np.ndarray]:
         raise DriverError(f"{path}: not a readable .npz file ({error})") from None
 
 
-def match_inputs(
-    arrays: Mapping[str, np.ndarray] | Sequence[np.ndarray], specs: Sequence[TensorSpec]
-) -> list[np.ndarray]:
-    """The model's inputs in order: by name when every input name is present, else by position;
-    each must have exactly the spec's shape and dtype."""
-    names = [spec.name for spec in specs]
-    if isinstance(arrays, Mapping) and set(names) <= arrays.keys():
-        ordered = [arrays[name] for name in names]
-    else:
-        ordered = list(arrays.values() if isinstance(arrays, Mapping) else arrays)
-        if len(ordered) != len(specs):
-            given = f"{list(arrays)}" if isinstance(arrays, Mapping) else f"{len(ordered)} arrays"
+def _ordered(arrays: Arrays, specs: Sequence[TensorSpec], what: str, verb: str) -> list[np.ndarray]:
+    """`arrays` in the order of `specs`, by name else by position (in_order)."""
+    try:
+        return in_order([spec.name for spec in specs], arrays, verb)
+    except ValueError as error:
+        raise DriverError(f"{what}: {error}") from None
+
+
+def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """`array` as the input `spec` describes. Integer arrays of another width (.npz files of
+    integer test vectors hold int64 true values) are narrowed when every value fits."""
+    dtype = np.dtype(spec.dtype)
+    if array.shape == spec.shape and array.dtype.kind in "iu" and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        low, high = int(array.min(initial=0)), int(array.max(initial=0))
+        if low < info.min or high > info.max:
             raise DriverError(
-                f"inputs: the model takes {len(specs)} ({', '.join(names)}); got {given}"
+                f"input '{spec.name}': values in [{low}, {high}] do not fit {dtype} "
+                f"[{info.min}, {info.max}]"
             )
+        array = array.astype(dtype, copy=False)
+    if array.shape != spec.shape or array.dtype != dtype:
+        raise DriverError(
+            f"input '{spec.name}': expected {dtype} {list(spec.shape)}, "
+            f"got {array.dtype} {list(array.shape)}"
+        )
+    return np.ascontiguousarray(array)
+
+
+def match_inputs(arrays: Arrays, specs: Sequence[TensorSpec]) -> list[np.ndarray]:
+    """The model's inputs in order: by name when every input name is present, else by position;
+    each must have exactly the spec's shape and dtype, or be integers that fit it."""
+    ordered = _ordered(arrays, specs, "inputs", "takes")
+    return [_as_input(array, spec) for array, spec in zip(ordered, specs, strict=True)]
+
+
+def match_expected(arrays: Arrays, specs: Sequence[TensorSpec]) -> list[np.ndarray]:
+    """Expected outputs in the model's output order (by name, else by position), each of its
+    output's shape; compare() checks the values."""
+    ordered = _ordered(arrays, specs, "expect", "returns")
     for spec, array in zip(specs, ordered, strict=True):
-        array = np.asarray(array)
-        if array.shape != spec.shape or array.dtype != np.dtype(spec.dtype):
+        if array.shape != spec.shape or array.dtype.kind not in "iuf":
             raise DriverError(
-                f"input '{spec.name}': expected {np.dtype(spec.dtype)} {list(spec.shape)}, "
+                f"expect: output '{spec.name}' is {np.dtype(spec.dtype)} {list(spec.shape)}; "
                 f"got {array.dtype} {list(array.shape)}"
             )
-    return [np.ascontiguousarray(array) for array in ordered]
+    return ordered
 
 
 def random_inputs(specs: Sequence[TensorSpec], seed: int) -> list[np.ndarray]:
@@ -323,6 +351,14 @@ def random_inputs(specs: Sequence[TensorSpec], seed: int) -> list[np.ndarray]:
             info = np.iinfo(dtype)
             arrays.append(rng.integers(info.min, info.max, spec.shape, dtype, endpoint=True))
     return arrays
+
+
+def _as_fused(module: ModuleOp, options: LowerOptions) -> ModuleOp:
+    """The tensor-level program the compiler builds: the module after the chosen FWSA, which is
+    exact in f32 and re-quantized in int8 (the code must match it bit for bit)."""
+    fused = module.clone()
+    FuseWeights(mode=options.fuse_weights).apply(Context(), fused)
+    return fused
 
 
 def _tensor_reference(module: ModuleOp) -> Reference:
@@ -374,37 +410,44 @@ def _directory(path: Path | str | None) -> Iterator[Path]:
 def run_model(
     source: Source,
     target: str | Target,
-    inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None = None,
+    inputs: Arrays | None = None,
     seed: int = 0,
     work_dir: Path | str | None = None,
     options: LowerOptions | None = None,
     reference: Reference | None = None,
     build_dir: Path | str | None = None,
+    expect: Arrays | None = None,
 ) -> RunReport:
     """Compile, link with a harness and the runtime, run on `target`, and compare the outputs
-    with `reference` (default: the numpy interpreter on the tensor-level module).
+    with `expect`, the stored outputs of these inputs (match_expected), or else with
+    `reference` (default: the numpy interpreter on the tensor-level module).
 
-    Inputs are matched to the model's by name or position (match_inputs); without them they
-    are random from `seed`. work_dir keeps the build and the run's files (default: a temporary
-    directory); build_dir caches the runtime and the QEMU plugin across runs (default:
-    toolchain.cache_dir()).
+    Inputs are matched to the model's by name or position (match_inputs), and give an
+    integerised ONNX model's inputs their signedness; without them they are random from `seed`.
+    work_dir keeps the build and the run's files (default: a temporary directory); build_dir
+    caches the runtime and the QEMU plugin across runs (default: toolchain.cache_dir()).
     """
     target = _target(target)
     if not target.runnable:
         raise DriverError(
             f"{target.name} is compile-only (QEMU cannot run it); use tinyattn-compile"
         )
-    module, lowered = _lowered(source, target, options)
-    if reference is None:
+    if expect is not None and reference is not None:
+        raise DriverError("pass a reference or expected outputs, not both")
+    module, lowered = _lowered(source, target, options, inputs)
+    if expect is None and reference is None:
         if module is None:
             raise DriverError("a LoweredModel has no tensor-level module: pass a reference")
-        reference = _tensor_reference(module)
+        reference = _tensor_reference(_as_fused(module, options or LowerOptions()))
     arrays = (
         random_inputs(lowered.inputs, seed)
         if inputs is None
         else match_inputs(inputs, lowered.inputs)
     )
-    expected = [np.asarray(r) for r in reference(arrays)]
+    if expect is not None:
+        expected = match_expected(expect, lowered.outputs)
+    else:
+        expected = [np.asarray(r) for r in reference(arrays)]
     with _directory(work_dir) as work:
         build = Path(build_dir) if build_dir is not None else toolchain.cache_dir()
         compiled = _compile(module, lowered, target, work / "model", keep_stages=False)

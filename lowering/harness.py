@@ -230,9 +230,7 @@ def harness_source(lowered: LoweredModel) -> str:
         f"{EXIT_IO_FAILED});"
         for i, s in enumerate(lowered.inputs)
     ]
-    arm = [
-        f"  set_canary({arena_name(a)}.{side});" for a in lowered.arenas for side in GUARDS
-    ]
+    arm = [f"  set_canary({arena_name(a)}.{side});" for a in lowered.arenas for side in GUARDS]
     checks = [
         f"  if (!canary_intact({arena_name(a)}.{side}))\n"
         f'    return fail("arena {a.level} overrun: the bytes {side} it were overwritten\\n", '

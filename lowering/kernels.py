@@ -3,6 +3,11 @@
 A kernel takes memref values and emits scf loops. Matrix operands are `Matrix` accessors, so the
 same contraction reads a row-major operand, a transposed one, or one head of a [H, S, P] buffer
 without copying. Accumulators are loop-carried values (registers), not memory.
+
+The same kernels serve f32 and int8 data. A `Matrix` computes in f32 or i32 (`compute_type`):
+8-bit elements are widened on load (zero-extended for an unsigned view) and truncated on store,
+so an int8 x int8 product is an i32 product and sums are i32. A `Requant` epilogue narrows an
+i32 result before it is stored; `isoftmax_rows` is the integer softmax.
 """
 
 from __future__ import annotations
@@ -11,20 +16,24 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import f32
-from xdsl.ir import SSAValue
+from xdsl.dialects.builtin import IntegerType, Signedness, f32, i8, i32
+from xdsl.ir import Attribute, SSAValue
+from xdsl.utils.exceptions import PassFailedException
 
-from tinyattn.lowering.loops import LoopBuilder, element_type
+from tinyattn.dialects import tinyattn as ta
+from tinyattn.lowering.loops import LoopBuilder, compute_type, element_type, is_integer
 
 
 @dataclass(frozen=True)
 class Matrix:
     """A 2-D view of a memref. `fixed` pins the other axes to given indices (e.g. the head axis
-    of a [H, S, P] or [S, H, P] buffer); `transposed` swaps row and column."""
+    of a [H, S, P] or [S, H, P] buffer); `transposed` swaps row and column; `unsigned` says the
+    stored integers are unsigned (memrefs hold ui8 data as i8)."""
 
     ref: SSAValue
     fixed: tuple[tuple[int, SSAValue], ...] = ()
     transposed: bool = False
+    unsigned: bool = False
 
     def indices(self, row: SSAValue, col: SSAValue) -> list[SSAValue]:
         free = [col, row] if self.transposed else [row, col]
@@ -32,13 +41,76 @@ class Matrix:
         return [fixed[axis] if axis in fixed else free.pop(0) for axis in range(len(fixed) + 2)]
 
     def load(self, b: LoopBuilder, row: SSAValue, col: SSAValue) -> SSAValue:
-        return b.load(self.ref, self.indices(row, col))
+        """The element at (row, col) in its compute type."""
+        value = b.load(self.ref, self.indices(row, col))
+        return b.convert(value, compute_type(value.type), self.unsigned)
 
     def store(self, b: LoopBuilder, value: SSAValue, row: SSAValue, col: SSAValue) -> None:
-        b.store(value, self.ref, self.indices(row, col))
+        """Store a compute-type value (truncated to the element type: narrow it first)."""
+        b.store(b.convert(value, element_type(self.ref)), self.ref, self.indices(row, col))
 
     def T(self) -> Matrix:
-        return Matrix(self.ref, self.fixed, not self.transposed)
+        return Matrix(self.ref, self.fixed, not self.transposed, self.unsigned)
+
+    @property
+    def lowest(self) -> int:
+        """The smallest value an integer element can hold."""
+        typ = element_type(self.ref)
+        assert isinstance(typ, IntegerType)
+        return 0 if self.unsigned else -(1 << (typ.width.data - 1))
+
+
+def wrap_i32(value: int) -> int:
+    """`value` modulo 2^32 as a signed 32-bit integer (two's complement)."""
+    return (value + 2**31) % 2**32 - 2**31
+
+
+@dataclass(frozen=True)
+class Requant:
+    """QuantLib's RequantShift as a store epilogue on an i32 value of output column `col`:
+    `clip((x*mul + offset) >> shift, low, high)` in wrapping i32 arithmetic, where
+    `offset = add + 2^(shift-1)` (the round-half-up term, folded into the addend: the same sum
+    modulo 2^32) and the shift is arithmetic, so ties round toward +inf. `mul` and `offset` are
+    per tensor (ints) or per channel of the last axis (i32 memrefs of `channels` values, indexed
+    by `col`)."""
+
+    mul: int | SSAValue
+    offset: int | SSAValue
+    shift: int
+    low: int
+    high: int
+    channels: int = 1
+
+    @staticmethod
+    def of(
+        attr: ta.RequantAttr,
+        result: Attribute,
+        table: Callable[[str, Sequence[int]], SSAValue],
+    ) -> Requant:
+        """The epilogue of `attr` narrowing to element type `result` (i8 or ui8); `table` makes
+        an i32 memref of per-channel values ("mul" or "offset")."""
+        assert isinstance(result, IntegerType)
+        shift = attr.shift.data
+        half = 1 << (shift - 1) if shift > 0 else 0
+        muls = [wrap_i32(m) for m in attr.mul.get_values()]
+        offsets = [wrap_i32(a + half) for a in attr.add.get_values()]
+        width = result.width.data
+        if result.signedness.data == Signedness.UNSIGNED:
+            low, high = 0, (1 << width) - 1
+        else:
+            low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
+        mul, offset = (
+            values[0] if len(values) == 1 else table(what, values)
+            for what, values in (("mul", muls), ("offset", offsets))
+        )
+        return Requant(mul, offset, shift, low, high, attr.channels())
+
+    def __call__(self, b: LoopBuilder, x: SSAValue, col: SSAValue) -> SSAValue:
+        def param(value: int | SSAValue) -> SSAValue:
+            return b.constant(value, i32) if isinstance(value, int) else b.load(value, [col])
+
+        t = b.add(b.mul(x, param(self.mul)), param(self.offset))
+        return b.clip(b.shr(t, b.constant(self.shift, i32)), self.low, self.high)
 
 
 # (builder, row, column) -> the initial accumulator of that output element, e.g. a bias
@@ -65,9 +137,13 @@ def matmul(
     out: Matrix,
     init: AccumulatorInit | None = None,
     scale: float | None = None,
+    requant: Requant | None = None,
 ) -> None:
-    """`out[i, j] = scale * (init(i, j) + sum_k lhs[i, k] * rhs[k, j])`."""
-    acc_type = element_type(out.ref)
+    """`out[i, j] = scale * (init(i, j) + sum_k lhs[i, k] * rhs[k, j])` (f32), or
+    `requant(init(i, j) + sum_k ...)` in i32 (integers; without `requant` out holds the i32
+    accumulator)."""
+    acc_type = compute_type(element_type(out.ref))
+    assert requant is not None or element_type(out.ref) == acc_type, "narrowing needs a requant"
 
     def row(bi: LoopBuilder, i: SSAValue, _):
         def col(bj: LoopBuilder, j: SSAValue, _):
@@ -80,6 +156,8 @@ def matmul(
             (total,) = bj.for_range(depth, mac, init=(start,))
             if scale is not None:
                 total = bj.mul(total, bj.constant(scale, acc_type))
+            if requant is not None:
+                total = requant(bj, total, j)
             out.store(bj, total, i, j)
             return ()
 
@@ -114,6 +192,81 @@ def softmax_rows(b: LoopBuilder, rows: int, cols: int, x: Matrix, out: Matrix) -
         return ()
 
     b.for_range(rows, row)
+
+
+def isoftmax_rows(
+    b: LoopBuilder,
+    rows: int,
+    cols: int,
+    x: Matrix,
+    out: Matrix,
+    params: ta.ISoftmaxAttr,
+    scratch: SSAValue,
+) -> None:
+    """I-BERT integer softmax of each row of 8-bit `x` into unsigned 8-bit `out` (may be `x`:
+    a row is written only after it was read), as QuantLib's iSoftmax, in i32:
+    `xt = x - max`, `z = min(floor(-xt / log2), 31)`, `p = xt + z*log2`,
+    `e = (a*(p + b)^2 + c) >> z`, `out = floor(e*(n_levels - 1) / sum(e))` (unsigned division).
+    `scratch` (i32 [cols]) keeps a row's `e` between the sum and the division."""
+    assert element_type(x.ref) == i8, "isoftmax_rows reads 8-bit scores"
+    a, coeff_b, c, log2, levels = (param.data for param in params.parameters)
+    _check_isoftmax_fits_i32(params, cols)
+    log2 = min(log2, 256)  # z is 0 for any larger log2 (-xt <= 255): a divisor that fits i32
+
+    def row(br: LoopBuilder, i: SSAValue, _):
+        (peak,) = br.for_range(
+            cols,
+            lambda bj, j, acc: (bj.max(acc[0], x.load(bj, i, j)),),
+            init=(br.constant(x.lowest, i32),),
+        )
+
+        def exponentiate(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
+            def const(value: int) -> SSAValue:
+                # The polynomial is a ring expression whose value fits i32 (checked), so its
+                # coefficients may as well wrap.
+                return bj.constant(wrap_i32(value), i32)
+
+            neg = bj.sub(peak, x.load(bj, i, j))  # -xt >= 0: floor and unsigned division agree
+            z = bj.min(bj.udiv(neg, const(log2)), const(31))
+            shifted = bj.add(bj.sub(bj.mul(z, const(log2)), neg), const(coeff_b))  # p + b
+            e = bj.shr(bj.add(bj.mul(bj.mul(shifted, shifted), const(a)), const(c)), z)
+            bj.store(e, scratch, [j])
+            return (bj.add(acc[0], e),)
+
+        (total,) = br.for_range(cols, exponentiate, init=(br.constant(0, i32),))
+
+        def normalize(bj: LoopBuilder, j: SSAValue, _):
+            scaled = bj.mul(bj.load(scratch, [j]), bj.constant(levels - 1, i32))
+            out.store(bj, bj.udiv(scaled, total), i, j)
+            return ()
+
+        br.for_range(cols, normalize)
+        return ()
+
+    b.for_range(rows, row)
+
+
+def _check_isoftmax_fits_i32(params: ta.ISoftmaxAttr, cols: int) -> None:
+    """Raise unless i32 arithmetic computes `params` on 8-bit rows of `cols` exactly as the
+    reference's unbounded integers: for every `x - max` in [-255, 0], `a*(p + b)^2 + c` in
+    [0, 2^31), and `e*(n_levels - 1)` and the row sum below 2^32 (unsigned), the sum nonzero."""
+    a, coeff_b, c, log2, levels = (param.data for param in params.parameters)
+    polys, exps = [], []
+    for neg in range(256):
+        z = min(neg // log2, 31)
+        polys.append(a * (z * log2 - neg + coeff_b) ** 2 + c)
+        exps.append(polys[-1] >> z)
+    problems = [
+        (min(polys) < 0 or max(polys) >= 2**31, "a*(p + b)^2 + c leaves [0, 2^31)"),
+        (max(exps) * (levels - 1) >= 2**32, "e*(n_levels - 1) reaches 2^32"),
+        (max(exps) * cols >= 2**32, f"the sum of {cols} exponentials reaches 2^32"),
+        (exps[0] == 0, "the sum can be zero"),
+    ]
+    for problem, reason in problems:
+        if problem:
+            raise PassFailedException(
+                f"integer softmax {params} needs more than 32-bit arithmetic: {reason}"
+            )
 
 
 def layernorm_rows(
@@ -154,20 +307,88 @@ def layernorm_rows(
     b.for_range(rows, row)
 
 
-def elementwise(
+def ilayernorm_rows(
     b: LoopBuilder,
-    count: int,
-    inputs: Sequence[SSAValue],
-    out: SSAValue,
-    fn: Callable[[LoopBuilder, list[SSAValue]], SSAValue],
+    rows: int,
+    cols: int,
+    x: Matrix,
+    gamma: SSAValue,
+    beta: SSAValue,
+    params: ta.ILayerNormAttr,
+    out: Matrix,
+    requant: Requant | None = None,
 ) -> None:
-    """`out[i] = fn(inputs[0][i], ...)` over flat 1-D memrefs."""
+    """I-BERT integer layer norm of each row of 8-bit `x` (`reference.ILayerNorm`) in i32:
+    `c = (cols*x - sum(x)) >> shift` (recomputed per pass, never stored),
+    `std = isqrt(sum(c^2) + eps)` and `out = requant(c*gamma / std + beta)` with C's division
+    (`arith.divsi`), gamma and beta i32 [cols]. With 8-bit data `|sum(x)|` and
+    `|cols*x - sum(x)|` stay below `255 cols`; the op verifier bounds `sum(c^2) + eps` within
+    [1, 2^31), so it never wraps and `std >= 1`: no division by zero or INT32_MIN / -1, and
+    what wraps (`c*gamma`, `+ beta`) wraps as the reference's `wrap_int32` does."""
+    shift, eps = params.shift.data, params.eps.data
 
-    def body(bi: LoopBuilder, i: SSAValue, _):
-        bi.store(fn(bi, [bi.load(ref, [i]) for ref in inputs]), out, [i])
+    def row(br: LoopBuilder, i: SSAValue, _):
+        (total,) = br.for_range(
+            cols, lambda bj, j, acc: (bj.add(acc[0], x.load(bj, i, j)),), (br.constant(0, i32),)
+        )
+
+        def centred(bj: LoopBuilder, j: SSAValue) -> SSAValue:
+            spread = bj.sub(bj.mul(x.load(bj, i, j), bj.constant(cols, i32)), total)
+            return bj.shr(spread, bj.constant(shift, i32))
+
+        def square(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
+            c = centred(bj, j)
+            return (bj.add(acc[0], bj.mul(c, c)),)
+
+        (squares,) = br.for_range(cols, square, (br.constant(eps, i32),))
+        std = isqrt(br, squares)
+
+        def normalize(bj: LoopBuilder, j: SSAValue, _):
+            scaled = bj.mul(centred(bj, j), bj.load(gamma, [j]))
+            value = bj.add(bj.sdiv(scaled, std), bj.load(beta, [j]))
+            out.store(bj, requant(bj, value, j) if requant else value, i, j)
+            return ()
+
+        br.for_range(cols, normalize)
         return ()
 
-    b.for_range(count, body)
+    b.for_range(rows, row)
+
+
+def isqrt(b: LoopBuilder, n: SSAValue) -> SSAValue:
+    """`floor(sqrt(n))` of an i32 `n` in [1, 2^31) by `reference.isqrt`'s Newton iteration: start
+    at `2^ceil(bits/2)` with `bits = 32 - ctlz(n)`, step `x <- (x + n / x) >> 1` (unsigned
+    division) while that decreases x. The start is at most 2^16 and at least sqrt(n), every
+    step at least floor(sqrt(n)) >= 1 (AM-GM), so `x + n / x <= 2^17`: exact in i32."""
+    one = b.constant(1, i32)
+    half_bits = b.shr(b.sub(b.constant(33, i32), b.ctlz(n)), one)  # ceil((32 - ctlz) / 2)
+
+    def step(bw: LoopBuilder, carried: tuple[SSAValue, ...]):
+        (x,) = carried
+        smaller = bw.shr(bw.add(x, bw.udiv(n, x)), one)
+        return bw.less(smaller, x), (smaller, x)
+
+    _, root = b.while_loop((b.shl(one, half_bits),), step, lambda bw, passed: (passed[0],))
+    return root
+
+
+def elementwise(
+    b: LoopBuilder,
+    rows: int,
+    cols: int,
+    inputs: Sequence[Matrix],
+    out: Matrix,
+    fn: Callable[[LoopBuilder, list[SSAValue]], SSAValue],
+    requant: Requant | None = None,
+) -> None:
+    """`out[i, j] = fn(inputs[0][i, j], ...)`, narrowed by `requant` (channel j) if given."""
+
+    def body(bi: LoopBuilder, idx: list[SSAValue]) -> None:
+        i, j = idx
+        value = fn(bi, [matrix.load(bi, i, j) for matrix in inputs])
+        out.store(bi, requant(bi, value, j) if requant else value, i, j)
+
+    b.for_nest((rows, cols), body)
 
 
 def gelu(b: LoopBuilder, x: SSAValue) -> SSAValue:
@@ -177,22 +398,71 @@ def gelu(b: LoopBuilder, x: SSAValue) -> SSAValue:
     return b.mul(half_x, b.add(erf, b.constant(1.0, f32)))
 
 
+def igelu(b: LoopBuilder, x: SSAValue, params: ta.IGeluAttr) -> SSAValue:
+    """I-BERT integer GELU of an 8-bit value `x` widened to i32 (`reference.IGelu`):
+    `d = min(|x|, -b) + b`, `L = one - d^2`, `erf = sign(x) L` and `x ((one + erf) >> 1)`.
+    `|x| <= 255`, so `min(|x|, -b) = min(|x|, min(-b, 256))` needs no wider constant; the rest
+    is ring arithmetic modulo 2^32 (b and one taken modulo 2^32) up to the shift, which sees
+    the same wrapped i32 as in the reference. The sign is a select: at x = 0 erf does not
+    matter, the product is 0."""
+    coeff_b, one = params.b.data, params.one.data
+    zero = b.constant(0, i32)
+    negative = b.less(x, zero)
+    magnitude = b.select(negative, b.sub(zero, x), x)
+    clamped = b.min(magnitude, b.constant(min(-coeff_b, 256), i32))
+    d = b.add(clamped, b.constant(wrap_i32(coeff_b), i32))
+    poly = b.sub(b.constant(wrap_i32(one), i32), b.mul(d, d))
+    erf = b.select(negative, b.sub(zero, poly), poly)
+    half = b.shr(b.add(b.constant(wrap_i32(one), i32), erf), b.constant(1, i32))
+    return b.mul(x, half)
+
+
 def relu(b: LoopBuilder, x: SSAValue) -> SSAValue:
     return b.max(x, b.constant(0, x.type))
 
 
 def mean_axis(
-    b: LoopBuilder, outer: int, axis: int, inner: int, x: SSAValue, out: SSAValue
+    b: LoopBuilder,
+    outer: int,
+    axis: int,
+    inner: int,
+    x: SSAValue,
+    out: SSAValue,
+    requant: Requant | None = None,
+    unsigned: bool = False,
 ) -> None:
-    """`out[o, i] = mean_a x[o, a, i]` (x viewed as [outer, axis, inner], out as [outer, inner])."""
-    scale = 1.0 / axis
+    """`out[o, i] = mean_a x[o, a, i]` (x viewed as [outer, axis, inner], out as [outer, inner]).
+    Integers (`unsigned`: x holds unsigned data) sum in i32; the mean is `requant(sum)` per
+    channel of the result's last axis, or without one the sum divided by `axis` rounding half
+    up: `floor((sum + axis // 2) / axis)`."""
+    acc_type = compute_type(element_type(x))
+
+    def channel(bo: LoopBuilder, o: SSAValue, i: SSAValue) -> SSAValue:
+        """The index along the result's last axis, whose length divides `inner`, or `outer`
+        when the mean is over the last axis (inner = 1); per-tensor values ignore it."""
+        assert requant is not None
+        index, extent = (i, inner) if inner > 1 else (o, outer)
+        if requant.channels in (1, extent):
+            return index
+        return bo.rem(index, bo.index(requant.channels))
 
     def body(bo: LoopBuilder, idx: list[SSAValue]) -> None:
         o, i = idx
-        zero = bo.constant(0.0, f32)
         (total,) = bo.for_range(
-            axis, lambda ba, a, acc: (ba.add(acc[0], ba.load(x, [o, a, i])),), (zero,)
+            axis,
+            lambda ba, a, acc: (
+                ba.add(acc[0], Matrix(x, ((1, a),), unsigned=unsigned).load(ba, o, i)),
+            ),
+            (bo.constant(0, acc_type),),
         )
-        bo.store(bo.mul(total, bo.constant(scale, f32)), out, [o, i])
+        if requant is not None:
+            mean = requant(bo, total, channel(bo, o, i))
+        elif is_integer(acc_type):
+            mean = bo.div(
+                bo.add(total, bo.constant(axis // 2, acc_type)), bo.constant(axis, acc_type)
+            )
+        else:
+            mean = bo.mul(total, bo.constant(1.0 / axis, acc_type))
+        Matrix(out).store(bo, mean, o, i)
 
     b.for_nest((outer, inner), body)

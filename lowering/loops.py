@@ -1,7 +1,10 @@
 """A small builder for the loop nests the kernels are made of (scf.for, memref, arith, math).
 
 Arithmetic helpers dispatch on the value type, so one kernel serves f32 and integer data:
-`add`/`mul` are addf/mulf on floats and addi/muli on integers.
+`add`/`mul` are addf/mulf on floats and addi/muli on integers. Integers compute in i32 (the
+accumulator width of int8 deployment), whose arithmetic wraps; narrower integers live only in
+memory, widened on load and truncated on store (`convert`). Memrefs hold signless integers, so
+whether a stored 8-bit value is unsigned is the caller's knowledge, passed to `convert`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     MemRefType,
+    i32,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint
@@ -92,8 +96,38 @@ class LoopBuilder:
             regions.append(Region(block))
         self.builder.insert(scf.IfOp(condition, [], *regions))
 
+    def while_loop(
+        self,
+        init: Sequence[SSAValue],
+        before: Callable[[LoopBuilder, tuple[SSAValue, ...]], tuple[SSAValue, Sequence[SSAValue]]],
+        after: Callable[[LoopBuilder, tuple[SSAValue, ...]], Sequence[SSAValue]],
+    ) -> tuple[SSAValue, ...]:
+        """`scf.while` carrying `init`: `before` gets the carried values and returns a condition
+        and the values it passes on, to `after` (which returns the next carried values) while
+        the condition holds, else out of the loop; returns the values passed out."""
+        first = Block(arg_types=[value.type for value in init])
+        inner = LoopBuilder(InsertPoint.at_end(first))
+        condition, passed = before(inner, tuple(first.args))
+        inner.builder.insert(scf.ConditionOp(condition, *passed))
+        second = Block(arg_types=[value.type for value in passed])
+        inner = LoopBuilder(InsertPoint.at_end(second))
+        inner.builder.insert(scf.YieldOp(*after(inner, tuple(second.args))))
+        loop = scf.WhileOp(
+            list(init), [value.type for value in passed], Region(first), Region(second)
+        )
+        self.builder.insert(loop)
+        return tuple(loop.results)
+
     def equals(self, a: SSAValue, b: SSAValue) -> SSAValue:
         return self.insert(arith.CmpiOp(a, b, "eq"))
+
+    def less(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """`a < b` on signed integers."""
+        return self.insert(arith.CmpiOp(a, b, "slt"))
+
+    def select(self, condition: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
+        """`condition ? a : b`."""
+        return self.insert(arith.SelectOp(condition, a, b))
 
     # -- memory ---------------------------------------------------------------------------------
 
@@ -115,10 +149,52 @@ class LoopBuilder:
         return self.insert(arith.MulfOp(a, b) if _is_float(a) else arith.MuliOp(a, b))
 
     def div(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        return self.insert(arith.DivfOp(a, b))
+        """Division; on integers signed and rounding down (Python's `//`)."""
+        return self.insert(arith.DivfOp(a, b) if _is_float(a) else arith.FloorDivSIOp(a, b))
+
+    def rem(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """Unsigned integer (or index) remainder."""
+        return self.insert(arith.RemUIOp(a, b))
 
     def max(self, a: SSAValue, b: SSAValue) -> SSAValue:
         return self.insert(arith.MaximumfOp(a, b) if _is_float(a) else arith.MaxSIOp(a, b))
+
+    def min(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.insert(arith.MinimumfOp(a, b) if _is_float(a) else arith.MinSIOp(a, b))
+
+    def clip(self, x: SSAValue, low: int, high: int) -> SSAValue:
+        """`min(max(x, low), high)` (signed integers)."""
+        return self.min(self.max(x, self.constant(low, x.type)), self.constant(high, x.type))
+
+    def shr(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """Arithmetic (sign-propagating) right shift: `floor(a / 2^b)`."""
+        return self.insert(arith.ShRSIOp(a, b))
+
+    def udiv(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """Unsigned integer division (rounds down)."""
+        return self.insert(arith.DivUIOp(a, b))
+
+    def sdiv(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        """Signed integer division rounding toward zero (C's `/`)."""
+        return self.insert(arith.DivSIOp(a, b))
+
+    def shl(self, a: SSAValue, b: SSAValue) -> SSAValue:
+        return self.insert(arith.ShLIOp(a, b))
+
+    def ctlz(self, a: SSAValue) -> SSAValue:
+        """The number of leading zero bits of an integer (its width for 0)."""
+        return self.insert(math.CountLeadingZerosOp(a))
+
+    def convert(self, value: SSAValue, typ: Attribute, unsigned: bool = False) -> SSAValue:
+        """`value` as integer type `typ`: sign- or (`unsigned`) zero-extended, or truncated; any
+        other value unchanged."""
+        source = value.type
+        if source == typ or not isinstance(source, IntegerType):
+            return value
+        assert isinstance(typ, IntegerType)
+        if typ.width.data < source.width.data:
+            return self.insert(arith.TruncIOp(value, typ))
+        return self.insert(arith.ExtUIOp(value, typ) if unsigned else arith.ExtSIOp(value, typ))
 
     def exp(self, x: SSAValue) -> SSAValue:
         return self.insert(math.ExpOp(x))
@@ -142,3 +218,8 @@ def element_type(ref: SSAValue) -> Attribute:
 
 def is_integer(typ: Attribute) -> bool:
     return isinstance(typ, IntegerType)
+
+
+def compute_type(storage: Attribute) -> Attribute:
+    """The type a stored element is computed in: integers in i32, anything else as stored."""
+    return i32 if is_integer(storage) else storage

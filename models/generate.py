@@ -3,12 +3,13 @@
 The graphs follow the node pattern PyTorch's TorchScript ONNX exporter emits for a hand-written
 post-norm transformer encoder, with deterministic random weights. Each model uses
 a different mix of the pattern variants seen in real exports, so the importer is tested on all
-of them without needing torch. Run `python models/generate.py [--out-dir DIR] [--check]`.
+of them without needing torch. Run `python models/generate.py [--out-dir DIR] [--check] [--calib]`.
 """
 
 import argparse
 import math
 import re
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +202,30 @@ def build(spec: Spec) -> onnx.ModelProto:
     return model
 
 
+CALIBRATION_SAMPLES = 32
+
+
+def spec_named(name: str) -> Spec:
+    return next(spec for spec in SPECS if spec.name == name)
+
+
+def calibration_set(spec: Spec, count: int = CALIBRATION_SAMPLES) -> dict[str, np.ndarray]:
+    """Deterministic calibration inputs of `spec`'s model, keyed by input name: `count`
+    standard-normal samples of `x`, [count, 1, S, E] float32 (the distribution `check` runs the
+    models on), from a random stream of their own, so a smaller set is a prefix of a larger one.
+    This is what `tinyattn-quantize --calib` reads, saved as an .npz."""
+    rng = np.random.default_rng([spec.seed, 1])
+    return {"x": rng.standard_normal((count, 1, spec.seq, spec.embed)).astype(np.float32)}
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """`np.savez`, but byte-for-byte reproducible: every member gets the same timestamp."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            with archive.open(zipfile.ZipInfo(f"{name}.npy"), "w") as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array))
+
+
 def param_count(model: onnx.ModelProto) -> int:
     """Trainable parameters: initializers named like module attributes, not folded constants."""
     return sum(int(np.prod(t.dims)) for t in model.graph.initializer if not t.name.startswith("/"))
@@ -225,6 +250,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--check", action="store_true", help="also validate and run each model")
+    parser.add_argument(
+        "--calib",
+        action="store_true",
+        help="also write each model's calibration set, NAME.calib.npz",
+    )
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for spec in SPECS:
@@ -234,6 +264,10 @@ def main() -> None:
         print(f"wrote {path} ({param_count(model)} params, {path.stat().st_size} bytes)")
         if args.check:
             check(path)
+        if args.calib:
+            calib = args.out_dir / f"{spec.name}.calib.npz"
+            save_npz(calib, calibration_set(spec))
+            print(f"wrote {calib} ({CALIBRATION_SAMPLES} samples)")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,20 @@ L2 (and flash) and L1 with `dma` transfers:
         Q = X[r] Wq_h + bq_h;  A = softmax(s Q K_h^T)  [x, S];  C = A V_h  [x, P]
         Y = (h == 0 ? bo : out[r] (from L2)) + C Wo_h;  out[r] <- Y (to L2)
 
-The fused form (FWSA) replaces Q K_h^T by (X[r] Wqk_h + bqk_h) X^T and needs no K. `rows=auto`
-takes the largest block (fewest transfers and loop trips; the traffic does not depend on x) whose
-L1 working set fits `l1-bytes`; a budget no block fits is a diagnostic stating the minimum.
-Blocks divide S. With `dma=false` (a single memory level) X, the weights and the output are used
-in place and only K, V, Q, the scores and the context are L1 buffers. The attention's inputs and
-result cross the tensor/memref boundary with `bufferization.to_buffer` / `to_tensor`, which
-`convert-tinyattn-to-loops` resolves.
+The fused form (FWSA) replaces Q K_h^T by (X[r] Wqk_h + bqk_h) X^T and needs no K.
+
+In int8 the buffers hold i8 data (i32 biases), every stage narrows its i32 accumulator with its
+requantization as the matmul's epilogue, and the integer softmax rewrites the scores in place as
+ui8 probabilities (with an i32 scratch row). The partial sums over heads are i32 rows of an
+[S, E] accumulator in L2, moved like Y; the last head requantizes them into the 8-bit out[r].
+
+`rows=auto` takes the largest block (fewest transfers and loop trips; the traffic does not depend
+on x) whose L1 working set fits `l1-bytes`; a budget no block fits is a diagnostic stating the
+minimum. Blocks divide S. With `dma=false` (a single memory level) X, the weights, the output and
+the partial sums are used in place and only K, V, Q, the scores, the context (and the integer
+softmax's row) are L1 buffers. The attention's inputs and result cross the tensor/memref
+boundary with `bufferization.to_buffer` / `to_tensor`, which `convert-tinyattn-to-loops`
+resolves.
 """
 
 from __future__ import annotations
@@ -28,22 +35,24 @@ from dataclasses import dataclass
 from functools import partial
 
 from xdsl.context import Context
-from xdsl.dialects import memref
-from xdsl.dialects.builtin import ModuleOp, f32
+from xdsl.dialects.builtin import ModuleOp, i32
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
-from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.lowering import kernels as k
 from tinyattn.lowering.loops import LoopBuilder
-from tinyattn.lowering.memory_plan import ALIGNMENT
 from tinyattn.passes.tiling import (
+    F32,
     Attention,
+    Precision,
     Staging,
+    Tile,
     choose_rows,
     computed_in,
+    epilogues,
     head_slice,
+    l2_buffer,
     operand_buffers,
     rewrite_attention,
     rows_of,
@@ -51,38 +60,64 @@ from tinyattn.passes.tiling import (
 )
 
 NAME = "depth-first-tile"
-COPIED = ("x", "bo", "wq", "bq", "wk", "bk", "wqk", "bqk", "wv", "bv", "wo", "y")
+COPIED = ("x", "bo", "wq", "bq", "wk", "bk", "wqk", "bqk", "wv", "bv", "wo", "y", "out")
 
 
 def l1_tiles(
-    s: int, e: int, p: int, rows: int, fused: bool, copies: bool = True
-) -> dict[str, tuple[int, ...]]:
-    """The L1 buffers of one attention and their shapes (all f32); without `copies` only the
-    scratch buffers, the rest being used in place."""
+    s: int,
+    e: int,
+    p: int,
+    rows: int,
+    fused: bool,
+    copies: bool = True,
+    precision: Precision = F32,
+) -> dict[str, Tile]:
+    """The L1 buffers of one attention: shapes and element types. In int8 `y` holds the i32
+    partial sums and `out` the requantized output rows. Without `copies` only the scratch
+    buffers, the rest being used in place."""
+    data, wide = precision.data, precision.wide
     weights = (
-        {"wqk": (e, e), "bqk": (e,)}
+        {"wqk": Tile((e, e), data), "bqk": Tile((e,), wide)}
         if fused
-        else {"wq": (e, p), "bq": (p,), "wk": (e, p), "bk": (p,), "k": (s, p)}
+        else {
+            "wq": Tile((e, p), data),
+            "bq": Tile((p,), wide),
+            "wk": Tile((e, p), data),
+            "bk": Tile((p,), wide),
+            "k": Tile((s, p), data),
+        }
     )
     tiles = {
-        "x": (s, e),
-        "bo": (e,),
+        "x": Tile((s, e), data),
+        "bo": Tile((e,), wide),
         **weights,
-        "wv": (e, p),
-        "bv": (p,),
-        "wo": (p, e),
-        "v": (s, p),
-        "q": (rows, e if fused else p),
-        "scores": (rows, s),
-        "context": (rows, p),
-        "y": (rows, e),
+        "wv": Tile((e, p), data),
+        "bv": Tile((p,), wide),
+        "wo": Tile((p, e), data),
+        "v": Tile((s, p), data),
+        "q": Tile((rows, e if fused else p), data),
+        "scores": Tile((rows, s), data),
+        "context": Tile((rows, p), data),
+        "y": Tile((rows, e), wide),
     }
-    return {name: shape for name, shape in tiles.items() if copies or name not in COPIED}
+    if precision.integer:
+        tiles["out"] = Tile((rows, e), data)
+    if precision.softmax_row:
+        tiles["row"] = Tile((s,), i32)
+    return {name: tile for name, tile in tiles.items() if copies or name not in COPIED}
 
 
-def l1_bytes_needed(s: int, e: int, p: int, rows: int, fused: bool, copies: bool = True) -> int:
+def l1_bytes_needed(
+    s: int,
+    e: int,
+    p: int,
+    rows: int,
+    fused: bool,
+    copies: bool = True,
+    precision: Precision = F32,
+) -> int:
     """The L1 working set, as plan-memory will lay it out (each buffer aligned)."""
-    return tiles_bytes(list(l1_tiles(s, e, p, rows, fused, copies).values()))
+    return tiles_bytes(list(l1_tiles(s, e, p, rows, fused, copies, precision).values()))
 
 
 @dataclass
@@ -99,15 +134,20 @@ class _Tiler:
         s, e, p, h = op.dims()
         blocks = s // self.rows
         fused = isinstance(op, ta.FusedMHSAOp)
+        precision = Precision.of(op)
         buffers = operand_buffers(b, op)
-        out = b.insert(memref.AllocOp.get(f32, ALIGNMENT, [s, e]))
-        out.name_hint = op.result.name_hint
+        out = l2_buffer(b, op.result.name_hint, (s, e), op.result.type.get_element_type())
         tiles: dict[str, SSAValue | None] = {
-            name: stage.copy(b, name, shape) if name in COPIED else stage.scratch(b, name, shape)
-            for name, shape in l1_tiles(s, e, p, self.rows, fused).items()
+            name: stage.copy(b, name, tile) if name in COPIED else stage.scratch(b, name, tile)
+            for name, tile in l1_tiles(s, e, p, self.rows, fused, precision=precision).items()
         }
         x, bo = stage.fetch(b, [(buffers["x"], tiles["x"]), (buffers["bo"], tiles["bo"])], 1)
-        scale = None if fused else op.scale.value.data
+        # The partial sums over heads: the output itself in f32, i32 rows in int8.
+        acc = l2_buffer(b, "acc", (s, e), i32) if precision.integer else out
+        requant = epilogues(b, op)
+        x_unsigned = op.x.type.get_element_type() == ta.ui8
+        x_all = k.Matrix(x, unsigned=x_unsigned)
+        scale = None if fused or op.scale is None else op.scale.value.data
         slices = ["wqk", "bqk"] if fused else ["wq", "bq", "wk", "bk"]
 
         def head(bh: LoopBuilder, hh: SSAValue, _):
@@ -115,41 +155,80 @@ class _Tiler:
             pairs = [(head_slice(bh, buffers[name], hh), tiles[name]) for name in names]
             w = dict(zip(names, stage.fetch(bh, pairs, h), strict=True))
             if not fused:
-                k.matmul(bh, s, p, e, k.Matrix(x), k.Matrix(w["wk"]), k.Matrix(tiles["k"]),
-                         k.vector_init(w["bk"]))  # fmt: skip
-            k.matmul(bh, s, p, e, k.Matrix(x), k.Matrix(w["wv"]), k.Matrix(tiles["v"]),
-                     k.vector_init(w["bv"]))  # fmt: skip
+                k.matmul(bh, s, p, e, x_all, k.Matrix(w["wk"]), k.Matrix(tiles["k"]),
+                         k.vector_init(w["bk"]), requant=requant["k"])  # fmt: skip
+            k.matmul(bh, s, p, e, x_all, k.Matrix(w["wv"]), k.Matrix(tiles["v"]),
+                     k.vector_init(w["bv"]), requant=requant["v"])  # fmt: skip
 
             def block(br: LoopBuilder, r: SSAValue, _):
                 row0 = br.mul(r, br.index(self.rows))
-                x_rows = k.Matrix(rows_of(br, x, row0, self.rows))
+                x_rows = k.Matrix(rows_of(br, x, row0, self.rows), unsigned=x_unsigned)
                 q, scores = k.Matrix(tiles["q"]), k.Matrix(tiles["scores"])
                 if fused:
                     k.matmul(br, self.rows, e, e, x_rows, k.Matrix(w["wqk"]), q,
-                             k.vector_init(w["bqk"]))  # fmt: skip
-                    k.matmul(br, self.rows, s, e, q, k.Matrix(x).T(), scores)
+                             k.vector_init(w["bqk"]), requant=requant["qk"])  # fmt: skip
+                    k.matmul(br, self.rows, s, e, q, x_all.T(), scores, requant=requant["score"])
                 else:
                     k.matmul(br, self.rows, p, e, x_rows, k.Matrix(w["wq"]), q,
-                             k.vector_init(w["bq"]))  # fmt: skip
+                             k.vector_init(w["bq"]), requant=requant["q"])  # fmt: skip
                     k.matmul(br, self.rows, s, p, q, k.Matrix(tiles["k"]).T(), scores,
-                             scale=scale)  # fmt: skip
+                             scale=scale, requant=requant["score"])  # fmt: skip
+                # The integer softmax rewrites the i8 scores in place as ui8 probabilities.
+                probabilities = k.Matrix(tiles["scores"], unsigned=op.isoftmax is not None)
                 if op.normalization.data == ta.SOFTMAX:
-                    k.softmax_rows(br, self.rows, s, scores, scores)
+                    if op.isoftmax is None:
+                        k.softmax_rows(br, self.rows, s, scores, scores)
+                    else:
+                        k.isoftmax_rows(br, self.rows, s, scores, probabilities, op.isoftmax,
+                                        tiles["row"])  # fmt: skip
                 context = k.Matrix(tiles["context"])
-                k.matmul(br, self.rows, p, s, scores, k.Matrix(tiles["v"]), context)
+                k.matmul(br, self.rows, p, s, probabilities, k.Matrix(tiles["v"]), context,
+                         requant=requant["context"])  # fmt: skip
                 out_rows = rows_of(br, out, row0, self.rows)
-                y = k.Matrix(computed_in(tiles["y"], out_rows))
+                acc_rows = out_rows if acc is out else rows_of(br, acc, row0, self.rows)
+                partial_sums = k.Matrix(computed_in(tiles["y"], acc_rows))
                 wo = k.Matrix(w["wo"])
 
-                def first_head(bi: LoopBuilder):
-                    k.matmul(bi, self.rows, e, p, context, wo, y, k.vector_init(bo))
+                def heads_output(
+                    bi: LoopBuilder,
+                    tile: SSAValue | None,
+                    dest: SSAValue,
+                    epilogue: k.Requant | None,
+                    heads: range,
+                ):
+                    """C Wo_h of the heads `heads` into the rows `dest` (through `tile`), from
+                    bo on head 0 and from the partial sums of the earlier heads on the others."""
+                    y = k.Matrix(computed_in(tile, dest))
 
-                def later_head(bi: LoopBuilder):
-                    stage.fetch(bi, [(out_rows, tiles["y"])], (h - 1) * blocks)
-                    k.matmul(bi, self.rows, e, p, context, wo, y, k.accumulate_into(y))
+                    def first_head(bf: LoopBuilder):
+                        k.matmul(bf, self.rows, e, p, context, wo, y, k.vector_init(bo),
+                                 requant=epilogue)  # fmt: skip
 
-                br.if_else(br.equals(hh, br.index(0)), first_head, later_head)
-                stage.store(br, [(tiles["y"], out_rows)], h * blocks)
+                    def later_head(bl: LoopBuilder):
+                        later = (len(heads) - (0 in heads)) * blocks
+                        stage.fetch(bl, [(acc_rows, tiles["y"])], later)
+                        k.matmul(bl, self.rows, e, p, context, wo, y,
+                                 k.accumulate_into(partial_sums), requant=epilogue)  # fmt: skip
+
+                    if 0 in heads:
+                        bi.if_else(bi.equals(hh, bi.index(0)), first_head, later_head)
+                    else:
+                        later_head(bi)
+                    stage.store(bi, [(tile, dest)], len(heads) * blocks)
+
+                def last_head(bl: LoopBuilder):
+                    """The sums of all heads, narrowed into the 8-bit output rows."""
+                    heads_output(bl, tiles["out"], out_rows, requant["out"], range(h - 1, h))
+
+                def other_heads(bp: LoopBuilder):
+                    heads_output(bp, tiles["y"], acc_rows, None, range(h - 1))
+
+                if not precision.integer:
+                    heads_output(br, tiles["y"], out_rows, None, range(h))
+                elif h == 1:
+                    last_head(br)
+                else:
+                    br.if_else(br.equals(hh, br.index(h - 1)), last_head, other_heads)
                 return ()
 
             bh.for_range(blocks, block)
@@ -161,8 +240,8 @@ class _Tiler:
 
 @dataclass(frozen=True)
 class DepthFirstTile(ModulePass):
-    """Depth-first tiling of every f32 attention through an L1 of `l1-bytes`; `dma=false` on a
-    single-level target computes on the L2 data in place."""
+    """Depth-first tiling of every attention (f32 or int8) through an L1 of `l1-bytes`;
+    `dma=false` on a single-level target computes on the L2 data in place."""
 
     name = NAME
 
@@ -172,8 +251,6 @@ class DepthFirstTile(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for attention in [o for o in op.walk() if isinstance(o, Attention)]:
-            if attention.is_integer():
-                raise PassFailedException(f"{NAME}: cannot tile integer '{attention.name}' yet")
             s, e, p, _ = attention.dims()
             fused = isinstance(attention, ta.FusedMHSAOp)
             rows = choose_rows(
@@ -181,6 +258,14 @@ class DepthFirstTile(ModulePass):
                 attention,
                 self.l1_bytes,
                 self.rows,
-                partial(l1_bytes_needed, s, e, p, fused=fused, copies=self.dma),
+                partial(
+                    l1_bytes_needed,
+                    s,
+                    e,
+                    p,
+                    fused=fused,
+                    copies=self.dma,
+                    precision=Precision.of(attention),
+                ),
             )
             _Tiler(attention, rows, Staging(copies=self.dma)).rewrite()

@@ -6,6 +6,16 @@ constant along each row, `(X Wq + bq) bk^T`, which the softmax removes. Fusing o
 `(X Wqk + bqk) X^T`: K is never computed. It pays when it lowers MACs and parameters
 (`dialects/cost.py`: per head, E (E + S) < P (2E + S) and E < 2P). `mode=auto` fuses only then,
 `always` wherever it is exact, `never` nowhere; `remarks=true` explains every decision on stderr.
+
+In int8 the product is re-quantized. With the requantizations written as real multipliers
+(`m = mul / 2^shift`, per tensor or per channel), `q ~ m_q (X Wq + bq) + a_q` and likewise k, the
+score accumulator is `G X^T` plus a row constant, where `G = X A + c`,
+`A = Wq diag(m_q m_k) Wk^T` and `c = (m_q bq + a_q) diag(m_k) Wk^T`. Wqk is A in int8 (one scale
+for all heads, as the op has one requantization), bqk is c at that scale in int32; `qk_requant`
+maps the int32 product onto the int8 range using the bound |G| <= 128 sum_p |m_k Wk| (q is int8),
+so it never clips; `score_requant` absorbs the scale change. Rounding (and scores that clipped in
+the unfused op) make the fused result approximate: `remarks=true` states its deviation from the
+unfused int8 attention on random inputs.
 """
 
 from __future__ import annotations
@@ -52,6 +62,90 @@ def fused_weights(
 
 
 @dataclass(frozen=True)
+class FusedInt8:
+    wqk: np.ndarray  # int8 [H, E, E]
+    bqk: np.ndarray  # int32 [H, E]
+    qk_requant: ta.RequantAttr
+    score_requant: ta.RequantAttr
+
+
+def _real(requant: ta.RequantAttr) -> tuple[np.ndarray, np.ndarray]:
+    """The requantization as a real multiplier and offset (per tensor or per channel)."""
+    div = float(2**requant.shift.data)
+    mul = np.asarray(requant.mul.get_values(), np.float64)
+    return mul / div, np.asarray(requant.add.get_values(), np.float64) / div
+
+
+def requant_for(multiplier: np.ndarray, offset: np.ndarray, acc_bound: float) -> ta.RequantAttr:
+    """`mul/2^shift ~ multiplier` with the largest shift (the finest step) for which no int32
+    intermediate of an accumulator up to `acc_bound` in magnitude can overflow."""
+    multiplier, offset = np.atleast_1d(multiplier), np.atleast_1d(offset)
+    for shift in range(31, -1, -1):
+        mul = np.round(multiplier * 2.0**shift)
+        add = np.round(offset * 2.0**shift)
+        worst = np.abs(mul).max() * acc_bound + np.abs(add).max() + 2.0**shift
+        if worst < 2**31 - 1 and np.abs(mul).max() >= 1:
+            return ta.RequantAttr([int(m) for m in mul], [int(a) for a in add], shift)
+    raise PassFailedException(
+        f"fuse-weights: no int32 requantization for a multiplier of {multiplier.max():g}"
+    )
+
+
+def fused_weights_int8(op: ta.MHSAOp) -> FusedInt8:
+    """Wqk, bqk and the two requantizations of the int8 fused attention (module docstring)."""
+    wq, bq, wk = (_constant(v).astype(np.float64) for v in (op.wq, op.bq, op.wk))
+    m_q, a_q = _real(op.q_requant)
+    m_k, _ = _real(op.k_requant)
+    m_s, a_s = _real(op.score_requant)
+    a = np.einsum("hep,p,hfp->hef", wq, np.broadcast_to(m_q * m_k, wq.shape[-1:]), wk)
+    c = np.einsum("hp,hfp->hf", (m_q * bq + a_q) * m_k, wk)
+    weight_scale = np.abs(a).max() / 127
+    wqk = np.round(a / weight_scale).astype(np.int8)
+    bqk = np.round(c / weight_scale)
+    if np.abs(bqk).max() >= 2**31:
+        raise PassFailedException("fuse-weights: the fused int8 bias does not fit int32")
+    s, e, _, _ = op.dims()
+    g_bound = 128 * np.abs(m_k * wk).sum(axis=2).max()  # |G| <= 128 sum_p |m_k Wk| (int8 q)
+    x_bound = 255 if op.x.type.get_element_type() == ta.ui8 else 128
+    qk_acc = x_bound * np.abs(wqk.astype(np.int64)).sum(axis=1).max() + np.abs(bqk).max()
+    qk_requant = requant_for(127 * weight_scale / g_bound, np.zeros(1), qk_acc)
+    m_qk, _ = _real(qk_requant)
+    # scores_acc ~ G X^T = (weight_scale / m_qk) qk X^T: the score requant absorbs that factor
+    score_requant = requant_for(m_s * weight_scale / m_qk[0], a_s, 128 * x_bound * e)
+    return FusedInt8(wqk, bqk.astype(np.int32), qk_requant, score_requant)
+
+
+def int8_deviation(op: ta.MHSAOp, fused: ta.FusedMHSAOp, samples: int = 8) -> str:
+    """How far the fused int8 attention is from the unfused one on random int8 inputs."""
+    from tinyattn.dialects import reference as ref
+    from tinyattn.dialects.dense import numpy_dtype
+    from tinyattn.dialects.interpreter import attention_quant
+
+    rng = np.random.default_rng(0)
+    x_dtype = numpy_dtype(op.x.type.get_element_type())
+    out_dtype = numpy_dtype(op.result.type.get_element_type())
+    info = np.iinfo(x_dtype)
+    common = {"softmax_scores": op.normalization.data == ta.SOFTMAX, "out_dtype": out_dtype}
+    rest = [_constant(value) for value in (op.wv, op.bv, op.wo, op.bo)]
+    score_weights = [_constant(value) for value in (op.wq, op.bq, op.wk, op.bk)]
+    qk_weights = [_constant(value) for value in (fused.wqk, fused.bqk)]
+    diffs = []
+    for _ in range(samples):
+        x = rng.integers(info.min, info.max, op.x.type.get_shape(), x_dtype, endpoint=True)
+        unfused = ref.mhsa(
+            x, *score_weights, *rest, scale=None, quant=attention_quant(op), **common
+        )
+        ours = ref.fused_mhsa(x, *qk_weights, *rest, quant=attention_quant(fused), **common)
+        diffs.append(np.abs(ours.astype(np.int64) - unfused.astype(np.int64)))
+    diff = np.stack(diffs)
+    return (
+        f"int8 re-quantized: output deviation from the unfused int8 attention on {samples} "
+        f"random inputs: max {diff.max()} LSB, mean {diff.mean():.3f} LSB, "
+        f"{(diff == 0).mean():.1%} exact"
+    )
+
+
+@dataclass(frozen=True)
 class Decision:
     fuse: bool
     reason: str
@@ -61,13 +155,14 @@ def decide(op: ta.MHSAOp, mode: str) -> Decision:
     """Whether to fuse `op`, and why (the remark)."""
     if mode == "never":
         return Decision(False, "not fused: mode=never")
-    if op.is_integer():
-        return Decision(False, "not fused: int8 attention needs re-quantized Wqk/bqk")
     if any(_constant(v) is None for v in (op.wq, op.bq, op.wk)):
         return Decision(False, "not fused: Wq, bq and Wk must be constants")
     bk = _constant(op.bk)
-    if op.normalization.data != ta.SOFTMAX and (bk is None or np.any(bk != 0)):
+    key_offset = op.is_integer() and any(op.k_requant.add.get_values())
+    if op.normalization.data != ta.SOFTMAX and (bk is None or np.any(bk != 0) or key_offset):
         return Decision(False, "not fused: without softmax the key bias does not cancel")
+    if op.is_integer() and not (np.any(_constant(op.wq)) and np.any(_constant(op.wk))):
+        return Decision(False, "not fused: Wq or Wk is all zeros")
     s, e, p, h = op.dims()
     macs = (attention_macs(s, e, p, h, fused=False), attention_macs(s, e, p, h, fused=True))
     params = (attention_params(e, p, h, fused=False), attention_params(e, p, h, fused=True))
@@ -91,14 +186,26 @@ class _FuseAttention(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: ta.MHSAOp, rewriter: PatternRewriter) -> None:
         decision = decide(op, self.mode)
+        name = f"%{op.result.name_hint}" if op.result.name_hint else f"#{self.count}"
+        remark = f"remark: fuse-weights: tinyattn.mhsa {name}"
         if self.remarks:
-            name = f"%{op.result.name_hint}" if op.result.name_hint else f"#{self.count}"
-            print(f"remark: fuse-weights: tinyattn.mhsa {name}: {decision.reason}", file=sys.stderr)
+            print(f"{remark}: {decision.reason}", file=sys.stderr)
         self.count += 1
         if not decision.fuse:
             return
-        scale = op.scale.value.data
-        wqk, bqk = fused_weights(_constant(op.wq), _constant(op.bq), _constant(op.wk), scale)
+        if op.is_integer():
+            int8 = fused_weights_int8(op)
+            wqk, bqk = int8.wqk, int8.bqk
+            properties = {
+                name: value
+                for name, value in op.properties.items()
+                if name not in ("q_requant", "k_requant", "score_requant")
+            }
+            properties |= {"qk_requant": int8.qk_requant, "score_requant": int8.score_requant}
+        else:
+            scale = op.scale.value.data
+            wqk, bqk = fused_weights(_constant(op.wq), _constant(op.bq), _constant(op.wk), scale)
+            properties = {"normalization": op.normalization}
         constants = [arith.ConstantOp(from_numpy(wqk)), arith.ConstantOp(from_numpy(bqk))]
         constants[0].result.name_hint, constants[1].result.name_hint = "wqk", "bqk"
         rewriter.insert(constants)
@@ -109,8 +216,10 @@ class _FuseAttention(RewritePattern):
             (op.wo, op.bo),
             num_heads=op.heads,
             result_type=op.result.type,
-            properties={"normalization": op.normalization},
+            properties=properties,
         )
+        if self.remarks and op.is_integer():
+            print(f"{remark}: {int8_deviation(op, fused)}", file=sys.stderr)
         rewriter.replace(op, fused)
         _erase_if_unused(rewriter, (op.wq, op.bq, op.wk, op.bk))
 

@@ -13,10 +13,17 @@ head, the H x S x S score map and the context materialize in L2; each layer stre
     for h, r:  C[r, h] = A[h, r] V[h]                                       (V[h] whole, per head)
     for r:     out[r] = C[r] Wo + bo                                        (Wo whole)
 
-The fused form (FWSA) computes QK[h, r] = X[r] Wqk_h + bqk_h and A[h, r] = QK[h, r] X^T. Each
-layer's L1 tiles are freed when it ends, so the L1 working set is the largest layer's. `rows=auto`
-takes the largest block that fits `l1-bytes`; no fit is a diagnostic stating the minimum. With
-`dma=false` (a single memory level) the layers compute on the L2 data in place.
+The fused form (FWSA) computes QK[h, r] = X[r] Wqk_h + bqk_h and A[h, r] = QK[h, r] X^T.
+
+In int8 Q, K, V, the scores and the context are i8 in L2, each layer narrows its i32 accumulator
+with its requantization as the matmul's epilogue, the integer softmax rewrites the score rows as
+ui8 probabilities (with an i32 scratch row in L1) and the output projection is requantized into
+the 8-bit output.
+
+Each layer's L1 tiles are freed when it ends, so the L1 working set is the largest layer's.
+`rows=auto` takes the largest block that fits `l1-bytes`; no fit is a diagnostic stating the
+minimum. With `dma=false` (a single memory level) the layers compute on the L2 data in place
+(only the integer softmax's row is an L1 buffer).
 """
 
 from __future__ import annotations
@@ -26,23 +33,25 @@ from dataclasses import dataclass
 from functools import partial
 
 from xdsl.context import Context
-from xdsl.dialects import memref
-from xdsl.dialects.builtin import ModuleOp, f32
-from xdsl.ir import SSAValue
+from xdsl.dialects.builtin import ModuleOp, i32
+from xdsl.ir import Attribute, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.lowering import kernels as k
 from tinyattn.lowering.convert_to_loops import reshaped
 from tinyattn.lowering.loops import LoopBuilder
-from tinyattn.lowering.memory_plan import ALIGNMENT
 from tinyattn.passes.tiling import (
+    F32,
     Attention,
+    Precision,
     Staging,
+    Tile,
     choose_rows,
     computed_in,
+    epilogues,
     head_slice,
+    l2_buffer,
     operand_buffers,
     rewrite_attention,
     rows_of,
@@ -54,29 +63,50 @@ NAME = "layerwise-tile"
 
 
 def layer_tiles(
-    s: int, e: int, p: int, h: int, rows: int, fused: bool
-) -> list[list[tuple[int, ...]]]:
-    """The L1 tiles of each layer of one attention (f32 shapes), in schedule order."""
+    s: int, e: int, p: int, h: int, rows: int, fused: bool, precision: Precision = F32
+) -> list[list[Tile]]:
+    """The L1 tiles of each layer of one attention (shapes and element types), in schedule
+    order."""
     width = e if fused else p
-    projection = lambda w: [(rows, e), (e, w), (w,), (rows, w)]  # noqa: E731
+    data, wide = precision.data, precision.wide
+
+    def block(w: int) -> Tile:
+        """A block of rows of width `w`."""
+        return Tile((rows, w), data)
+
+    def projection(w: int) -> list[Tile]:
+        return [block(e), Tile((e, w), data), Tile((w,), wide), block(w)]
+
     return [
         projection(width),
-        [(s, width), (rows, width), (rows, s)],  # scores: K[h] (or X) whole, a block of Q
-        [(rows, s)],  # softmax
+        [Tile((s, width), data), block(width), block(s)],  # scores: K[h] (or X) whole, Q rows
+        [block(s), *softmax_scratch(s, precision)],  # softmax
         projection(p),  # V
-        [(s, p), (rows, s), (rows, p)],  # context: V[h] whole, a block of A
-        [(h * p, e), (e,), (rows, h * p), (rows, e)],  # output projection
+        [Tile((s, p), data), block(s), block(p)],  # context: V[h] whole, a block of A
+        [Tile((h * p, e), data), Tile((e,), wide), block(h * p), block(e)],  # output projection
     ]
 
 
+def softmax_scratch(s: int, precision: Precision) -> list[Tile]:
+    """The softmax layer's L1 scratch: the integer softmax's i32 row, if any."""
+    return [Tile((s,), i32)] if precision.softmax_row else []
+
+
 def l1_bytes_needed(
-    s: int, e: int, p: int, h: int, rows: int, fused: bool, copies: bool = True
+    s: int,
+    e: int,
+    p: int,
+    h: int,
+    rows: int,
+    fused: bool,
+    copies: bool = True,
+    precision: Precision = F32,
 ) -> int:
-    """The L1 working set: the largest layer's tiles, as plan-memory lays them out (none when
-    the layers work in place)."""
+    """The L1 working set: the largest layer's tiles, as plan-memory lays them out (only the
+    softmax's scratch when the layers work in place)."""
     if not copies:
-        return 0
-    return max(tiles_bytes(tiles) for tiles in layer_tiles(s, e, p, h, rows, fused))
+        return tiles_bytes(softmax_scratch(s, precision))
+    return max(tiles_bytes(tiles) for tiles in layer_tiles(s, e, p, h, rows, fused, precision))
 
 
 @dataclass
@@ -92,7 +122,10 @@ class _Tiler:
         op = self.op
         s, e, p, h = op.dims()
         self.b = b
+        self.precision = Precision.of(op)
+        self.x_unsigned = op.x.type.get_element_type() == ta.ui8
         x = operand_buffers(b, op)
+        self.requant = epilogues(b, op)
         if isinstance(op, ta.FusedMHSAOp):
             qk = self._project("qk", x["x"], x["wqk"], x["bqk"])
             scores = self._l2("scores", (h, s, s))
@@ -101,12 +134,13 @@ class _Tiler:
             q = self._project("q", x["x"], x["wq"], x["bq"])
             key = self._project("k", x["x"], x["wk"], x["bk"])
             scores = self._l2("scores", (h, s, s))
-            self._scores(scores, q, key, per_head=True, scale=op.scale.value.data)
+            scale = None if op.scale is None else op.scale.value.data
+            self._scores(scores, q, key, per_head=True, scale=scale)
         if op.normalization.data == ta.SOFTMAX:
             self._softmax(scores)
         v = self._project("v", x["x"], x["wv"], x["bv"])
         context = self._context(scores, v)
-        out = self._l2(op.result.name_hint, (s, e))
+        out = self._l2(op.result.name_hint, (s, e), op.result.type.get_element_type())
         self._output_projection(context, x["wo"], x["bo"], out)
         return out
 
@@ -116,13 +150,14 @@ class _Tiler:
         s, _, _, h = self.op.dims()
         return h * (s // self.rows)
 
-    def _l2(self, name: str | None, shape: tuple[int, ...]) -> SSAValue:
-        buffer = self.b.insert(memref.AllocOp.get(f32, ALIGNMENT, list(shape)))
-        buffer.name_hint = name
-        return buffer
+    def _l2(
+        self, name: str | None, shape: tuple[int, ...], element: Attribute | None = None
+    ) -> SSAValue:
+        """An L2 buffer of `element`s (by default the attention's activations)."""
+        return l2_buffer(self.b, name, shape, element or self.precision.data)
 
-    def _copies(self, **shapes: tuple[int, ...]) -> dict[str, SSAValue | None]:
-        return {name: self.staging.copy(self.b, name, shape) for name, shape in shapes.items()}
+    def _copies(self, **tiles: Tile) -> dict[str, SSAValue | None]:
+        return {name: self.staging.copy(self.b, name, tile) for name, tile in tiles.items()}
 
     def _per_head_blocks(
         self,
@@ -144,11 +179,18 @@ class _Tiler:
         self.b.for_range(self.op.dims()[3], head)
 
     def _project(self, name: str, x: SSAValue, weight: SSAValue, bias: SSAValue) -> SSAValue:
-        """[H, S, W] = X W[h] + b[h], per head and block of rows."""
+        """[H, S, W] = X W[h] + b[h] (requantized by `{name}_requant`), per head and block of
+        rows."""
         s, e, _, h = self.op.dims()
         width = weight.type.get_shape()[2]
+        data, wide = self.precision.data, self.precision.wide
         result = self._l2(name, (h, s, width))
-        t = self._copies(x=(self.rows, e), w=(e, width), b=(width,), y=(self.rows, width))
+        t = self._copies(
+            x=Tile((self.rows, e), data),
+            w=Tile((e, width), data),
+            b=Tile((width,), wide),
+            y=Tile((self.rows, width), data),
+        )
         stage = self.staging
 
         def per_head(bh: LoopBuilder, hh: SSAValue) -> dict[str, SSAValue]:
@@ -160,8 +202,9 @@ class _Tiler:
             (x_rows,) = stage.fetch(br, [(rows_of(br, x, row0, self.rows), t["x"])], self.steps)
             dest = rows_of(br, head_slice(br, result, hh), row0, self.rows)
             y = computed_in(t["y"], dest)
-            k.matmul(br, self.rows, width, e, k.Matrix(x_rows), k.Matrix(w["w"]), k.Matrix(y),
-                     k.vector_init(w["b"]))  # fmt: skip
+            k.matmul(br, self.rows, width, e, k.Matrix(x_rows, unsigned=self.x_unsigned),
+                     k.Matrix(w["w"]), k.Matrix(y), k.vector_init(w["b"]),
+                     requant=self.requant[name])  # fmt: skip
             stage.store(br, [(t["y"], dest)], self.steps)
 
         self._per_head_blocks(per_head, per_block)
@@ -175,10 +218,17 @@ class _Tiler:
         per_head: bool,
         scale: float | None = None,
     ) -> None:
-        """A[h, r] = scale * left[h, r] right^T, right being [H, S, W] (K) or [S, W] (X)."""
+        """A[h, r] = scale * left[h, r] right^T (requantized), right being [H, S, W] (K) or
+        [S, W] (X)."""
         s, _, _, h = self.op.dims()
         width = left.type.get_shape()[2]
-        t = self._copies(right=(s, width), left=(self.rows, width), a=(self.rows, s))
+        data = self.precision.data
+        t = self._copies(
+            right=Tile((s, width), data),
+            left=Tile((self.rows, width), data),
+            a=Tile((self.rows, s), data),
+        )
+        right_unsigned = self.x_unsigned and not per_head
         stage = self.staging
         if not per_head:
             (shared,) = stage.fetch(self.b, [(right, t["right"])], 1)
@@ -194,31 +244,43 @@ class _Tiler:
             (lhs,) = stage.fetch(br, [(source, t["left"])], self.steps)
             dest = rows_of(br, head_slice(br, scores, hh), row0, self.rows)
             a = computed_in(t["a"], dest)
-            k.matmul(br, self.rows, s, width, k.Matrix(lhs), k.Matrix(r["right"]).T(),
-                     k.Matrix(a), scale=scale)  # fmt: skip
+            k.matmul(br, self.rows, s, width, k.Matrix(lhs),
+                     k.Matrix(r["right"], unsigned=right_unsigned).T(), k.Matrix(a), scale=scale,
+                     requant=self.requant["score"])  # fmt: skip
             stage.store(br, [(t["a"], dest)], self.steps)
 
         self._per_head_blocks(head_state, per_block)
 
     def _softmax(self, scores: SSAValue) -> None:
-        """A[h, r] = softmax(A[h, r]), rows through L1 and back in place."""
+        """A[h, r] = softmax(A[h, r]), rows through L1 and back in place; the integer softmax
+        rewrites i8 scores as ui8 probabilities."""
         s = self.op.dims()[0]
-        t = self._copies(a=(self.rows, s))
+        isoftmax = self.op.isoftmax
+        t = self._copies(a=Tile((self.rows, s), self.precision.data))
+        row = None if isoftmax is None else self.staging.scratch(self.b, "row", Tile((s,), i32))
         stage = self.staging
 
         def per_block(br: LoopBuilder, hh: SSAValue, row0: SSAValue, _):
             dest = rows_of(br, head_slice(br, scores, hh), row0, self.rows)
             (a,) = stage.fetch(br, [(dest, t["a"])], self.steps)
-            k.softmax_rows(br, self.rows, s, k.Matrix(a), k.Matrix(a))
+            if isoftmax is None:
+                k.softmax_rows(br, self.rows, s, k.Matrix(a), k.Matrix(a))
+            else:
+                k.isoftmax_rows(br, self.rows, s, k.Matrix(a), k.Matrix(a, unsigned=True),
+                                isoftmax, row)  # fmt: skip
             stage.store(br, [(t["a"], dest)], self.steps)
 
         self._per_head_blocks(lambda bh, hh: {}, per_block)
 
     def _context(self, scores: SSAValue, v: SSAValue) -> SSAValue:
-        """C[r, h] = A[h, r] V[h], written head-interleaved [S, H, P]."""
+        """C[r, h] = A[h, r] V[h] (requantized), written head-interleaved [S, H, P]."""
         s, _, p, h = self.op.dims()
+        data = self.precision.data
         context = self._l2("context", (s, h, p))
-        t = self._copies(v=(s, p), a=(self.rows, s), c=(self.rows, p))
+        t = self._copies(
+            v=Tile((s, p), data), a=Tile((self.rows, s), data), c=Tile((self.rows, p), data)
+        )
+        probabilities_unsigned = self.op.isoftmax is not None
         stage = self.staging
 
         def per_head(bh: LoopBuilder, hh: SSAValue) -> dict[str, SSAValue]:
@@ -230,7 +292,9 @@ class _Tiler:
             (a,) = stage.fetch(br, [(source, t["a"])], self.steps)
             dest = subview(br, context, [row0, hh, 0], [self.rows, 1, p], squeeze=(1,))
             c = computed_in(t["c"], dest)
-            k.matmul(br, self.rows, p, s, k.Matrix(a), k.Matrix(state["v"]), k.Matrix(c))
+            probabilities = k.Matrix(a, unsigned=probabilities_unsigned)
+            k.matmul(br, self.rows, p, s, probabilities, k.Matrix(state["v"]), k.Matrix(c),
+                     requant=self.requant["context"])  # fmt: skip
             stage.store(br, [(t["c"], dest)], self.steps)
 
         self._per_head_blocks(per_head, per_block)
@@ -239,9 +303,15 @@ class _Tiler:
     def _output_projection(
         self, context: SSAValue, wo: SSAValue, bo: SSAValue, out: SSAValue
     ) -> None:
-        """out[r] = C[r] Wo + bo, C seen as [S, H P] and Wo as [H P, E]."""
+        """out[r] = C[r] Wo + bo (requantized), C seen as [S, H P] and Wo as [H P, E]."""
         s, e, p, h = self.op.dims()
-        t = self._copies(wo=(h * p, e), bo=(e,), c=(self.rows, h * p), y=(self.rows, e))
+        data, wide = self.precision.data, self.precision.wide
+        t = self._copies(
+            wo=Tile((h * p, e), data),
+            bo=Tile((e,), wide),
+            c=Tile((self.rows, h * p), data),
+            y=Tile((self.rows, e), data),
+        )
         stage = self.staging
         b = self.b
         weights, bias = stage.fetch(b, [(reshaped(b, wo, (h * p, e)), t["wo"]), (bo, t["bo"])], 1)
@@ -254,7 +324,7 @@ class _Tiler:
             dest = rows_of(br, out, row0, self.rows)
             y = computed_in(t["y"], dest)
             k.matmul(br, self.rows, e, h * p, k.Matrix(c), k.Matrix(weights), k.Matrix(y),
-                     k.vector_init(bias))  # fmt: skip
+                     k.vector_init(bias), requant=self.requant["out"])  # fmt: skip
             stage.store(br, [(t["y"], dest)], s // self.rows)
             return ()
 
@@ -263,8 +333,8 @@ class _Tiler:
 
 @dataclass(frozen=True)
 class LayerwiseTile(ModulePass):
-    """Layer-by-layer tiling of every f32 attention through an L1 of `l1-bytes`; `dma=false` on
-    a single-level target computes on the L2 data in place."""
+    """Layer-by-layer tiling of every attention (f32 or int8) through an L1 of `l1-bytes`;
+    `dma=false` on a single-level target computes on the L2 data in place."""
 
     name = NAME
 
@@ -274,15 +344,17 @@ class LayerwiseTile(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for attention in [o for o in op.walk() if isinstance(o, Attention)]:
-            if attention.is_integer():
-                raise PassFailedException(f"{NAME}: cannot tile integer '{attention.name}' yet")
             s, e, p, h = attention.dims()
             fused = isinstance(attention, ta.FusedMHSAOp)
-            rows = choose_rows(
-                NAME,
-                attention,
-                self.l1_bytes,
-                self.rows,
-                partial(l1_bytes_needed, s, e, p, h, fused=fused, copies=self.dma),
+            working_set = partial(
+                l1_bytes_needed,
+                s,
+                e,
+                p,
+                h,
+                fused=fused,
+                copies=self.dma,
+                precision=Precision.of(attention),
             )
+            rows = choose_rows(NAME, attention, self.l1_bytes, self.rows, working_set)
             _Tiler(attention, rows, Staging(copies=self.dma)).rewrite()

@@ -4,6 +4,12 @@ On a target with two memory levels a tile is an L1 copy of L2 data, moved by `dm
 single-level target (L1 and L2 are the same memory) such a copy would only duplicate data, so the
 passes run with `dma=false`: the compute reads and writes the L2 data in place and only scratch
 buffers (results that exist nowhere else) are allocated. `Staging` makes that choice once.
+
+Tiles hold the element type of their data: f32, or for int8 attention i8 activations and weights
+with i32 biases and accumulators (`Precision`), so L1 budgets and transfers count real bytes.
+Memrefs hold ui8 data as i8 (`storage_type`); a ui8 operand or result crosses the tensor boundary
+through an `unrealized_conversion_cast` between the two memref types, which
+`convert-tinyattn-to-loops` folds (they are the same bytes).
 """
 
 from __future__ import annotations
@@ -12,13 +18,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
 
-from xdsl.dialects import bufferization, memref
+from xdsl.dialects import arith, bufferization, memref
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
+    DenseIntOrFPElementsAttr,
+    FixedBitwidthType,
     MemRefType,
     StridedLayoutAttr,
     StringAttr,
     TensorType,
+    UnrealizedConversionCastOp,
+    f32,
+    i8,
+    i32,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.rewriter import InsertPoint
@@ -26,19 +38,59 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import dma
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.lowering import kernels as k
+from tinyattn.lowering.convert_to_loops import _Lowering, memref_type, storage_type
 from tinyattn.lowering.layer_report import LAYER_ATTR, tag
 from tinyattn.lowering.loops import LoopBuilder
 from tinyattn.lowering.memory_plan import ALIGNMENT, aligned
 
 L1 = StringAttr("L1")
-F32_BYTES = 4
 
 Attention = ta.MHSAOp | ta.FusedMHSAOp
 
 
-def tiles_bytes(tiles: Sequence[tuple[int, ...]]) -> int:
-    """The L1 bytes of f32 tiles as plan-memory lays them out (each buffer aligned)."""
-    return sum(aligned(prod(shape) * F32_BYTES) for shape in tiles)
+@dataclass(frozen=True)
+class Precision:
+    """The element types of an attention's buffers: `data` for activations and weights, `wide`
+    for biases and accumulators; `softmax_row`: its integer softmax needs an i32 scratch row."""
+
+    data: Attribute
+    wide: Attribute
+    softmax_row: bool = False
+
+    @staticmethod
+    def of(op: Attention) -> Precision:
+        if not op.is_integer():
+            return F32
+        return Precision(i8, i32, softmax_row=op.isoftmax is not None)
+
+    @property
+    def integer(self) -> bool:
+        return self.data != f32
+
+
+F32 = Precision(f32, f32)
+
+
+class Tile(tuple[int, ...]):
+    """The shape of an L1 buffer (a tuple, so `prod(tile)` counts its elements) and the element
+    type it holds."""
+
+    element: Attribute
+
+    def __new__(cls, shape: Sequence[int], element: Attribute) -> Tile:
+        tile = super().__new__(cls, shape)
+        tile.element = element
+        return tile
+
+    @property
+    def nbytes(self) -> int:
+        return prod(self) * _element_bytes(self.element)
+
+
+def tiles_bytes(tiles: Sequence[Tile]) -> int:
+    """The L1 bytes of `tiles` as plan-memory lays them out (each buffer aligned)."""
+    return sum(aligned(tile.nbytes) for tile in tiles)
 
 
 def row_blocks(pass_name: str, s: int, rows: int | str) -> list[int]:
@@ -118,12 +170,59 @@ def operand_buffers(b: LoopBuilder, op: Attention) -> dict[str, SSAValue]:
         if isinstance(op, ta.FusedMHSAOp)
         else ["x", "wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"]
     )
-    return {
-        name: b.insert(
-            bufferization.ToBufferOp(operands=[value], result_types=[_memref(value.type)])
-        )
-        for name, value in zip(names, op.operands, strict=True)
+    return {name: _buffer(b, value) for name, value in zip(names, op.operands, strict=True)}
+
+
+def l2_buffer(
+    b: LoopBuilder, name: str | None, shape: Sequence[int], element: Attribute
+) -> SSAValue:
+    """An L2 buffer of `element`s (ui8 stored as i8)."""
+    buffer = b.insert(memref.AllocOp.get(storage_type(element), ALIGNMENT, list(shape)))
+    buffer.name_hint = name
+    return buffer
+
+
+def epilogues(b: LoopBuilder, op: Attention) -> dict[str, k.Requant | None]:
+    """The requantization epilogue of each stage of an int8 attention ("q", "k", "qk", "v",
+    "score", "context", "out"; None where the op has none, as in f32). Per-channel values are
+    tensor constants, which `convert-tinyattn-to-loops` turns into read-only globals."""
+
+    def table(name: str | None, data: DenseIntOrFPElementsAttr) -> SSAValue:
+        constant = b.insert(arith.ConstantOp(data))
+        constant.name_hint = name
+        return _buffer(b, constant)
+
+    s, e, p, _ = op.dims()
+    lowering = _Lowering(b, table)
+    channels = {"q": p, "k": p, "qk": e, "v": p, "score": s, "context": p}
+    requants = {
+        stage: lowering.requant(op, f"{stage}_requant", i8, count)
+        for stage, count in channels.items()
     }
+    requants["out"] = lowering.requant(op, "out_requant", _tensor_memref(op.result).element_type, e)
+    return requants
+
+
+def _buffer(b: LoopBuilder, value: SSAValue) -> SSAValue:
+    """The buffer of tensor `value`, in its storage type."""
+    buffer = b.insert(
+        bufferization.ToBufferOp(operands=[value], result_types=[_tensor_memref(value)])
+    )
+    return _cast(b, buffer, memref_type(value.type))
+
+
+def _tensor_memref(value: SSAValue) -> MemRefType[Attribute]:
+    """The memref type bufferization pairs with tensor `value` (same element type)."""
+    typ = value.type
+    assert isinstance(typ, TensorType)
+    return MemRefType(typ.get_element_type(), typ.get_shape())
+
+
+def _cast(b: LoopBuilder, buffer: SSAValue, typ: MemRefType[Attribute]) -> SSAValue:
+    """`buffer` seen as `typ` (the same bytes: ui8 <-> i8)."""
+    if buffer.type == typ:
+        return buffer
+    return b.insert(UnrealizedConversionCastOp.get([buffer], [typ]))
 
 
 def rewrite_attention(
@@ -134,21 +233,20 @@ def rewrite_attention(
     block, before = op.parent_block(), op.prev_op
     assert block is not None
     b = LoopBuilder(InsertPoint.before(op))
-    result = b.insert(bufferization.ToTensorOp(build(b)))
+    result = b.insert(bufferization.ToTensorOp(_cast(b, build(b), _tensor_memref(op.result))))
     op.result.replace_all_uses_with(result)
     emitted: list[Operation] = []
     current = before.next_op if before else block.first_op
     while current is not op and current is not None:
         emitted.append(current)
         current = current.next_op
-    tag(emitted, op.attributes.get(LAYER_ATTR), staging.moved)
+    # The DMA bytes go on the first op that outlives the lowering, which resolves the tensor
+    # boundary (bufferization, the ui8 casts, the tensor constants of per-channel tables) away.
+    boundary = (bufferization.ToBufferOp, UnrealizedConversionCastOp, arith.ConstantOp)
+    outliving_first = sorted(emitted, key=lambda o: isinstance(o, boundary))
+    tag(outliving_first, op.attributes.get(LAYER_ATTR), staging.moved)
     op.detach()
     op.erase()
-
-
-def _memref(typ: Attribute) -> MemRefType[Attribute]:
-    assert isinstance(typ, TensorType)
-    return MemRefType(typ.get_element_type(), typ.get_shape())
 
 
 @dataclass
@@ -159,15 +257,15 @@ class Staging:
     copies: bool
     moved: int = 0
 
-    def scratch(self, b: LoopBuilder, name: str, shape: Sequence[int]) -> SSAValue:
+    def scratch(self, b: LoopBuilder, name: str, tile: Tile) -> SSAValue:
         """An L1 buffer for values computed in the tile (they exist nowhere else)."""
-        tile = b.insert(memref.AllocOp.get(ta.f32, ALIGNMENT, list(shape), memory_space=L1))
-        tile.name_hint = f"{name}_l1"
-        return tile
+        buffer = b.insert(memref.AllocOp.get(tile.element, ALIGNMENT, list(tile), memory_space=L1))
+        buffer.name_hint = f"{name}_l1"
+        return buffer
 
-    def copy(self, b: LoopBuilder, name: str, shape: Sequence[int]) -> SSAValue | None:
+    def copy(self, b: LoopBuilder, name: str, tile: Tile) -> SSAValue | None:
         """An L1 buffer for a copy of L2 data; None where the L2 data is used in place."""
-        return self.scratch(b, name, shape) if self.copies else None
+        return self.scratch(b, name, tile) if self.copies else None
 
     def fetch(
         self, b: LoopBuilder, pairs: Sequence[tuple[SSAValue, SSAValue | None]], times: int
@@ -200,4 +298,9 @@ def computed_in(tile: SSAValue | None, dest: SSAValue) -> SSAValue:
 
 def _nbytes(typ: Attribute) -> int:
     assert isinstance(typ, MemRefType)
-    return prod(typ.get_shape()) * F32_BYTES
+    return prod(typ.get_shape()) * _element_bytes(typ.get_element_type())
+
+
+def _element_bytes(element: Attribute) -> int:
+    assert isinstance(element, FixedBitwidthType)
+    return element.compile_time_size

@@ -1,6 +1,11 @@
 """`tinyattn-import`: translate an ONNX model into a tinyattn MLIR module.
 
-    tinyattn-import model.onnx [-o out.mlir] [--generic] [--summary] [--elide-weights]
+    tinyattn-import model.onnx [-o out.mlir] [--inputs x.npz] [--generic] [--summary]
+                    [--elide-weights]
+
+An integerised (QuantLib/Deeploy) graph does not store its inputs' signedness: `--inputs` gives
+sample inputs, and each input gets the smallest type holding their values, unsigned first, as
+Deeploy does (0..254 -> ui8); without them every input is i8.
 
 Errors are one line `tinyattn-import: error: <file>: <message>` on stderr with exit status 1;
 `-o` is written atomically, so a failed run never leaves a partial file behind.
@@ -20,6 +25,7 @@ from xdsl.printer import Printer
 
 from tinyattn.dialects.cost import format_summary
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
+from tinyattn.lowering.driver import DriverError, load_inputs
 
 PROG = "tinyattn-import"
 
@@ -60,10 +66,13 @@ def _elide(match: re.Match[str]) -> str:
     )
 
 
-def _module_text(model_path: str, generic: bool, summary: bool, elide: bool) -> str:
+def _module_text(
+    model_path: str, inputs_path: str | None, generic: bool, summary: bool, elide: bool
+) -> str:
     """The module as text; `summary` appends the cost table as comments (still parseable);
     `elide` replaces large weights like mlir-opt's --mlir-elide-elementsattrs-if-larger."""
-    module = import_model(model_path)
+    samples = load_inputs(inputs_path) if inputs_path else None
+    module = import_model(model_path, samples)
     text = io.StringIO()
     Printer(stream=text, print_generic_format=generic).print_op(module)
     text.write("\n")
@@ -83,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="the ONNX model file")
     parser.add_argument("-o", "--output", help="write the module here instead of stdout")
     parser.add_argument(
+        "--inputs",
+        help=".npz of sample inputs (by name, else in order): the signedness of an integer "
+        "graph's inputs (default: i8)",
+    )
+    parser.add_argument(
         "--generic", action="store_true", help="print the generic op form instead of the custom one"
     )
     parser.add_argument(
@@ -95,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        text = _module_text(args.model, args.generic, args.summary, args.elide_weights)
+        text = _module_text(args.model, args.inputs, args.generic, args.summary, args.elide_weights)
+    except DriverError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
     except OnnxImportError as error:
         return _error(args.model, str(error))
     except OSError as error:

@@ -1,10 +1,13 @@
 """`tinyattn-run`: compile a model, run it on a target and check it against the reference.
 
-    tinyattn-run model.(onnx|mlir) --target T [--inputs x.npz] [--seed N] [--json]
+    tinyattn-run model.(onnx|mlir) --target T [--inputs x.npz [--expect y.npz]] [--seed N]
+                 [--json]
 
-Runs under QEMU (or natively for `host`), compares every output with the numpy reference and
-prints the report: match, errors, instructions, MAC/instruction, memory (`--json`: one JSON
-object). Exit status 0 on a match, 1 on a mismatch or an error.
+Runs under QEMU (or natively for `host`), compares every output with the numpy reference, or
+with the stored outputs of `--expect` (as Deeploy's test vectors come: `--inputs DIR/inputs.npz
+--expect DIR/outputs.npz`), and prints the report: match, errors, instructions,
+MAC/instruction, memory (`--json`: one JSON object). Integer outputs must match bit for bit.
+Exit status 0 on a match, 1 on a mismatch or an error.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from tinyattn.lowering.driver import load_inputs, run_model
+from tinyattn.lowering.driver import DriverError, load_inputs, run_model
 from tinyattn.lowering.targets import TARGETS
 from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
 
@@ -26,16 +29,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target", required=True, choices=list(TARGETS))
     add_lowering_options(parser)
     parser.add_argument(
-        "--inputs", help=".npz with the model inputs (by name, else in order); default: random"
+        "--inputs",
+        help=".npz with the model inputs (by name, else in order), which also give an integer "
+        "ONNX graph's inputs their signedness; default: random",
+    )
+    parser.add_argument(
+        "--expect",
+        help=".npz with the outputs expected from --inputs (by name, else in order), compared "
+        "instead of the reference",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
 
     def body() -> int:
+        if args.expect and not args.inputs:
+            raise DriverError("--expect needs the --inputs it was computed from")
         inputs = load_inputs(args.inputs) if args.inputs else None
+        expect = load_inputs(args.expect) if args.expect else None
         report = run_model(
-            args.model, args.target, inputs=inputs, seed=args.seed, options=options_from(args)
+            args.model,
+            args.target,
+            inputs=inputs,
+            seed=args.seed,
+            options=options_from(args),
+            expect=expect,
         )
         print(json.dumps(report.as_dict()) if args.json else report.format())
         return 0 if report.match else 1

@@ -178,3 +178,83 @@ func.func @softmax_rank0(%x: tensor<f32>) -> tensor<f32> {
   func.return %y : tensor<f32>
 }
 // CHECK: 'tinyattn.softmax' op operand 'x' must have rank >= 1
+
+// -----
+
+func.func @gelu_int_without_params(%x: tensor<4x8xi8>) -> tensor<4x8xi32> {
+  %y = tinyattn.gelu %x : (tensor<4x8xi8>) -> tensor<4x8xi32>
+  func.return %y : tensor<4x8xi32>
+}
+// CHECK: 'tinyattn.gelu' op 'igelu' is required on integer gelu
+
+// -----
+
+func.func @gelu_f32_with_params(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %y = tinyattn.gelu %x {igelu = #tinyattn.igelu<b = -80, one = 6980>} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.gelu' op 'igelu' is only allowed on integer ops
+
+// -----
+
+func.func @igelu_b(%x: tensor<4x8xi8>) -> tensor<4x8xi32> {
+  %y = tinyattn.gelu %x {igelu = #tinyattn.igelu<b = 3, one = 6980>} : (tensor<4x8xi8>) -> tensor<4x8xi32>
+  func.return %y : tensor<4x8xi32>
+}
+// CHECK: igelu b must be negative, got 3
+
+// -----
+
+func.func @gelu_int8_no_requant(%x: tensor<4x8xi8>) -> tensor<4x8xi8> {
+  %y = tinyattn.gelu %x {igelu = #tinyattn.igelu<b = -80, one = 6980>} : (tensor<4x8xi8>) -> tensor<4x8xi8>
+  func.return %y : tensor<4x8xi8>
+}
+// CHECK: 'tinyattn.gelu' op 'requant' is required for an 8-bit result
+
+// -----
+
+func.func @layernorm_int_gamma(%x: tensor<4x8xi8>, %g: tensor<8xf32>, %b: tensor<8xi32>) -> tensor<4x8xi32> {
+  %y = tinyattn.layernorm %x, %g, %b {epsilon = 1.0e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 1>} : (tensor<4x8xi8>, tensor<8xf32>, tensor<8xi32>) -> tensor<4x8xi32>
+  func.return %y : tensor<4x8xi32>
+}
+// CHECK: 'tinyattn.layernorm' op operand 'gamma' must have element type i32, got f32
+
+// -----
+
+func.func @layernorm_int_without_params(%x: tensor<4x8xi8>, %g: tensor<8xi32>) -> tensor<4x8xi32> {
+  %y = tinyattn.layernorm %x, %g, %g {epsilon = 1.0e-05 : f32} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi32>
+  func.return %y : tensor<4x8xi32>
+}
+// CHECK: 'tinyattn.layernorm' op 'ilayernorm' is required on integer layernorm
+
+// -----
+
+func.func @layernorm_variance_overflow(%x: tensor<4x64xi8>, %g: tensor<64xi32>) -> tensor<4x64xi32> {
+  %y = tinyattn.layernorm %x, %g, %g {epsilon = 1.0e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 1>} : (tensor<4x64xi8>, tensor<64xi32>, tensor<64xi32>) -> tensor<4x64xi32>
+  func.return %y : tensor<4x64xi32>
+}
+// CHECK: 'tinyattn.layernorm' op 'ilayernorm' shift 0 lets sum(c^2) + eps reach 4262522945 for E = 64, more than int32 holds (2147483647); the shift must be at least 1
+
+// -----
+
+func.func @ilayernorm_eps(%x: tensor<4x8xi8>, %g: tensor<8xi32>) -> tensor<4x8xi32> {
+  %y = tinyattn.layernorm %x, %g, %g {epsilon = 1.0e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 0>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi32>
+  func.return %y : tensor<4x8xi32>
+}
+// CHECK: ilayernorm eps must be in [1, 2147483647], got 0
+
+// -----
+
+func.func @mean_f32_with_requant(%x: tensor<4x8xf32>) -> tensor<8xf32> {
+  %y = tinyattn.mean %x {axis = 0 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>} : (tensor<4x8xf32>) -> tensor<8xf32>
+  func.return %y : tensor<8xf32>
+}
+// CHECK: 'tinyattn.mean' op 'requant' is only allowed on integer ops
+
+// -----
+
+func.func @mean_int8_requant_channels(%x: tensor<4x8xi8>) -> tensor<8xi8> {
+  %y = tinyattn.mean %x {axis = 0 : i64, requant = #tinyattn.requant<mul = [1, 2, 3], add = 0, shift = 2>} : (tensor<4x8xi8>) -> tensor<8xi8>
+  func.return %y : tensor<8xi8>
+}
+// CHECK: 'tinyattn.mean' op 'requant' has 3 channels, expected 1 or 8

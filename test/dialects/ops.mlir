@@ -61,3 +61,23 @@ func.func @ops_int8(%x: tensor<4x8xi8>, %w: tensor<8x5xi8>, %b: tensor<5xi32>) -
   %p = tinyattn.softmax %relu {isoftmax = #tinyattn.isoftmax<coeff_a = 1, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256>} : (tensor<4x5xi8>) -> tensor<4x5xui8>
   func.return %p : tensor<4x5xui8>
 }
+
+// Integer layer norm, GELU and mean (I-BERT): an int32 result, or 8 bits with a requant.
+// CHECK-LABEL: func.func @norm_gelu_mean_int8
+func.func @norm_gelu_mean_int8(%x: tensor<4x8xi8>, %g: tensor<8xi32>, %b: tensor<8xi32>) -> tensor<8xi8> {
+  // CHECK-NEXT: %n = tinyattn.layernorm %x, %g, %b {epsilon = 1.000000e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 12>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 10>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi8>
+  // GENERIC: "tinyattn.layernorm"(%x, %g, %b) <{epsilon = 1.000000e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 12>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 10>}>
+  %n = tinyattn.layernorm %x, %g, %b {epsilon = 1.0e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 12>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 10>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi8>
+  // CHECK-NEXT: %wide = tinyattn.layernorm %x, %g, %b {epsilon = 1.000000e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 2, eps = 1>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi32>
+  %wide = tinyattn.layernorm %x, %g, %b {epsilon = 1.0e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 2, eps = 1>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi32>
+  // CHECK-NEXT: %a = tinyattn.gelu %n {igelu = #tinyattn.igelu<b = -80, one = 6980>, requant = #tinyattn.requant<mul = 3, add = 0, shift = 16>} : (tensor<4x8xi8>) -> tensor<4x8xi8>
+  // GENERIC: "tinyattn.gelu"(%n) <{igelu = #tinyattn.igelu<b = -80, one = 6980>, requant = #tinyattn.requant<mul = 3, add = 0, shift = 16>}>
+  %a = tinyattn.gelu %n {igelu = #tinyattn.igelu<b = -80, one = 6980>, requant = #tinyattn.requant<mul = 3, add = 0, shift = 16>} : (tensor<4x8xi8>) -> tensor<4x8xi8>
+  // CHECK-NEXT: %acc = tinyattn.gelu %n {igelu = #tinyattn.igelu<b = -80, one = 6980>} : (tensor<4x8xi8>) -> tensor<4x8xi32>
+  %acc = tinyattn.gelu %n {igelu = #tinyattn.igelu<b = -80, one = 6980>} : (tensor<4x8xi8>) -> tensor<4x8xi32>
+  // CHECK-NEXT: %m = tinyattn.mean %a {axis = 0 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>} : (tensor<4x8xi8>) -> tensor<8xi8>
+  %m = tinyattn.mean %a {axis = 0 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>} : (tensor<4x8xi8>) -> tensor<8xi8>
+  // CHECK-NEXT: %rows = tinyattn.mean %a {axis = 1 : i64} : (tensor<4x8xi8>) -> tensor<4x1xi32>
+  %rows = tinyattn.mean %a {axis = 1 : i64} : (tensor<4x8xi8>) -> tensor<4x1xi32>
+  func.return %m : tensor<8xi8>
+}

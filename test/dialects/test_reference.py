@@ -1,5 +1,7 @@
 """The numpy reference semantics: integer rules, the FWSA identity, golden Deeploy vectors."""
 
+import math
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -9,7 +11,8 @@ from xdsl.parser import Parser
 
 from tinyattn.dialects import reference as ref
 from tinyattn.dialects.interpreter import evaluate
-from tinyattn.dialects.tinyattn import Tinyattn
+from tinyattn.dialects.tinyattn import Tinyattn, layernorm_square_bound, min_layernorm_shift
+from tinyattn.frontend.quantize import igelu_for, ilayernorm_for, layernorm_affine
 
 
 def test_requant_rounds_half_up_and_clips():
@@ -172,4 +175,112 @@ def test_interpreter_runs_a_module_like_the_reference():
     expected = ref.mean(ref.layernorm(y, np.ones(2), b, 1e-5), axis=0, keepdims=True)
     (got,) = evaluate(module, [x])
     assert got.shape == (1, 2) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_isqrt_is_exact_floor_sqrt():
+    """I-BERT's integer Newton square root equals floor(sqrt(n)) exactly: every n up to 2^17,
+    each perfect square around the int32 range and its neighbours, and large random values."""
+    squares = np.arange(1, 46341, dtype=np.int64) ** 2
+    rng = np.random.default_rng(3)
+    n = np.concatenate(
+        [
+            np.arange(2**17),
+            squares - 1,
+            squares,
+            squares + 1,
+            rng.integers(0, 2**31, 100_000),
+            [2**31 - 1, 2**31 - 2, 2**30, 2**30 - 1],
+        ]
+    )
+    expected = np.array([math.isqrt(int(v)) for v in n])
+    np.testing.assert_array_equal(ref.isqrt(n), expected)
+    assert ref.isqrt(np.array([0]))[0] == 0
+
+
+def test_igelu_follows_gelu():
+    """i-GELU against the exact GELU on every int8 input, for input ranges from 1 to 16: the
+    error is that of I-BERT's erf polynomial (about 0.018), at most 0.021."""
+    for input_range in (1.0, 2.0, 4.0, 8.0, 16.0):
+        scale = input_range / 127
+        igelu = igelu_for(scale)
+        x = np.arange(-128, 128)
+        approx = igelu(x) * scale / igelu.one
+        exact = ref.gelu(x * scale)
+        assert np.abs(approx - exact).max() <= 0.021, input_range
+
+
+def test_ilayernorm_follows_layernorm():
+    """i-LayerNorm against the float layer norm of the same (dequantized) rows, for widths that
+    need centring shifts 0 to 2: within half a unit of an int8 output of range 4 whenever a row's
+    spread is at least 10 units of the input."""
+    rng = np.random.default_rng(4)
+    input_scale, out_scale = 0.05, 4 / 127
+    for width in (16, 32, 64, 128):
+        for spread in (10, 30, 60):
+            centres = rng.uniform(-20, 20, (64, 1))
+            x = np.clip(np.rint(rng.normal(centres, spread, (64, width))), -128, 127)
+            gamma, beta = rng.uniform(0.5, 1.5, width), rng.uniform(-0.2, 0.2, width)
+            norm = ilayernorm_for(input_scale, width, 1e-5)
+            gamma_int, beta_int, requant = layernorm_affine(gamma, beta, norm, out_scale)
+            got = norm(x.astype(np.int8), gamma_int, beta_int) * out_scale / 2**requant.shift
+            expected = ref.layernorm(x * input_scale, gamma, beta, 1e-5)
+            assert np.abs(got - expected).max() <= out_scale / 2, (width, spread)
+
+
+def test_ilayernorm_sum_of_squares_fits_int32():
+    """The verifier's bound holds for the worst rows (half at -128, half at 127, and one odd
+    value out): with the smallest shift it accepts, the sum of squares plus eps fits int32."""
+    for width in (2, 7, 16, 33, 45, 46, 64, 100, 768):
+        shift = min_layernorm_shift(width, 1)
+        assert layernorm_square_bound(width, shift) + 1 <= 2**31 - 1
+        rows = np.full((3, width), 127, np.int64)
+        rows[0, : width // 2] = -128
+        rows[1, : (width + 1) // 2] = -128
+        rows[2, 0] = -128
+        centred = (width * rows - rows.sum(axis=-1, keepdims=True)) >> shift
+        squares = (centred * centred).sum(axis=-1)
+        assert squares.max() <= layernorm_square_bound(width, shift)
+
+
+def test_integer_mean_rounds_half_up_or_requantizes():
+    x = np.array([[1, 2], [-1, -2], [3, 3], [-128, 127]], np.int8)
+    # 1.5 -> 2, -1.5 -> -1, 3 -> 3, -0.5 -> 0
+    assert ref.mean(x, axis=1, keepdims=False).tolist() == [2, -1, 3, 0]
+    # The requant folds the division by 2 into its shift: round half up of sum / 2.
+    halve = ref.Requant(mul=(1,), add=(0,), shift=1)
+    assert ref.mean(x, 1, True, halve, np.int8).tolist() == [[2], [-1], [3], [0]]
+
+
+def test_interpreter_runs_integer_norm_gelu_mean_like_the_reference():
+    ctx = Context()
+    for dialect in (builtin.Builtin, func.Func, arith.Arith, Tinyattn):
+        ctx.load_dialect(dialect)
+    module = Parser(
+        ctx,
+        """
+      func.func @main(%x: tensor<3x4xi8>) -> tensor<4xi8> {
+        %g = arith.constant dense<[3000, -2000, 1000, 4000]> : tensor<4xi32>
+        %b = arith.constant dense<[10, -20, 0, 5]> : tensor<4xi32>
+        %n = tinyattn.layernorm %x, %g, %b {epsilon = 1.0e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 3>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 6>} : (tensor<3x4xi8>, tensor<4xi32>, tensor<4xi32>) -> tensor<3x4xi8>
+        %a = tinyattn.gelu %n {igelu = #tinyattn.igelu<b = -80, one = 6981>, requant = #tinyattn.requant<mul = 5, add = 0, shift = 15>} : (tensor<3x4xi8>) -> tensor<3x4xi8>
+        %m = tinyattn.mean %a {axis = 0 : i64, requant = #tinyattn.requant<mul = 3, add = 0, shift = 3>} : (tensor<3x4xi8>) -> tensor<4xi8>
+        func.return %m : tensor<4xi8>
+      }""",
+    ).parse_module()
+    module.verify()
+    x = np.random.default_rng(5).integers(-128, 128, (3, 4)).astype(np.int8)
+    n = ref.layernorm(
+        x,
+        np.array([3000, -2000, 1000, 4000]),
+        np.array([10, -20, 0, 5]),
+        1e-5,
+        ref.ILayerNorm(0, 3),
+        ref.Requant((1,), (0,), 6),
+        np.int8,
+    )
+    a = ref.gelu(n, ref.IGelu(-80, 6981), ref.Requant((5,), (0,), 15), np.int8)
+    expected = ref.mean(a, 0, False, ref.Requant((3,), (0,), 3), np.int8)
+    (got,) = evaluate(module, [x])
+    assert got.dtype == np.int8
     np.testing.assert_array_equal(got, expected)

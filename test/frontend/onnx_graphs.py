@@ -10,7 +10,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from onnx.reference.op_run import OpRun
 
+from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.dialects.interpreter import evaluate
 from tinyattn.frontend.onnx_import import import_model
 
@@ -146,4 +148,145 @@ def assert_matches_onnx(model: onnx.ModelProto | str | Path, seeds: Sequence[int
         (expected,) = reference.run(None, {"x": x})
         (actual,) = evaluate(module, [x])
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------
+# Integerised graphs as QuantLib exports them: float32 tensors holding integers, RequantShift
+# and iSoftmax with one-element float tensor attributes. Their values stay below 2^24, so
+# onnx.reference's float32 MatMul and Add are exact and, with the two ops below written from the
+# integer spec, an independent oracle.
+# ---------------------------------------------------------------------------------------------
+
+TYPICAL_ISOFTMAX = {"coeffA": 1, "coeffB": 173, "coeffC": 15599, "log2": 127, "n_levels": 256}
+
+
+def _float_attr(value) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(value, np.float32))
+
+
+def requant_shift(
+    b: GraphBuilder, x: str, mul, add=0, *, div=2**8, signed=1, levels=256, name=None
+) -> str:
+    attrs = {"div": _float_attr(div), "n_levels_out": _float_attr([levels])}
+    if signed is not None:
+        attrs["signed"] = _float_attr([signed])
+    return b.op("RequantShift", x, b.const(mul), b.const(add), name=name, **attrs)
+
+
+def isoftmax(b: GraphBuilder, x: str, **coeffs) -> str:
+    attrs = {key: _float_attr([value]) for key, value in {**TYPICAL_ISOFTMAX, **coeffs}.items()}
+    return b.op("iSoftmax", x, **attrs)
+
+
+def int_weight(b: GraphBuilder, *shape: int, bound: int = 8) -> str:
+    return b.const(b.rng.integers(-bound, bound + 1, shape))
+
+
+def int_linear(b: GraphBuilder, x: str, n_in: int, n_out: int, bias: bool = True) -> str:
+    y = b.op("MatMul", x, int_weight(b, n_in, n_out))
+    return b.op("Add", b.const(b.rng.integers(-500, 501, n_out)), y) if bias else y
+
+
+def integer_attention(
+    b: GraphBuilder,
+    x: str,
+    *,
+    seq: int,
+    heads: int,
+    head_dim: int,
+    embed: int,
+    normalization: str | None = "iSoftmax",
+    signed: dict[str, int] | None = None,
+    unrequantized: str | None = None,
+) -> str:
+    """Self-attention as QuantLib integerises it: every stage narrowed by a RequantShift, the
+    scores through `normalization` (iSoftmax, Softmax, or None: straight into the context
+    MatMul); `signed` overrides the signedness of a stage (q, k, v, score, context, out),
+    `unrequantized` names a projection (q, k or v) left without its RequantShift."""
+    signed = {"q": 1, "k": 1, "v": 1, "score": 1, "context": 1, "out": 1, **(signed or {})}
+    split = b.const([1, seq, heads, head_dim], np.int64)
+    width = heads * head_dim
+
+    def heads_of(role: str, perm: list[int]) -> str:
+        projected = int_linear(b, x, embed, width)
+        if role != unrequantized:
+            multiplier = {"q": 5, "k": 6, "v": 4}[role]
+            projected = requant_shift(b, projected, multiplier, signed=signed[role])
+        return b.op("Transpose", b.op("Reshape", projected, split), perm=perm)
+
+    q = heads_of("q", [0, 2, 1, 3])
+    k = heads_of("k", [0, 2, 3, 1])
+    v = heads_of("v", [0, 2, 1, 3])
+    scores = requant_shift(b, b.op("MatMul", q, k), 3, div=2**6, signed=signed["score"])
+    if normalization == "iSoftmax":
+        probabilities = isoftmax(b, scores)
+    elif normalization == "Softmax":
+        probabilities = b.op("Softmax", scores, axis=-1)
+    else:
+        probabilities = scores
+    context = requant_shift(
+        b, b.op("MatMul", probabilities, v), 1, div=2**5, signed=signed["context"]
+    )
+    merged = b.op(
+        "Reshape",
+        b.op("Transpose", context, perm=[0, 2, 1, 3]),
+        b.const([1, seq, width], np.int64),
+    )
+    return requant_shift(b, int_linear(b, merged, width, embed), 7, signed=signed["out"])
+
+
+# onnx.reference finds an op's implementation by its class name.
+class RequantShift(OpRun):
+    """The integer spec's RequantShift: mul and add per channel along axis 1."""
+
+    op_domain = ""
+
+    def _run(self, x, mul, add, div=None, n_levels_out=None, signed=None):
+        def channels_first(value):
+            value = np.asarray(value, np.int64).reshape(-1)
+            return value[0] if value.size == 1 else value.reshape(-1, *[1] * (x.ndim - 2))
+
+        shift = int(div).bit_length() - 1
+        t = x.astype(np.int64) * channels_first(mul) + channels_first(add) + (1 << shift >> 1)
+        levels = int(n_levels_out.item())
+        low, high = (-levels // 2, levels // 2 - 1) if signed.item() else (0, levels - 1)
+        return (np.clip(t >> shift, low, high).astype(np.float32),)
+
+
+class iSoftmax(OpRun):
+    """The integer spec's iSoftmax over the last axis."""
+
+    op_domain = ""
+
+    def _run(self, x, coeffA=None, coeffB=None, coeffC=None, log2=None, n_levels=None):
+        a, b, c, log, levels = (int(v.item()) for v in (coeffA, coeffB, coeffC, log2, n_levels))
+        xt = x.astype(np.int64) - x.astype(np.int64).max(axis=-1, keepdims=True)
+        z = np.clip(-xt // log, 0, 31)
+        e = (a * (xt + z * log + b) ** 2 + c) >> z
+        return ((e * (levels - 1) // e.sum(axis=-1, keepdims=True)).astype(np.float32),)
+
+
+def run_integer_onnx(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The graph's outputs by onnx.reference with the two QuantLib ops, as int64."""
+    reference = ReferenceEvaluator(model, new_ops=[RequantShift, iSoftmax])
+    names = [info.name for info in model.graph.input]
+    feeds = {name: np.asarray(x, np.float32) for name, x in zip(names, inputs, strict=True)}
+    return [np.asarray(y).astype(np.int64) for y in reference.run(None, feeds)]
+
+
+def input_dtypes(module) -> list[np.dtype]:
+    (main,) = module.ops
+    return [numpy_dtype(t.get_element_type()) for t in main.function_type.inputs.data]
+
+
+def assert_integer_matches_onnx(model: onnx.ModelProto, inputs: Sequence[np.ndarray]):
+    """Import `model` with `inputs` as the samples, evaluate it, compare with the oracle bit
+    for bit; returns the imported module."""
+    module = import_model(model, list(inputs))
+    typed = [x.astype(dtype) for x, dtype in zip(inputs, input_dtypes(module), strict=True)]
+    for actual, expected in zip(
+        evaluate(module, typed), run_integer_onnx(model, inputs), strict=True
+    ):
+        np.testing.assert_array_equal(actual.astype(np.int64), expected)
     return module

@@ -157,8 +157,9 @@ def unknown_after_supported():
 
 CASES = {
     conv: "node '/blocks.0/Conv_3' (Conv): unsupported op type",
-    matmul_of_activations: "node 'Transpose_output_0' (Transpose): Transpose is only supported "
-    "inside an attention pattern",
+    matmul_of_activations: "node 'Transpose_output_0' (Transpose): Transpose with perm [0, 2, 1] "
+    "moves the data of shape [1, 4, 6]; tinyattn has no transpose, so it is only supported inside "
+    "an attention pattern",
     unnamed_matmul_of_activations: "node 'MatMul_output_0' (MatMul): MatMul of two activations "
     "is only supported inside an attention pattern",
     weight_is_an_input: "node '/Gemm_0' (Gemm): 'w' is not a constant",
@@ -178,7 +179,8 @@ CASES = {
     tanh_gelu: "node '/Gelu_0' (Gelu): approximate='tanh' is not supported (only 'none')",
     training_dropout: "node '/Dropout_2' (Dropout): training_mode '/Constant_1_output_0' is not "
     "a constant false",
-    leaked_attention_probabilities: "node '/Transpose_14' (Transpose): Transpose is only "
+    leaked_attention_probabilities: "node '/Transpose_14' (Transpose): Transpose with perm "
+    "[0, 2, 1, 3] moves the data of shape [1, 4, 2, 3]; tinyattn has no transpose, so it is only "
     "supported inside an attention pattern",
     requant_shift: "node '/RequantShift_0' (RequantShift): unsupported op type",
     batch_two: "input 'x': batch size 2 is not supported; export with batch 1",

@@ -1,0 +1,363 @@
+"""Import QuantLib/Deeploy integerised graphs into the int8 form of the tinyattn ops.
+
+Such a graph types every tensor float32 but holds exact integers in it, and computes with
+MatMul, Add, RequantShift, iSoftmax, Reshape and Transpose, with QuantLib's integer semantics
+(int32 accumulators, RequantShift rounding half up, I-BERT's softmax). A graph with
+a RequantShift or iSoftmax node in the default domain, as Deeploy's are, is imported this way.
+
+Element types follow the producers: RequantShift's `signed` attribute gives i8 or ui8, iSoftmax
+ui8, MatMul and Add the i32 accumulator, data movement its input's. The graph does not store the
+signedness of its inputs; like Deeploy, `IntegerGraph` takes the smallest type holding sample
+values, unsigned first: ui8, i8, else i32 (tinyattn has no 16-bit type). Without samples every
+input is i8, the type of a signed RequantShift's result.
+
+A QuantLib node that is malformed in itself (a `div` that is no power of two, non-integer
+weights, ...) fits no pattern wherever it is, so it is reported at once as an OnnxImportError
+rather than as one pattern's mismatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from xdsl.dialects.builtin import TensorType, i32
+from xdsl.ir import Attribute, SSAValue
+
+from tinyattn.dialects import tinyattn as ta
+from tinyattn.frontend.arrays import Arrays, in_order
+from tinyattn.frontend.onnx_graph import (
+    DEFAULT_DOMAINS,
+    QUANTLIB_OPS,
+    Mismatch,
+    Node,
+    OnnxGraph,
+    OnnxImportError,
+)
+from tinyattn.frontend.patterns import (
+    Constant,
+    Emitter,
+    Linear,
+    Match,
+    Pattern,
+    activation,
+    match_linear,
+    residual_operands,
+    single,
+)
+
+DEFAULT_INPUT_TYPE = ta.i8
+
+# Ops whose result is the int32 accumulator, and ops that only move data (element type kept).
+_ACCUMULATING = ("MatMul", "Gemm", "Add")
+_DATA_MOVEMENT = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+
+
+def is_integer_model(model: onnx.ModelProto) -> bool:
+    return any(
+        node.op_type in QUANTLIB_OPS and node.domain in DEFAULT_DOMAINS for node in model.graph.node
+    )
+
+
+def malformed(node: Node, reason: str) -> OnnxImportError:
+    return OnnxImportError(f"{node.label()}: {reason}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph inputs and element types
+# ---------------------------------------------------------------------------------------------
+
+
+def _sample_type(graph: OnnxGraph, name: str, sample: np.ndarray) -> Attribute:
+    """Deeploy's choice for an input holding `sample`: the smallest type, unsigned first."""
+    try:
+        shape = graph.shape(name)
+    except Mismatch as mismatch:
+        raise OnnxImportError(f"input '{name}': {mismatch.reason}") from None
+    if sample.shape != shape:
+        raise OnnxImportError(
+            f"input '{name}': the sample has shape {list(sample.shape)}; the model says "
+            f"{list(shape)}"
+        )
+    integral = sample.dtype.kind in "iu" or (
+        sample.dtype.kind == "f" and np.all(np.isfinite(sample) & (sample == np.round(sample)))
+    )
+    if not integral:
+        raise OnnxImportError(
+            f"input '{name}': the sample holds non-integer values; an integer graph's inputs "
+            "hold exact integers"
+        )
+    low, high = int(sample.min(initial=0)), int(sample.max(initial=0))
+    for element_type, (least, most) in ((ta.ui8, (0, 255)), (ta.i8, (-128, 127))):
+        if least <= low and high <= most:
+            return element_type
+    if -(2**31) <= low and high < 2**31:
+        return i32
+    raise OnnxImportError(f"input '{name}': sample values in [{low}, {high}] exceed 32 bits")
+
+
+class IntegerGraph(OnnxGraph):
+    """An integerised graph, with the element type of each graph input (`input_types`)."""
+
+    def __init__(self, model: onnx.ModelProto, sample_inputs: Arrays | None = None):
+        super().__init__(model)
+        if sample_inputs is None:
+            self.input_types = dict.fromkeys(self.inputs, DEFAULT_INPUT_TYPE)
+        else:
+            try:
+                samples = in_order(self.inputs, sample_inputs, "takes")
+            except ValueError as error:
+                raise OnnxImportError(f"sample inputs: {error}") from None
+            self.input_types = {
+                name: _sample_type(self, name, sample)
+                for name, sample in zip(self.inputs, samples, strict=True)
+            }
+
+    def activation_type(self, name: str) -> Attribute:
+        """The element type of activation `name`: i8 or ui8, or the i32 accumulator."""
+        while name not in self.input_types:
+            node = self.producer_of(name)
+            if node.op_type == "RequantShift":
+                return _result_type(node)
+            if node.op_type == "iSoftmax":
+                return ta.ui8
+            if node.op_type in _ACCUMULATING:
+                return i32
+            if node.op_type not in _DATA_MOVEMENT:
+                raise Mismatch(f"the element type of '{name}' ({node.label()}) is unknown")
+            name = node.inputs[0]
+        return self.input_types[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# QuantLib attributes and constants
+# ---------------------------------------------------------------------------------------------
+
+
+def _number(node: Node, *names: str) -> float:
+    """The value of a QuantLib attribute (a one-element float tensor); `names` are the
+    spellings it goes by."""
+    name = next((name for name in names if node.attr(name) is not None), None)
+    if name is None:
+        raise malformed(node, f"attribute '{names[0]}' is missing")
+    value = node.attr(name)
+    array = numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else value
+    array = np.asarray(array)
+    if array.size != 1 or array.dtype.kind not in "iuf":
+        raise malformed(node, f"attribute '{name}' is not a number")
+    return float(array.reshape(()))
+
+
+def _integer(node: Node, name: str) -> int:
+    value = _number(node, name)
+    if not value.is_integer():
+        raise malformed(node, f"attribute '{name}'={value:g} is not an integer")
+    return int(value)
+
+
+def _result_type(requant_shift: Node) -> Attribute:
+    """i8 or ui8, from a RequantShift's `signed` attribute."""
+    signed = _integer(requant_shift, "signed")
+    if signed not in (0, 1):
+        raise malformed(requant_shift, f"attribute 'signed'={signed} is neither 0 nor 1")
+    return ta.i8 if signed else ta.ui8
+
+
+def integer_array(node: Node, array: np.ndarray, what: str, dtype: type[np.integer]):
+    """The exact integers a float constant used by `node` holds, as `dtype`."""
+    values = np.asarray(array, np.float64)
+    if not np.array_equal(values, np.round(values)):
+        raise malformed(node, f"{what} holds non-integer values")
+    info = np.iinfo(dtype)
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise malformed(
+            node,
+            f"{what} holds values in [{values.min():.0f}, {values.max():.0f}], outside "
+            f"{np.dtype(dtype).name} [{info.min}, {info.max}]",
+        )
+    return values.astype(dtype)
+
+
+def _channel_values(graph: OnnxGraph, node: Node, index: int, shape: Sequence[int]) -> list[int]:
+    """RequantShift's `mul` (index 1) or `add` (index 2) as tinyattn states it: one value, or
+    one per channel of the last axis. Deeploy broadcasts a vector along axis 1 (channels-first),
+    which is the last axis only of a rank-2 tensor."""
+    what = f"{('mul', 'add')[index - 1]} '{node.input(index)}'"
+    value = graph.constant(node.input(index))
+    if value is None:
+        raise malformed(node, f"{what} is not a constant")
+    values = integer_array(node, value.reshape(-1), what, np.int32).tolist()
+    if values and values.count(values[0]) == len(values):
+        return values[:1]
+    if len(shape) < 2 or len(values) != shape[1]:
+        raise malformed(
+            node,
+            f"{what} of shape {list(value.shape)} is neither one value nor one per channel of "
+            f"axis 1 (channels-first) of the input {list(shape)}",
+        )
+    if len(shape) != 2:
+        raise malformed(
+            node,
+            f"{what} varies along axis 1 (channels-first) of the input {list(shape)}; tinyattn "
+            "requantizes per channel of the last axis only",
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class Requantization:
+    """What a RequantShift does, as tinyattn states it: a requant attribute and the 8-bit
+    result type."""
+
+    attr: ta.RequantAttr
+    element_type: Attribute
+
+
+def requant_shift(graph: OnnxGraph, node: Node) -> Requantization:
+    """The requantization of a RequantShift node: `div` a power of two, 256 levels."""
+    if len(node.inputs) != 3:
+        raise malformed(node, f"expected 3 inputs (x, mul, add), got {len(node.inputs)}")
+    div = _number(node, "div")
+    shift = int(div).bit_length() - 1 if div.is_integer() and div >= 1 else -1
+    if not (0 <= shift <= 31 and div == 1 << shift):
+        raise malformed(node, f"div={div:g} is not a power of two (up to 2^31)")
+    levels = _number(node, "n_levels_out", "n_levels")
+    if levels != 256:
+        raise malformed(
+            node, f"{levels:g} output levels are not supported; tinyattn's 8-bit results have 256"
+        )
+    element_type = _result_type(node)
+    try:
+        shape = graph.shape(node.inputs[0])
+    except Mismatch as mismatch:
+        raise malformed(node, mismatch.reason) from None
+    mul = _channel_values(graph, node, 1, shape)
+    add = _channel_values(graph, node, 2, shape)
+    return Requantization(ta.RequantAttr(mul, add, shift), element_type)
+
+
+def isoftmax_attr(node: Node) -> ta.ISoftmaxAttr:
+    """The parameters of an iSoftmax node (I-BERT's integer softmax over the last axis)."""
+    coeff_a, coeff_b, coeff_c, log2, levels = (
+        _integer(node, name) for name in ("coeffA", "coeffB", "coeffC", "log2", "n_levels")
+    )
+    if log2 <= 0:
+        raise malformed(node, f"log2={log2} must be positive")
+    if not 2 <= levels <= 256:
+        raise malformed(node, f"n_levels={levels} is not supported; tinyattn's is 2 to 256")
+    return ta.ISoftmaxAttr(coeff_a, coeff_b, coeff_c, log2, levels)
+
+
+def integer_linear(graph: IntegerGraph, linear: Linear) -> Linear:
+    """`linear` with int8 weights and an int32 bias; its input must be an 8-bit activation."""
+    element_type = graph.activation_type(linear.input)
+    if not ta.is_int8(element_type):
+        raise Mismatch(
+            f"its input '{linear.input}' is an int32 accumulator; only 8-bit activations are "
+            "multiplied (a RequantShift narrows it)"
+        )
+    weight, bias = linear.weight, linear.bias
+    first, last = linear.nodes[0], linear.nodes[-1]
+    weight = Constant(
+        integer_array(first, weight.array, f"weight '{weight.name}'", np.int8), weight.name, ta.i8
+    )
+    if bias is not None:
+        bias = Constant(
+            integer_array(last, bias.array, f"bias '{bias.name}'", np.int32), bias.name, i32
+        )
+    return Linear(linear.input, weight, bias, linear.nodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Patterns. An integer op's result is its int32 accumulator, or 8 bits when the RequantShift
+# that follows it is folded in; `accumulating` and `requantized` make both patterns of one op.
+# ---------------------------------------------------------------------------------------------
+
+Build = Callable[[Emitter, Requantization | None], SSAValue]
+Operation = Callable[[IntegerGraph, Node], tuple[tuple[Node, ...], Build]]
+
+
+def _typed(shape: Sequence[int], requant: Requantization | None) -> dict:
+    """The result type and requant keywords of an integer op's constructor."""
+    if requant is None:
+        return {"result_type": TensorType(i32, shape), "requant": None}
+    return {"result_type": TensorType(requant.element_type, shape), "requant": requant.attr}
+
+
+def linear(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
+    """MatMul (+ bias Add), or Gemm: an int8 `tinyattn.linear`."""
+    layer = integer_linear(graph, match_linear(graph, root))
+
+    def build(emitter: Emitter, requant: Requantization | None) -> SSAValue:
+        x = emitter.value(layer.input)
+        weight = emitter.constant(layer.weight)
+        bias = None if layer.bias is None else emitter.constant(layer.bias)
+        shape = (*x.type.get_shape()[:-1], layer.weight.array.shape[1])
+        return emitter.op(ta.LinearOp(x, weight, bias, **_typed(shape, requant)))
+
+    return layer.nodes, build
+
+
+def add(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
+    """Add of two activations (a residual connection), summed in int32."""
+    if root.op_type != "Add":
+        raise Mismatch(f"{root.label()} is not an Add")
+    lhs, rhs = residual_operands(graph, root, "as a linear bias")
+
+    def build(emitter: Emitter, requant: Requantization | None) -> SSAValue:
+        a, b = emitter.value(lhs), emitter.value(rhs)
+        return emitter.op(ta.AddOp(a, b, **_typed(a.type.get_shape(), requant)))
+
+    return (root,), build
+
+
+def accumulating(operation: Operation) -> Pattern:
+    """`operation` with its int32 accumulator as the result."""
+
+    def pattern(graph: IntegerGraph, root: Node) -> Match:
+        nodes, build = operation(graph, root)
+        return Match(root, nodes, lambda emitter: build(emitter, None))
+
+    return pattern
+
+
+def requantized(operation: Operation) -> Pattern:
+    """A RequantShift of what `operation` computes: one op that narrows its accumulator."""
+
+    def pattern(graph: IntegerGraph, root: Node) -> Match:
+        requant = requant_shift(graph, root)
+        nodes, build = operation(graph, graph.producer_of(activation(graph, root)))
+        return Match(root, (*nodes, root), lambda emitter: build(emitter, requant))
+
+    return pattern
+
+
+def requant(graph: IntegerGraph, node: Node) -> Match:
+    """A RequantShift on its own: `tinyattn.requant` of an int32 tensor."""
+    requantization = requant_shift(graph, node)
+    x = activation(graph, node)
+    element_type = graph.activation_type(x)
+    if element_type != i32:
+        raise Mismatch(
+            f"its input '{x}' is already {element_type}; tinyattn.requant narrows an int32 "
+            "accumulator"
+        )
+    return single(
+        node,
+        lambda emitter: emitter.op(
+            ta.RequantOp(emitter.value(x), requantization.attr, requantization.element_type)
+        ),
+    )
+
+
+def isoftmax(graph: IntegerGraph, node: Node) -> Match:
+    """iSoftmax: the integer form of `tinyattn.softmax`, i8 scores to ui8 probabilities."""
+    attr = isoftmax_attr(node)
+    x = activation(graph, node)
+    element_type = graph.activation_type(x)
+    if element_type != ta.i8:
+        raise Mismatch(f"its input '{x}' is {element_type}; the integer softmax takes i8 scores")
+    return single(node, lambda emitter: emitter.op(ta.SoftmaxOp(emitter.value(x), isoftmax=attr)))

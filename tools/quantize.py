@@ -1,0 +1,163 @@
+"""`tinyattn-quantize`: post-training quantisation of a float model to int8 tinyattn IR.
+
+    tinyattn-quantize model.onnx|model.mlir --calib calib.npz [-o out.mlir] [--per-tensor]
+                      [--report report.json]
+
+The calibration archive holds, for each input of the model's function (by name: `x` for the
+bundled models; `arg<i>` for an unnamed argument), an array [N, *input shape] of N samples;
+`python models/generate.py --calib` writes the bundled models' sets. The int8 function takes and
+returns 8-bit tensors and records their scales in `tinyattn.input_scales` and
+`tinyattn.output_scales` (see `tinyattn.frontend.quantize`).
+
+The accuracy loss against the float model on the calibration set is printed on stderr, one line
+per output; `--report` also writes it as JSON. Errors are one line
+`tinyattn-quantize: error: <file>: <message>` on stderr with exit status 1; `-o` and `--report`
+are written atomically, so a failed run never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import DiagnosticException
+
+from tinyattn.frontend.onnx_import import OnnxImportError, import_model
+from tinyattn.frontend.quantize import (
+    INPUT_SCALES,
+    OUTPUT_SCALES,
+    OutputError,
+    QuantizeError,
+    compare,
+    entry_function,
+    load_calibration,
+    quantize,
+    recorded_scales,
+)
+from tinyattn.tools.cli import ArgumentParser
+from tinyattn.tools.import_onnx import _write_atomically
+from tinyattn.tools.parsing import parse_module
+
+PROG = "tinyattn-quantize"
+
+
+class _Failure(Exception):
+    """A one-line error, `<file>: <message>`."""
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        _write_atomically(path, text)
+    except OSError as error:
+        raise _Failure(f"{path}: cannot write: {error.strerror or error}") from None
+
+
+def _load_model(path: str) -> ModuleOp:
+    """The float module: tinyattn IR if the file ends in .mlir, else an ONNX model."""
+    try:
+        if Path(path).suffix == ".mlir":
+            return parse_module(Path(path).read_text(), path)
+        return import_model(path)
+    except DiagnosticException as error:  # `FILE:LINE:COL: reason`
+        raise _Failure(str(error)) from None
+    except OnnxImportError as error:
+        raise _Failure(f"{path}: {error}") from None
+    except OSError as error:
+        raise _Failure(f"{path}: {error.strerror or str(error)}") from None
+
+
+def _summary(error: OutputError, index: int) -> str:
+    shape = "x".join(map(str, error.shape))
+    line = (
+        f"  output {index} ({shape}): max abs error {error.max_abs:.4g} "
+        f"({100 * error.relative:.1f}% of the float range {error.float_max_abs:.4g}), "
+        f"mean abs error {error.mean_abs:.4g}"
+    )
+    if error.argmax_agreement is not None:
+        line += f", argmax agreement {100 * error.argmax_agreement:.1f}%"
+    return line
+
+
+def _report(module: ModuleOp, errors: list[OutputError], samples: int, per_channel: bool) -> str:
+    function = entry_function(module)
+    outputs = [
+        {
+            "shape": list(error.shape),
+            "max_abs_error": error.max_abs,
+            "mean_abs_error": error.mean_abs,
+            "relative_error": error.relative,
+            "float_max_abs": error.float_max_abs,
+            "argmax_agreement": error.argmax_agreement,
+        }
+        for error in errors
+    ]
+    report = {
+        "samples": samples,
+        "weights": "per-channel" if per_channel else "per-tensor",
+        "input_scales": recorded_scales(function, INPUT_SCALES),
+        "output_scales": recorded_scales(function, OUTPUT_SCALES),
+        "outputs": outputs,
+    }
+    return json.dumps(report, indent=2) + "\n"
+
+
+def _run(args) -> int:
+    module = _load_model(args.model)
+    try:
+        function = entry_function(module)
+    except QuantizeError as error:
+        raise _Failure(f"{args.model}: {error}") from None
+    try:
+        samples = load_calibration(args.calib, function)
+    except QuantizeError as error:
+        raise _Failure(f"{args.calib}: {error}") from None
+    except OSError as error:
+        raise _Failure(f"{args.calib}: {error.strerror or str(error)}") from None
+    per_channel = not args.per_tensor
+    try:
+        quantized = quantize(module, samples, per_channel=per_channel)
+    except QuantizeError as error:
+        raise _Failure(f"{args.model}: {error}") from None
+    errors = compare(module, quantized, samples)
+    text = io.StringIO()
+    Printer(stream=text).print_op(quantized)
+    text.write("\n")
+    if args.output:
+        _write(args.output, text.getvalue())
+    else:
+        sys.stdout.write(text.getvalue())
+    if args.report:
+        _write(args.report, _report(quantized, errors, len(samples), per_channel))
+    print(f"{PROG}: int8 against f32 on {len(samples)} calibration samples:", file=sys.stderr)
+    for index, error in enumerate(errors):
+        print(_summary(error, index), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="the float model: an ONNX file, or tinyattn IR (.mlir)")
+    parser.add_argument(
+        "--calib", required=True, help="the calibration inputs: an .npz of [N, *shape] arrays"
+    )
+    parser.add_argument("-o", "--output", help="write the int8 module here instead of stdout")
+    parser.add_argument(
+        "--per-tensor",
+        action="store_true",
+        help="one scale per weight tensor instead of one per output channel",
+    )
+    parser.add_argument("--report", help="also write the accuracy loss and the scales as JSON")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except _Failure as failure:
+        print(f"{PROG}: error: {failure}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,8 @@ without copying. Accumulators are loop-carried values (registers), not memory.
 The same kernels serve f32 and int8 data. A `Matrix` computes in f32 or i32 (`compute_type`):
 8-bit elements are widened on load (zero-extended for an unsigned view) and truncated on store,
 so an int8 x int8 product is an i32 product and sums are i32. A `Requant` epilogue narrows an
-i32 result before it is stored; `isoftmax_rows` is the integer softmax.
+i32 result before it is stored; `isoftmax_rows`, `igelu` and `ilayernorm_rows` are I-BERT's
+integer softmax, GELU and layer norm.
 """
 
 from __future__ import annotations
@@ -319,12 +320,13 @@ def ilayernorm_rows(
     requant: Requant | None = None,
 ) -> None:
     """I-BERT integer layer norm of each row of 8-bit `x` (`reference.ILayerNorm`) in i32:
-    `c = (cols*x - sum(x)) >> shift` (recomputed per pass, never stored),
+    `c = (cols*x - sum(x)) >> shift` (recomputed in each pass rather than stored),
     `std = isqrt(sum(c^2) + eps)` and `out = requant(c*gamma / std + beta)` with C's division
-    (`arith.divsi`), gamma and beta i32 [cols]. With 8-bit data `|sum(x)|` and
-    `|cols*x - sum(x)|` stay below `255 cols`; the op verifier bounds `sum(c^2) + eps` within
-    [1, 2^31), so it never wraps and `std >= 1`: no division by zero or INT32_MIN / -1, and
-    what wraps (`c*gamma`, `+ beta`) wraps as the reference's `wrap_int32` does."""
+    (`arith.divsi`); gamma and beta are i32 [cols]. `|sum(x)|` and `|cols*x - sum(x)|` are at
+    most `255 cols`, exact for any row that fits in memory; the op verifier bounds
+    `sum(c^2) + eps` within [1, 2^31), so it does not wrap and `std >= 1`: no division by zero,
+    no INT32_MIN / -1. The rest (`c*gamma`, `+ beta`) may wrap, exactly as the reference's
+    `wrap_int32` does."""
     shift, eps = params.shift.data, params.eps.data
 
     def row(br: LoopBuilder, i: SSAValue, _):

@@ -31,3 +31,4 @@ bench: setup
 	$(BIN)/python bench/baseline.py
 	$(BIN)/python bench/fwsa.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/int8.py

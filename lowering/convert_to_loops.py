@@ -127,21 +127,33 @@ class _Lowering:
     def requant(
         self, op: Operation, name: str, result: Attribute, channels: int
     ) -> k.Requant | None:
-        """The epilogue of `op`'s requant property `name` (None if absent) narrowing to element
-        type `result` over a last axis of `channels`; per-channel values become globals."""
-        attr = op.properties.get(name)
-        if attr is None:
-            return None
-        assert isinstance(attr, ta.RequantAttr)
-        if attr.channels() not in (1, channels):
-            raise PassFailedException(
-                f"'{op.name}' {name} has {attr.channels()} channels, expected 1 or {channels}"
-            )
+        """`requant_epilogue` with per-channel values as globals."""
+        return requant_epilogue(op, name, result, channels, self.constant)
 
-        def table(what: str, values: Sequence[int]) -> SSAValue:
-            return self.constant(f"{name}_{what}", from_numpy(np.array(values, np.int32), i32))
 
-        return k.Requant.of(attr, result, table)
+def requant_epilogue(
+    op: Operation,
+    name: str,
+    result: Attribute,
+    channels: int,
+    constant: Callable[[str | None, DenseIntOrFPElementsAttr], SSAValue],
+) -> k.Requant | None:
+    """The epilogue of `op`'s requant property `name` (None if absent) narrowing to element type
+    `result` over a last axis of `channels`; `constant(name_hint, data)` makes the buffer of
+    per-channel values."""
+    attr = op.properties.get(name)
+    if attr is None:
+        return None
+    assert isinstance(attr, ta.RequantAttr)
+    if attr.channels() not in (1, channels):
+        raise PassFailedException(
+            f"'{op.name}' {name} has {attr.channels()} channels, expected 1 or {channels}"
+        )
+
+    def table(what: str, values: Sequence[int]) -> SSAValue:
+        return constant(f"{name}_{what}", from_numpy(np.array(values, np.int32), i32))
+
+    return k.Requant.of(attr, result, table)
 
 
 OpLowering = Callable[[_Lowering, Operation, list[SSAValue], SSAValue], None]

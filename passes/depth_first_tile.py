@@ -32,12 +32,9 @@ resolves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
-from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, i32
+from xdsl.dialects.builtin import i32
 from xdsl.ir import SSAValue
-from xdsl.passes import ModulePass
 
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.lowering import kernels as k
@@ -45,10 +42,10 @@ from tinyattn.lowering.loops import LoopBuilder
 from tinyattn.passes.tiling import (
     F32,
     Attention,
+    AttentionTiling,
     Precision,
     Staging,
     Tile,
-    choose_rows,
     computed_in,
     epilogues,
     head_slice,
@@ -239,33 +236,16 @@ class _Tiler:
 
 
 @dataclass(frozen=True)
-class DepthFirstTile(ModulePass):
+class DepthFirstTile(AttentionTiling):
     """Depth-first tiling of every attention (f32 or int8) through an L1 of `l1-bytes`;
     `dma=false` on a single-level target computes on the L2 data in place."""
 
     name = NAME
 
-    l1_bytes: int = 128 * 1024
-    rows: int | str = "auto"
-    dma: bool = True
+    def working_set(self, attention: Attention, rows: int) -> int:
+        s, e, p, _ = attention.dims()
+        fused = isinstance(attention, ta.FusedMHSAOp)
+        return l1_bytes_needed(s, e, p, rows, fused, self.dma, Precision.of(attention))
 
-    def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for attention in [o for o in op.walk() if isinstance(o, Attention)]:
-            s, e, p, _ = attention.dims()
-            fused = isinstance(attention, ta.FusedMHSAOp)
-            rows = choose_rows(
-                NAME,
-                attention,
-                self.l1_bytes,
-                self.rows,
-                partial(
-                    l1_bytes_needed,
-                    s,
-                    e,
-                    p,
-                    fused=fused,
-                    copies=self.dma,
-                    precision=Precision.of(attention),
-                ),
-            )
-            _Tiler(attention, rows, Staging(copies=self.dma)).rewrite()
+    def rewrite(self, attention: Attention, rows: int, staging: Staging) -> None:
+        _Tiler(attention, rows, staging).rewrite()

@@ -14,16 +14,20 @@ through an `unrealized_conversion_cast` between the two memref types, which
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from math import prod
 
+from xdsl.context import Context
 from xdsl.dialects import arith, bufferization, memref
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     DenseIntOrFPElementsAttr,
     FixedBitwidthType,
     MemRefType,
+    ModuleOp,
     StridedLayoutAttr,
     StringAttr,
     TensorType,
@@ -33,13 +37,14 @@ from xdsl.dialects.builtin import (
     i32,
 )
 from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import dma
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.lowering import kernels as k
-from tinyattn.lowering.convert_to_loops import _Lowering, memref_type, storage_type
+from tinyattn.lowering.convert_to_loops import memref_type, requant_epilogue, storage_type
 from tinyattn.lowering.layer_report import LAYER_ATTR, tag
 from tinyattn.lowering.loops import LoopBuilder
 from tinyattn.lowering.memory_plan import ALIGNMENT, aligned
@@ -128,6 +133,32 @@ def choose_rows(
     )
 
 
+@dataclass(frozen=True)
+class AttentionTiling(ModulePass, ABC):
+    """The options and the driver both attention tiling passes share: each attention gets the
+    largest row block whose L1 working set fits `l1-bytes` (`choose_rows`), then is rewritten;
+    `dma=false` (a single-level target) computes on the L2 data in place."""
+
+    l1_bytes: int = 128 * 1024
+    rows: int | str = "auto"
+    dma: bool = True
+
+    @abstractmethod
+    def working_set(self, attention: Attention, rows: int) -> int:
+        """The L1 bytes `attention` needs with `rows`-row blocks."""
+
+    @abstractmethod
+    def rewrite(self, attention: Attention, rows: int, staging: Staging) -> None:
+        """Replace `attention` by its tiled schedule."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for attention in [o for o in op.walk() if isinstance(o, Attention)]:
+            rows = choose_rows(
+                self.name, attention, self.l1_bytes, self.rows, partial(self.working_set, attention)
+            )
+            self.rewrite(attention, rows, Staging(copies=self.dma))
+
+
 def subview(
     b: LoopBuilder,
     source: SSAValue,
@@ -193,13 +224,13 @@ def epilogues(b: LoopBuilder, op: Attention) -> dict[str, k.Requant | None]:
         return _buffer(b, constant)
 
     s, e, p, _ = op.dims()
-    lowering = _Lowering(b, table)
     channels = {"q": p, "k": p, "qk": e, "v": p, "score": s, "context": p}
     requants = {
-        stage: lowering.requant(op, f"{stage}_requant", i8, count)
+        stage: requant_epilogue(op, f"{stage}_requant", i8, count, table)
         for stage, count in channels.items()
     }
-    requants["out"] = lowering.requant(op, "out_requant", _tensor_memref(op.result).element_type, e)
+    out_type = _tensor_memref(op.result).element_type
+    requants["out"] = requant_epilogue(op, "out_requant", out_type, e, table)
     return requants
 
 

@@ -8,9 +8,9 @@ against the reference.
             options=LowerOptions(fuse_weights="always"))
 """
 
-from tinyattn.lowering.driver import CompileResult, RunReport
-from tinyattn.lowering.driver import compile_model as compile  # noqa: A001
-from tinyattn.lowering.driver import run_model as run
-from tinyattn.lowering.lower import LowerOptions
+from tinyattn.driver.lower import LowerOptions
+from tinyattn.driver.run import CompileResult, RunReport
+from tinyattn.driver.run import compile_model as compile  # noqa: A001
+from tinyattn.driver.run import run_model as run
 
 __all__ = ["compile", "run", "CompileResult", "LowerOptions", "RunReport"]

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from tinyattn.api import LowerOptions, run
-from tinyattn.dialects.cost import attention_params
 from tinyattn.dialects.tinyattn import MHSAOp
 from tinyattn.frontend.onnx_import import import_model
 from tinyattn.passes.fuse_weights import decide
+from tinyattn.semantics.cost import attention_params
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("ecg", "radar", "eeg")

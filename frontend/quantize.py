@@ -45,10 +45,10 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import VerifyException
 
-from tinyattn.dialects import reference as ref
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.dense import from_numpy, numpy_dtype, to_numpy
-from tinyattn.dialects.interpreter import evaluate
+from tinyattn.semantics import reference as ref
+from tinyattn.semantics.interpreter import evaluate
 
 INPUT_SCALES = "tinyattn.input_scales"
 OUTPUT_SCALES = "tinyattn.output_scales"

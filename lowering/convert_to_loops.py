@@ -64,10 +64,10 @@ from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.builder import LoopBuilder
 from tinyattn.dialects.dense import from_numpy
+from tinyattn.driver.layer_report import LAYER_ATTR, tag
 from tinyattn.lowering import kernels as k
-from tinyattn.lowering.layer_report import LAYER_ATTR, tag
-from tinyattn.lowering.loops import LoopBuilder
 
 ALIGNMENT = 16
 

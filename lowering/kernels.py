@@ -22,7 +22,7 @@ from xdsl.ir import Attribute, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.lowering.loops import LoopBuilder, compute_type, element_type, is_integer
+from tinyattn.dialects.builder import LoopBuilder, compute_type, element_type, is_integer
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import dma
-from tinyattn.lowering.loops import LoopBuilder
+from tinyattn.dialects.builder import LoopBuilder
 
 _INDEX = IndexType()
 RUNTIME_FUNCTIONS: dict[str, tuple[list[Attribute], list[Attribute]]] = {

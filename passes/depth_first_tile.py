@@ -37,8 +37,8 @@ from xdsl.dialects.builtin import i32
 from xdsl.ir import SSAValue
 
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.builder import LoopBuilder
 from tinyattn.lowering import kernels as k
-from tinyattn.lowering.loops import LoopBuilder
 from tinyattn.passes.tiling import (
     F32,
     Attention,

@@ -38,8 +38,8 @@ from xdsl.pattern_rewriter import (
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.cost import attention_macs, attention_params
 from tinyattn.dialects.dense import from_numpy, to_numpy
+from tinyattn.semantics.cost import attention_macs, attention_params
 
 MODES = ("auto", "always", "never")
 
@@ -117,9 +117,9 @@ def fused_weights_int8(op: ta.MHSAOp) -> FusedInt8:
 
 def int8_deviation(op: ta.MHSAOp, fused: ta.FusedMHSAOp, samples: int = 8) -> str:
     """How far the fused int8 attention is from the unfused one on random int8 inputs."""
-    from tinyattn.dialects import reference as ref
     from tinyattn.dialects.dense import numpy_dtype
-    from tinyattn.dialects.interpreter import attention_quant
+    from tinyattn.semantics import reference as ref
+    from tinyattn.semantics.interpreter import attention_quant
 
     rng = np.random.default_rng(0)
     x_dtype = numpy_dtype(op.x.type.get_element_type())

@@ -34,7 +34,7 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
-from tinyattn.lowering.memory_plan import Lifetime, plan_memory
+from tinyattn.passes.memory_plan import Lifetime, plan_memory
 
 LEVELS = ("L1", "L2")
 

@@ -43,11 +43,11 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import dma
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.builder import LoopBuilder
+from tinyattn.driver.layer_report import LAYER_ATTR, tag
 from tinyattn.lowering import kernels as k
 from tinyattn.lowering.convert_to_loops import memref_type, requant_epilogue, storage_type
-from tinyattn.lowering.layer_report import LAYER_ATTR, tag
-from tinyattn.lowering.loops import LoopBuilder
-from tinyattn.lowering.memory_plan import ALIGNMENT, aligned
+from tinyattn.passes.memory_plan import ALIGNMENT, aligned
 
 L1 = StringAttr("L1")
 

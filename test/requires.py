@@ -2,9 +2,9 @@
 
 import pytest
 
-from tinyattn.lowering import toolchain
-from tinyattn.lowering.targets import get_target
-from tinyattn.lowering.toolchain import ToolchainError
+from tinyattn.backend import toolchain
+from tinyattn.backend.targets import get_target
+from tinyattn.backend.toolchain import ToolchainError
 
 LINK_TOOLS = ("clang-22", "ld.lld-22", "llvm-nm-22")
 

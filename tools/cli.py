@@ -7,9 +7,9 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from tinyattn.lowering.driver import DriverError
-from tinyattn.lowering.lower import SCHEDULES, LowerOptions
-from tinyattn.lowering.toolchain import ToolchainError
+from tinyattn.backend.toolchain import ToolchainError
+from tinyattn.driver.lower import SCHEDULES, LowerOptions
+from tinyattn.driver.run import DriverError
 from tinyattn.passes.fuse_weights import MODES
 
 

@@ -17,10 +17,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from tinyattn.lowering.driver import compile_model, load_model, lower
-from tinyattn.lowering.layer_report import format_layers
-from tinyattn.lowering.lower import SCHEDULES
-from tinyattn.lowering.targets import TARGETS
+from tinyattn.backend.targets import TARGETS
+from tinyattn.driver.layer_report import format_layers
+from tinyattn.driver.lower import SCHEDULES
+from tinyattn.driver.run import compile_model, load_model, lower
 from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
 from tinyattn.tools.memory_plot import plot_occupancy
 

@@ -23,9 +23,9 @@ import tempfile
 
 from xdsl.printer import Printer
 
-from tinyattn.dialects.cost import format_summary
+from tinyattn.driver.run import DriverError, load_inputs
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
-from tinyattn.lowering.driver import DriverError, load_inputs
+from tinyattn.semantics.cost import format_summary
 
 PROG = "tinyattn-import"
 

@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from tinyattn.lowering.layer_report import Occupancy
-from tinyattn.lowering.lowered_model import LoweredModel
+from tinyattn.driver.layer_report import Occupancy
+from tinyattn.driver.lowered_model import LoweredModel
 
 
 def layer_positions(timeline: Occupancy) -> list[float]:

@@ -20,8 +20,8 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyExcepti
 from xdsl.utils.lexer import Span
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from tinyattn.tools.parsing import LocatingParser, register_dialects, verify_one_line, where
-from tinyattn.tools.universe import TINYATTN_UNIVERSE
+from tinyattn.driver.parsing import LocatingParser, register_dialects, verify_one_line, where
+from tinyattn.driver.registry import TINYATTN_UNIVERSE
 
 TOOL = "tinyattn-opt"
 

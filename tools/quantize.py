@@ -26,6 +26,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException
 
+from tinyattn.driver.parsing import parse_module
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 from tinyattn.frontend.quantize import (
     INPUT_SCALES,
@@ -40,7 +41,6 @@ from tinyattn.frontend.quantize import (
 )
 from tinyattn.tools.cli import ArgumentParser
 from tinyattn.tools.import_onnx import _write_atomically
-from tinyattn.tools.parsing import parse_module
 
 PROG = "tinyattn-quantize"
 

@@ -16,8 +16,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from tinyattn.lowering.driver import DriverError, load_inputs, run_model
-from tinyattn.lowering.targets import TARGETS
+from tinyattn.backend.targets import TARGETS
+from tinyattn.driver.run import DriverError, load_inputs, run_model
 from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
 
 PROG = "tinyattn-run"

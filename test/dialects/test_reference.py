@@ -9,10 +9,10 @@ from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func
 from xdsl.parser import Parser
 
-from tinyattn.dialects import reference as ref
-from tinyattn.dialects.interpreter import evaluate
 from tinyattn.dialects.tinyattn import Tinyattn, layernorm_square_bound, min_layernorm_shift
 from tinyattn.frontend.quantize import igelu_for, ilayernorm_for, layernorm_affine
+from tinyattn.semantics import reference as ref
+from tinyattn.semantics.interpreter import evaluate
 
 
 def test_requant_rounds_half_up_and_clips():

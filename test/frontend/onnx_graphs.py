@@ -13,8 +13,8 @@ from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun
 
 from tinyattn.dialects.dense import numpy_dtype
-from tinyattn.dialects.interpreter import evaluate
 from tinyattn.frontend.onnx_import import import_model
+from tinyattn.semantics.interpreter import evaluate
 
 
 class GraphBuilder:

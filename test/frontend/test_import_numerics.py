@@ -12,8 +12,8 @@ from onnx.reference import ReferenceEvaluator
 from onnx_graphs import GraphBuilder, assert_matches_onnx, attention, linear, tinyattn_ops
 
 import tinyattn.models
-from tinyattn.dialects.interpreter import evaluate
 from tinyattn.frontend.onnx_import import import_model
+from tinyattn.semantics.interpreter import evaluate
 
 MODELS = Path(tinyattn.models.__file__).parent
 # Encoder blocks per bundled model (models/README.md).

@@ -20,8 +20,8 @@ from onnx_graphs import (
 )
 
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.interpreter import evaluate
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
+from tinyattn.semantics.interpreter import evaluate
 
 SEQ, EMBED, HEADS, HEAD_DIM = 5, 8, 2, 3
 RNG = np.random.default_rng(7)

@@ -12,11 +12,11 @@ import pytest
 from onnx_graphs import GraphBuilder, int_linear, linear, requant_shift
 from requires import target_param
 
-from tinyattn.dialects.interpreter import evaluate
+from tinyattn.driver import run as driver
+from tinyattn.driver.lowered_model import TensorSpec
+from tinyattn.driver.run import DriverError, run_model
 from tinyattn.frontend.onnx_import import import_model
-from tinyattn.lowering import driver
-from tinyattn.lowering.driver import DriverError, run_model
-from tinyattn.lowering.lowered_model import TensorSpec
+from tinyattn.semantics.interpreter import evaluate
 from tinyattn.tools import import_onnx
 from tinyattn.tools import run as run_tool
 

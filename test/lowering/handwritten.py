@@ -13,8 +13,8 @@ from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func, math, memref, scf
 from xdsl.parser import Parser
 
-from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
-from tinyattn.lowering.targets import TARGETS
+from tinyattn.backend.targets import TARGETS
+from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 
 RNG = np.random.default_rng(1234)
 W_F32 = RNG.uniform(-0.5, 0.5, (8, 5)).astype(np.float32)

@@ -1,7 +1,7 @@
 """The Python API: tinyattn.api.compile / tinyattn.api.run, as a notebook would call them."""
 
 from tinyattn.api import compile, run
-from tinyattn.lowering.driver import RunReport
+from tinyattn.driver.run import RunReport
 
 
 def test_run_matches_and_reports(tmp_path):

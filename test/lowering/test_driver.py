@@ -20,12 +20,13 @@ from handwritten import (
     parse,
 )
 
-from tinyattn.lowering import driver, toolchain
-from tinyattn.lowering.driver import DriverError, compile_model, run_model
-from tinyattn.lowering.lowered_model import LoweredModel, TensorSpec
-from tinyattn.lowering.pipeline import STAGES, mlir_opt_args
-from tinyattn.lowering.targets import get_target
-from tinyattn.lowering.toolchain import ToolchainError
+from tinyattn.backend import toolchain
+from tinyattn.backend.pipeline import STAGES, mlir_opt_args
+from tinyattn.backend.targets import get_target
+from tinyattn.backend.toolchain import ToolchainError
+from tinyattn.driver import run as driver
+from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
+from tinyattn.driver.run import DriverError, compile_model, run_model
 from tinyattn.tools import compile as compile_tool
 from tinyattn.tools import run as run_tool
 

@@ -13,11 +13,11 @@ import pytest
 from handwritten import RUNNABLE
 
 import tinyattn.models
+from tinyattn.backend.targets import get_target
+from tinyattn.driver.lower import LowerOptions
+from tinyattn.driver.run import run_model
 from tinyattn.frontend import quantize as q
 from tinyattn.frontend.onnx_import import import_model
-from tinyattn.lowering.driver import run_model
-from tinyattn.lowering.lower import LowerOptions
-from tinyattn.lowering.targets import get_target
 from tinyattn.models.generate import calibration_set, spec_named
 
 CALIBRATION = 8  # a prefix of the bundled calibration set: enough for scales, quick to trace

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from handwritten import RUNNABLE
 
-from tinyattn.lowering.driver import run_model
-from tinyattn.lowering.lower import LowerOptions
-from tinyattn.lowering.targets import get_target
+from tinyattn.backend.targets import get_target
+from tinyattn.driver.lower import LowerOptions
+from tinyattn.driver.run import run_model
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

@@ -10,12 +10,12 @@ from handwritten import runnable
 from test_int8_lowering import attention
 from xdsl.context import Context
 
-from tinyattn.dialects import reference as ref
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.interpreter import evaluate
-from tinyattn.lowering.driver import run_model
-from tinyattn.lowering.lower import LowerOptions
+from tinyattn.driver.lower import LowerOptions
+from tinyattn.driver.run import run_model
 from tinyattn.passes.fuse_weights import FuseWeights, requant_for
+from tinyattn.semantics import reference as ref
+from tinyattn.semantics.interpreter import evaluate
 
 
 def _fused(module):

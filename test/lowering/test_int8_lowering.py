@@ -14,9 +14,9 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.dense import from_numpy
+from tinyattn.driver.lower import LowerOptions
+from tinyattn.driver.run import DriverError, run_model
 from tinyattn.frontend.onnx_import import import_model
-from tinyattn.lowering.driver import DriverError, run_model
-from tinyattn.lowering.lower import LowerOptions
 
 LAYERWISE = LowerOptions(schedule="layerwise", fuse_weights="never")  # as built: mhsa stays mhsa
 EMULATED = [target for target in RUNNABLE if target.values[0] != "host"]

@@ -20,12 +20,12 @@ from test_int8_lowering import LAYERWISE, _check, _Function
 from xdsl.dialects.builtin import ModuleOp, TensorType, i32
 
 import tinyattn.models
-from tinyattn.dialects import reference as ref
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.driver.run import compile_model, run_model
 from tinyattn.frontend import quantize as q
 from tinyattn.frontend.onnx_import import import_model
-from tinyattn.lowering.driver import compile_model, run_model
 from tinyattn.models.generate import calibration_set, spec_named
+from tinyattn.semantics import reference as ref
 
 GRID = (16, 16)  # every 8-bit value once
 ROWS = 12

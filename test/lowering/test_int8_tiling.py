@@ -14,10 +14,10 @@ import pytest
 from handwritten import needs_pipeline, runnable
 from test_int8_lowering import attention
 
+from tinyattn.backend.targets import get_target
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.lowering.driver import run_model
-from tinyattn.lowering.lower import LowerOptions
-from tinyattn.lowering.targets import get_target
+from tinyattn.driver.lower import LowerOptions
+from tinyattn.driver.run import run_model
 from tinyattn.passes import depth_first_tile, layerwise_tile
 from tinyattn.passes.tiling import Attention, Precision
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from handwritten import needs_pipeline
 
-from tinyattn.lowering.driver import load_model
-from tinyattn.lowering.lower import LowerOptions, lower_module
-from tinyattn.lowering.targets import get_target
+from tinyattn.backend.targets import get_target
+from tinyattn.driver.lower import LowerOptions, lower_module
+from tinyattn.driver.run import load_model
 from tinyattn.passes import depth_first_tile, layerwise_tile
 from tinyattn.tools import compile as compile_tool
 from tinyattn.tools.memory_plot import layer_positions
@@ -96,7 +96,7 @@ def test_plot_into_a_missing_directory_is_one_line_and_writes_nothing(tmp_path, 
 
 
 def test_layer_positions_spread_each_layers_steps_over_its_unit():
-    from tinyattn.lowering.layer_report import Occupancy
+    from tinyattn.driver.layer_report import Occupancy
 
     timeline = Occupancy(("a", "a", "b", "c", "c", "c", "c"), {"L2": (0,) * 7})
     assert layer_positions(timeline) == [0, 0.5, 1, 2, 2.25, 2.5, 2.75]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from handwritten import runnable
 
-from tinyattn.lowering import toolchain
-from tinyattn.lowering.targets import TARGETS, get_target
+from tinyattn.backend import toolchain
+from tinyattn.backend.targets import TARGETS, get_target
 
 FUNCTIONS = ("floorf",)
 N = 4096

@@ -16,14 +16,14 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.printer import Printer
 
 import tinyattn.models
-from tinyattn.dialects import reference as ref
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.dense import from_numpy
+from tinyattn.driver.parsing import parse_module
 from tinyattn.frontend import quantize as q
 from tinyattn.frontend.onnx_import import import_model
 from tinyattn.models.generate import SPECS, calibration_set, save_npz, spec_named
 from tinyattn.passes.fuse_weights import FuseWeights
-from tinyattn.tools.parsing import parse_module
+from tinyattn.semantics import reference as ref
 from tinyattn.tools.quantize import main
 
 MODELS = Path(tinyattn.models.__file__).parent

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from requires import needs_tools, target_param
 
-from tinyattn.lowering import toolchain
-from tinyattn.lowering.targets import TARGETS, get_target
-from tinyattn.lowering.toolchain import ToolchainError
+from tinyattn.backend import toolchain
+from tinyattn.backend.targets import TARGETS, get_target
+from tinyattn.backend.toolchain import ToolchainError
 
 HERE = Path(__file__).parent
 N, ROWS, COLS, SRC_STRIDE, COL0 = 64, 8, 16, 40, 8  # as in harness.c

@@ -9,17 +9,17 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 from xdsl.utils.exceptions import PassFailedException
 
-from tinyattn.dialects.cost import total_cost
+from tinyattn.backend.targets import Target
 from tinyattn.dialects.dense import numpy_dtype
+from tinyattn.driver.layer_report import occupancy, scheduled_layers, tag_layers
+from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
-from tinyattn.lowering.layer_report import occupancy, scheduled_layers, tag_layers
 from tinyattn.lowering.lower_dma import LowerDMA
-from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
-from tinyattn.lowering.targets import Target
 from tinyattn.passes.depth_first_tile import DepthFirstTile
 from tinyattn.passes.fuse_weights import MODES, FuseWeights
 from tinyattn.passes.layerwise_tile import LayerwiseTile
 from tinyattn.passes.plan_memory import PlanMemory, arena_bytes
+from tinyattn.semantics.cost import total_cost
 
 ENTRY = "tinyattn_model"
 

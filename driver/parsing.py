@@ -14,7 +14,7 @@ from xdsl.universe import Universe
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 from xdsl.utils.lexer import Span
 
-from tinyattn.tools.universe import TINYATTN_UNIVERSE
+from tinyattn.driver.registry import TINYATTN_UNIVERSE
 
 
 def register_dialects(ctx: Context) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from tinyattn.lowering.layer_report import Layer, Occupancy
+from tinyattn.driver.layer_report import Layer, Occupancy
 
 
 @dataclass(frozen=True)

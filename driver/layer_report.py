@@ -19,8 +19,8 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
 from xdsl.ir import Attribute, Operation
 
-from tinyattn.dialects.cost import op_cost
 from tinyattn.passes.plan_memory import LEVELS, buffer_lifetimes
+from tinyattn.semantics.cost import op_cost
 
 LAYER_ATTR = "tinyattn.layer"
 DMA_ATTR = "tinyattn.dma_bytes"

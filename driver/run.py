@@ -26,9 +26,10 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.utils.exceptions import DiagnosticException
 
-from tinyattn.frontend.arrays import Arrays, in_order
-from tinyattn.lowering import toolchain
-from tinyattn.lowering.harness import (
+from tinyattn.backend import toolchain
+from tinyattn.backend.pipeline import lower_to_object
+from tinyattn.backend.targets import Memory, Target, get_target
+from tinyattn.driver.harness import (
     EXIT_ARENA_OVERRUN,
     EXIT_IO_FAILED,
     HEADER,
@@ -39,10 +40,10 @@ from tinyattn.lowering.harness import (
     model_header,
     output_file,
 )
-from tinyattn.lowering.lower import LowerOptions, entry_function, lower_module
-from tinyattn.lowering.lowered_model import LoweredModel, TensorSpec
-from tinyattn.lowering.pipeline import lower_to_object
-from tinyattn.lowering.targets import Memory, Target, get_target
+from tinyattn.driver.lower import LowerOptions, entry_function, lower_module
+from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
+from tinyattn.driver.parsing import parse_module
+from tinyattn.frontend.arrays import Arrays, in_order
 from tinyattn.passes.fuse_weights import FuseWeights
 
 # f32 outputs match the reference when np.allclose(ours, reference, rtol, atol) holds. Compiled
@@ -141,8 +142,6 @@ def _target(target: str | Target) -> Target:
 
 def parse_mlir(path: Path) -> ModuleOp:
     """A tensor-level module from a .mlir file, parsed and verified."""
-    from tinyattn.tools.parsing import parse_module
-
     try:
         return parse_module(path.read_text(), str(path))
     except DiagnosticException as error:
@@ -243,7 +242,7 @@ def _compile(
         raise DriverError(str(error)) from None
     check_fits(lowered, target)
     with _staged(out_dir) as scratch:
-        artifacts = lower_to_object(lowered, target, scratch, keep_stages)
+        artifacts = lower_to_object(lowered.module, lowered.entry, target, scratch, keep_stages)
         (scratch / HEADER).write_text(model_header(lowered, target.name))
         report = {
             "target": target.name,
@@ -363,7 +362,7 @@ def _as_fused(module: ModuleOp, options: LowerOptions) -> ModuleOp:
 
 def _tensor_reference(module: ModuleOp) -> Reference:
     """The numpy golden model of the tensor-level module's entry function (the one lowered)."""
-    from tinyattn.dialects.interpreter import evaluate
+    from tinyattn.semantics.interpreter import evaluate
 
     try:
         function = entry_function(module)

@@ -14,9 +14,9 @@ from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, TensorType
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 from xdsl.interpreters.func import FuncFunctions
 
-from tinyattn.dialects import reference as ref
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.dense import numpy_dtype, to_numpy
+from tinyattn.semantics import reference as ref
 
 
 def requant_of(attr: ta.RequantAttr | None) -> ref.Requant | None:

@@ -6,7 +6,7 @@
 xDSL prints the module in generic form, which upstream MLIR parses whatever custom syntax xDSL
 uses. opt-22 gets the target's triple, cpu and features: the translated module carries neither
 triple nor data layout, and without them opt assumes 64-bit pointers and widens every 32-bit
-address computation to i64. llc-22 runs no IR optimization of its own (DESIGN.md).
+address computation to i64. llc-22 runs no IR optimization of its own (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
-from tinyattn.lowering import toolchain
-from tinyattn.lowering.lowered_model import LoweredModel
-from tinyattn.lowering.targets import Target
+from tinyattn.backend import toolchain
+from tinyattn.backend.targets import Target
 
 # The mlir-opt-22 pipeline from memref/scf/arith/math to the llvm dialect, in order; `{index}` is
 # the target's index width. Every conversion gets it explicitly (--convert-to-llvm would ignore
@@ -68,9 +68,9 @@ def opt_args(target: Target) -> list[str]:
     return [*target.codegen_args, "-O2"]
 
 
-def generic_mlir(lowered: LoweredModel) -> str:
+def generic_mlir(module: ModuleOp) -> str:
     text = io.StringIO()
-    Printer(stream=text, print_generic_format=True).print_op(lowered.module)
+    Printer(stream=text, print_generic_format=True).print_op(module)
     text.write("\n")
     return text.getvalue()
 
@@ -86,10 +86,11 @@ def code_bytes(obj: Path) -> int:
 
 
 def lower_to_object(
-    lowered: LoweredModel, target: Target, out_dir: Path, keep_stages: bool = False
+    module: ModuleOp, entry: str, target: Target, out_dir: Path, keep_stages: bool = False
 ) -> Artifacts:
-    """Compile `lowered` into out_dir/model.o and out_dir/model.ll (the optimized LLVM IR that
-    llc compiled); with keep_stages, also every intermediate named in STAGES.
+    """Compile the memref-level `module` (entry function `entry`) into out_dir/model.o and
+    out_dir/model.ll (the optimized LLVM IR that llc compiled); with keep_stages, also every
+    intermediate named in STAGES.
 
     A failing tool raises a one-line ToolchainError naming it.
     """
@@ -97,7 +98,7 @@ def lower_to_object(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tinyattn-pipeline-") as scratch:
         memref_mlir, llvm_mlir, ll, opt_ll = STAGES
-        (Path(scratch) / memref_mlir).write_text(generic_mlir(lowered))
+        (Path(scratch) / memref_mlir).write_text(generic_mlir(module))
         steps = (
             ("mlir-opt-22", *mlir_opt_args(target), memref_mlir, "-o", llvm_mlir),
             ("mlir-translate-22", "--mlir-to-llvmir", llvm_mlir, "-o", ll),
@@ -107,7 +108,7 @@ def lower_to_object(
         # keep_stages), not a temporary path.
         for name, *args in steps:
             toolchain.execute(
-                [toolchain.tool(name), *args], f"lowering {lowered.entry}", cwd=scratch
+                [toolchain.tool(name), *args], f"lowering {entry}", cwd=scratch
             )
         optimized = Path(scratch) / opt_ll
         obj = toolchain.compile_ll(target, optimized, out_dir / "model.o")

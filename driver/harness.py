@@ -17,7 +17,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType
 
 from tinyattn.dialects.dense import numpy_dtype
-from tinyattn.lowering.lowered_model import ArenaSpec, LoweredModel, TensorSpec
+from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 
 HEADER = "model.h"
 STATS_FILE = "stats.bin"  # one little-endian uint64: bytes moved by DMA during the run

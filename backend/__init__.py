@@ -1,0 +1,1 @@
+"""tinyattn.backend: targets, the upstream MLIR/LLVM pipeline and the toolchain."""

@@ -1,0 +1,1 @@
+"""tinyattn.driver: compile/run orchestration, harness and reports (what CLIs and API call)."""

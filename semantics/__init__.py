@@ -1,0 +1,1 @@
+"""tinyattn.semantics: what the IR means (numpy reference, interpreter, cost)."""

@@ -73,6 +73,7 @@ class Target:
     qemu_flags: tuple[str, ...] = ()
     stack_size: int = 8 * KiB
     index_bitwidth: int = 32  # the width of MLIR's `index`: the pointer width
+    kernels: str = "generic"  # whose micro-kernels convert-kernels-to-loops uses (lowering/)
 
     @property
     def is_host(self) -> bool:
@@ -128,6 +129,7 @@ TARGETS: dict[str, Target] = {
         # -O3 lets the ARM backend form SMLAD from int8/int16 multiply-adds.
         Target(
             name="cortex-m4",
+            kernels="thumbv7em",
             triple="thumbv7em-none-eabi",
             cpu="cortex-m4",
             mattr="",
@@ -144,6 +146,7 @@ TARGETS: dict[str, Target] = {
         # is the start of SSRAM2&3 here), 512 KiB SRAM (in the AN500 PSRAM).
         Target(
             name="cortex-m7",
+            kernels="thumbv7em",
             triple="thumbv7em-none-eabi",
             cpu="cortex-m7",
             mattr="",
@@ -163,6 +166,7 @@ TARGETS: dict[str, Target] = {
         # DRAM = [flash 2 MiB | L2 1.5 MiB | gap | L1 128 KiB].
         Target(
             name="rv32",
+            kernels="rv32",
             triple="riscv32-unknown-elf",
             cpu="generic-rv32",
             mattr="+m,+f,+c",
@@ -183,6 +187,7 @@ TARGETS: dict[str, Target] = {
         # has no CORE-V model, so there is no board and no address map.
         Target(
             name="gap9",
+            kernels="gap9",
             triple="riscv32-unknown-elf",
             cpu="generic-rv32",
             mattr="+m,+f,+c," + _CORE_V,

@@ -1,4 +1,5 @@
-"""A small builder for the loop nests the kernels are made of (scf.for, memref, arith, math).
+"""IR-building helpers every stage shares: a builder for loop nests (scf, memref, arith, math),
+the memref types that hold tensors, reshaped views and module-level constants.
 
 Arithmetic helpers dispatch on the value type, so one kernel serves f32 and integer data:
 `add`/`mul` are addf/mulf on floats and addi/muli on integers. Integers compute in i32 (the
@@ -10,20 +11,29 @@ whether a stored 8-bit value is unsigned is the caller's knowledge, passed to `c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from math import prod
 
 from xdsl.builder import Builder
 from xdsl.dialects import arith, math, memref, scf
 from xdsl.dialects.builtin import (
     AnyFloat,
+    DenseIntOrFPElementsAttr,
     FloatAttr,
     IndexType,
     IntegerAttr,
     IntegerType,
     MemRefType,
+    ModuleOp,
+    Signedness,
+    StringAttr,
+    TensorType,
+    UnitAttr,
     i32,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint
+
+from tinyattn.dialects.memory import ALIGNMENT
 
 LoopBody = Callable[["LoopBuilder", SSAValue, tuple[SSAValue, ...]], Sequence[SSAValue]]
 
@@ -223,3 +233,81 @@ def is_integer(typ: Attribute) -> bool:
 def compute_type(storage: Attribute) -> Attribute:
     """The type a stored element is computed in: integers in i32, anything else as stored."""
     return i32 if is_integer(storage) else storage
+
+
+def storage_type(element: Attribute) -> Attribute:
+    """Memrefs hold signless integers (arith needs them); ui8 data is stored as i8."""
+    if isinstance(element, IntegerType) and element.signedness.data != Signedness.SIGNLESS:
+        return IntegerType(element.width.data)
+    return element
+
+
+def memref_type(tensor: Attribute) -> MemRefType[Attribute]:
+    """The memref holding a value of static tensor type `tensor`, in its storage type."""
+    assert isinstance(tensor, TensorType)
+    return MemRefType(storage_type(tensor.get_element_type()), tensor.get_shape())
+
+
+def reshaped(b: LoopBuilder, ref: SSAValue, shape: Sequence[int]) -> SSAValue:
+    """`ref` (contiguous, row-major) seen with another static shape."""
+    typ = ref.type
+    assert isinstance(typ, MemRefType)
+    if tuple(typ.get_shape()) == tuple(shape):
+        return ref
+    strides = [prod(shape[i + 1 :]) for i in range(len(shape))]
+    return b.insert(
+        memref.ReinterpretCastOp(
+            ref,
+            [],
+            [],
+            [],
+            [0],
+            list(shape),
+            strides,
+            MemRefType(typ.get_element_type(), shape, memory_space=typ.memory_space),
+        )
+    )
+
+
+class ModuleGlobals:
+    """Read-only `memref.global`s of one module (weights, per-channel tables), named after
+    what they hold and placed before the function that uses them."""
+
+    def __init__(self, module: ModuleOp):
+        self.module = module
+        self.symbols = {op.sym_name.data for op in module.ops if hasattr(op, "sym_name")}
+
+    def _symbol(self, hint: str) -> str:
+        """A fresh module-level symbol named after `hint` (weights keep their model names)."""
+        base = "".join(c if c.isalnum() or c in "_." else "_" for c in hint)
+        name, suffix = base, 0
+        while name in self.symbols:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        self.symbols.add(name)
+        return name
+
+    def constant(
+        self, b: LoopBuilder, name: str | None, data: DenseIntOrFPElementsAttr, user: Operation
+    ) -> SSAValue:
+        """A global holding `data` (in its storage type), declared before `user`'s top-level
+        op, and a reference to it at `b`."""
+        typ = memref_type(data.type)
+        if typ.get_element_type() != data.get_element_type():
+            data = DenseIntOrFPElementsAttr(
+                TensorType(typ.get_element_type(), typ.get_shape()), data.data
+            )
+        symbol = self._symbol(name or "const")
+        glob = memref.GlobalOp.get(
+            StringAttr(symbol), typ, data, constant=UnitAttr(), alignment=ALIGNMENT
+        )
+        top = user
+        while top.parent_op() is not self.module:
+            parent = top.parent_op()
+            assert parent is not None
+            top = parent
+        self.module.body.block.insert_op_before(glob, top)
+        ref = b.insert(memref.GetGlobalOp(symbol, typ))
+        if name:
+            ref.name_hint = name
+        return ref

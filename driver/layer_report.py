@@ -1,7 +1,7 @@
 """Per-layer facts of a lowered schedule, as MCU vendors' model analyzers tabulate them.
 
 Before lowering, every tensor-level tinyattn op is tagged with the layer it is (`tinyattn.layer`,
-a discardable attribute); the tiling passes and `convert-tinyattn-to-loops` copy the tag onto the
+a discardable attribute); the tiling passes and `convert-tinyattn-to-kernels` copy the tag onto the
 top-level ops they emit for it, and the tiling passes record the bytes their transfers move on
 one of them (`tinyattn.dma_bytes`). Once buffers are allocs with lifetimes, the live bytes of each
 memory level at every top-level step give the occupancy over the schedule; a layer's peak is the
@@ -16,14 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerAttr, StringAttr, i64
-from xdsl.ir import Attribute, Operation
+from xdsl.dialects.builtin import IntegerAttr, StringAttr
 
-from tinyattn.passes.plan_memory import LEVELS, buffer_lifetimes
+from tinyattn.dialects.annotations import DMA_ATTR, LAYER_ATTR
+from tinyattn.dialects.memory import LEVELS, MemoryLevel
+from tinyattn.passes.plan_memory import buffer_lifetimes
 from tinyattn.semantics.cost import op_cost
 
-LAYER_ATTR = "tinyattn.layer"
-DMA_ATTR = "tinyattn.dma_bytes"
 PROLOGUE = "(inputs)"  # the steps before the first layer
 
 
@@ -60,18 +59,6 @@ def tag_layers(function: func.FuncOp) -> list[Layer]:
         cost = op_cost(op)
         layers.append(Layer(name, op.name, cost.macs, cost.param_bytes))
     return layers
-
-
-def tag(ops: Iterable[Operation], layer: Attribute | None, dma_bytes: int | None = None) -> None:
-    """Mark ops emitted for a layer and record the bytes its transfers move on the first one
-    that outlives bufferization (`to_buffer`/`to_tensor` are resolved away by the lowering)."""
-    if not isinstance(layer, StringAttr):
-        return
-    for op in ops:
-        op.attributes[LAYER_ATTR] = layer
-        if dma_bytes is not None and op.dialect_name() != "bufferization":
-            op.attributes[DMA_ATTR] = IntegerAttr(dma_bytes, i64)
-            dma_bytes = None
 
 
 def occupancy(function: func.FuncOp, single_level: bool) -> Occupancy:
@@ -116,8 +103,8 @@ def scheduled_layers(
             layer.op,
             layer.macs,
             layer.weight_bytes,
-            peak(layer.name, "L1"),
-            peak(layer.name, "L2"),
+            peak(layer.name, MemoryLevel.L1),
+            peak(layer.name, MemoryLevel.L2),
             dma.get(layer.name, 0),
         )
         for layer in layers

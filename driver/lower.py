@@ -1,25 +1,33 @@
-"""Tensor-level tinyattn module -> memref-level `LoweredModel` for one target."""
+"""A module from any stage -> memref-level `LoweredModel` for one target, through one pipeline.
+
+The compile pipeline is built once (`compile_pipeline`) as xDSL passes; its textual form
+(`pipeline_spec`) is written into report.json, so `tinyattn-opt -p "<spec>"` reproduces a
+compile. A module from a later stage of `tinyattn-opt` goes through the same pipeline: a pass
+finds nothing left to do where an earlier stage already did it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
-from xdsl.utils.exceptions import PassFailedException
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType
+from xdsl.passes import ModulePass, PassPipeline
 
 from tinyattn.backend.targets import Target
+from tinyattn.dialects.annotations import LIVE_PEAK_BYTES, entry_function, tensor_signature
 from tinyattn.dialects.dense import numpy_dtype
-from tinyattn.driver.layer_report import occupancy, scheduled_layers, tag_layers
+from tinyattn.driver.layer_report import Layer, Occupancy, occupancy, scheduled_layers, tag_layers
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
-from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
+from tinyattn.lowering.convert_kernels_to_loops import ConvertKernelsToLoops
+from tinyattn.lowering.convert_tinyattn_to_kernels import ConvertTinyattnToKernels
 from tinyattn.lowering.lower_dma import LowerDMA
 from tinyattn.passes.depth_first_tile import DepthFirstTile
 from tinyattn.passes.fuse_weights import MODES, FuseWeights
 from tinyattn.passes.layerwise_tile import LayerwiseTile
 from tinyattn.passes.plan_memory import PlanMemory, arena_bytes
-from tinyattn.semantics.cost import total_cost
+from tinyattn.semantics.cost import OpCost, total_cost
 
 ENTRY = "tinyattn_model"
 
@@ -43,17 +51,24 @@ class LowerOptions:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
 
 
-def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
-    """The function to compile: `name`, else `main`, else the only public function."""
-    functions = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]
-    wanted = [f for f in functions if f.sym_name.data == (name or "main")]
-    if not wanted and name is None:
-        wanted = [f for f in functions if f.sym_visibility in (None, StringAttr("public"))]
-    if len(wanted) != 1:
-        names = ", ".join(f"@{f.sym_name.data}" for f in functions) or "none"
-        what = f"@{name}" if name else "@main or a single public function"
-        raise PassFailedException(f"no entry function: expected {what}; functions: {names}")
-    return wanted[0]
+def compile_pipeline(target: Target, options: LowerOptions) -> tuple[ModulePass, ...]:
+    """The passes that compile a tensor-level module for `target`: FWSA, the attention
+    schedule through L1, kernel ops, the target's kernels, static arenas, DMA calls."""
+    single_level = len(target.levels) == 1
+    tile = DepthFirstTile if options.schedule == "depth-first" else LayerwiseTile
+    return (
+        FuseWeights(mode=options.fuse_weights),
+        tile(l1_bytes=options.l1_bytes or target.l1.size, rows=options.rows, dma=not single_level),
+        ConvertTinyattnToKernels(),
+        ConvertKernelsToLoops(target=target.kernels),
+        PlanMemory(l1_bytes=target.l1.size, l2_bytes=target.l2.size, single_level=single_level),
+        LowerDMA(),
+    )
+
+
+def pipeline_spec(passes: Sequence[ModulePass]) -> str:
+    """The pipeline as `tinyattn-opt -p` takes it."""
+    return ",".join(str(p.pipeline_pass_spec()) for p in passes)
 
 
 def _specs(types, names) -> tuple[TensorSpec, ...]:
@@ -64,53 +79,60 @@ def _specs(types, names) -> tuple[TensorSpec, ...]:
     return tuple(specs)
 
 
+@dataclass
+class _Measurements:
+    """What the driver reads off the module between passes."""
+
+    function: str
+    single_level: bool
+    cost: OpCost = OpCost(0, 0, 0)
+    layers: tuple[Layer, ...] = ()
+    occupancy: Occupancy | None = None
+
+    def __call__(self, previous: ModulePass | None, module: ModuleOp, _: ModulePass | None):
+        """Costs after FWSA (what the code computes) with each layer tagged; the occupancy of
+        the bufferized schedule, whose top-level ops are the steps."""
+        if isinstance(previous, FuseWeights):
+            self.cost = total_cost(module)
+            self.layers = tuple(tag_layers(entry_function(module, self.function)))
+        elif isinstance(previous, ConvertTinyattnToKernels):
+            converted = entry_function(module, self.function)
+            self.occupancy = occupancy(converted, self.single_level)
+            self.layers = scheduled_layers(list(self.layers), converted, self.occupancy)
+
+
 def lower_module(
     module: ModuleOp,
     target: Target,
     options: LowerOptions = LowerOptions(),
     entry: str | None = None,
 ) -> LoweredModel:
-    """Lower a tensor-level module in the chosen schedule, activations planned into arenas that
-    must fit the target's memory levels, DMA transfers as runtime calls."""
+    """Lower a module (tensor level, or any later stage of the pipeline) in the chosen
+    schedule, activations planned into arenas that must fit the target's memory levels, DMA
+    transfers as runtime calls."""
     module = module.clone()
-    FuseWeights(mode=options.fuse_weights).apply(Context(), module)
-    cost = total_cost(module)  # after fusion (what the code computes), before any tiling
-    layers = tag_layers(entry_function(module, entry))
-    tile = DepthFirstTile if options.schedule == "depth-first" else LayerwiseTile
-    tile(
-        l1_bytes=options.l1_bytes or target.l1.size,
-        rows=options.rows,
-        dma=len(target.levels) > 1,
-    ).apply(Context(), module)
     function = entry_function(module, entry)
-    args = function.body.block.args
-    inputs = _specs(
-        function.function_type.inputs,
-        [arg.name_hint or f"in{index}" for index, arg in enumerate(args)],
-    )
-    results = function.function_type.outputs.data
+    signature = tensor_signature(function)
+    args = function.body.block.args[: len(signature.inputs)]
+    inputs = _specs(signature.inputs, [arg.name_hint or f"in{i}" for i, arg in enumerate(args)])
+    results = signature.outputs.data
     outputs = _specs(results, [f"out{index}" for index in range(len(results))])
-    ConvertTinyattnToLoops().apply(Context(), module)
-    single_level = len(target.levels) == 1
-    converted = entry_function(module, function.sym_name.data)
-    timeline = occupancy(converted, single_level)
-    layers = scheduled_layers(layers, converted, timeline)
-    PlanMemory(l1_bytes=target.l1.size, l2_bytes=target.l2.size, single_level=single_level).apply(
-        Context(), module
-    )
-    LowerDMA().apply(Context(), module)
-    function = entry_function(module, function.sym_name.data)
+    passes = compile_pipeline(target, options)
+    measurements = _Measurements(function.sym_name.data, len(target.levels) == 1)
+    PassPipeline(passes, measurements).apply(Context(), module)
+    function = entry_function(module, measurements.function)
     function.sym_name = StringAttr(ENTRY)
-    live_peak = function.attributes.get("tinyattn.live_peak_bytes")
+    live_peak = function.attributes.get(LIVE_PEAK_BYTES)
     return LoweredModel(
         module=module,
         entry=ENTRY,
         inputs=inputs,
         outputs=outputs,
         arenas=tuple(ArenaSpec(level, size) for level, size in arena_bytes(function).items()),
-        params_bytes=cost.param_bytes,
-        macs=cost.macs,
-        live_peak_bytes=live_peak.value.data if live_peak else 0,
-        layers=layers,
-        occupancy=timeline,
+        params_bytes=measurements.cost.param_bytes,
+        macs=measurements.cost.macs,
+        live_peak_bytes=live_peak.value.data if isinstance(live_peak, IntegerAttr) else 0,
+        layers=measurements.layers,
+        occupancy=measurements.occupancy,
+        pipeline=pipeline_spec(passes),
     )

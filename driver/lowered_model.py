@@ -54,6 +54,7 @@ class LoweredModel:
     live_peak_bytes: int | None = None  # from the memory plan; None: take the arena sizes
     layers: tuple[Layer, ...] = ()  # the tensor-level ops as scheduled, in order
     occupancy: Occupancy | None = None  # live bytes per level over the schedule
+    pipeline: str = ""  # the compile pipeline, as `tinyattn-opt -p` takes it
 
     @property
     def level_peak_bytes(self) -> dict[str, int]:

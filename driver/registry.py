@@ -1,5 +1,6 @@
-"""The tinyattn `Universe`: makes plain `xdsl-opt` (and tinyattn-opt) see our dialects and
-passes through the `xdsl.universe` entry point. Factories import lazily, as xDSL's own do."""
+"""The tinyattn `Universe`: the dialects and passes tinyattn-opt, the parser and plain
+`xdsl-opt` (through the `xdsl.universe` entry point) know. Factories import lazily, as xDSL's
+own do."""
 
 from xdsl.universe import Universe
 
@@ -10,34 +11,28 @@ def _tinyattn_dialect():
     return Tinyattn
 
 
+def _kernel_dialect():
+    from tinyattn.dialects.kernel import Kernel
+
+    return Kernel
+
+
 def _dma_dialect():
     from tinyattn.dialects.dma import DMA
 
     return DMA
 
 
-def _lower_dma():
-    from tinyattn.lowering.lower_dma import LowerDMA
+def _fuse_weights():
+    from tinyattn.passes.fuse_weights import FuseWeights
 
-    return LowerDMA
-
-
-def _convert_to_loops():
-    from tinyattn.lowering.convert_to_loops import ConvertTinyattnToLoops
-
-    return ConvertTinyattnToLoops
+    return FuseWeights
 
 
 def _depth_first_tile():
     from tinyattn.passes.depth_first_tile import DepthFirstTile
 
     return DepthFirstTile
-
-
-def _fuse_weights():
-    from tinyattn.passes.fuse_weights import FuseWeights
-
-    return FuseWeights
 
 
 def _layerwise_tile():
@@ -52,14 +47,33 @@ def _plan_memory():
     return PlanMemory
 
 
+def _convert_tinyattn_to_kernels():
+    from tinyattn.lowering.convert_tinyattn_to_kernels import ConvertTinyattnToKernels
+
+    return ConvertTinyattnToKernels
+
+
+def _convert_kernels_to_loops():
+    from tinyattn.lowering.convert_kernels_to_loops import ConvertKernelsToLoops
+
+    return ConvertKernelsToLoops
+
+
+def _lower_dma():
+    from tinyattn.lowering.lower_dma import LowerDMA
+
+    return LowerDMA
+
+
 TINYATTN_UNIVERSE = Universe(
-    all_dialects={"tinyattn": _tinyattn_dialect, "dma": _dma_dialect},
+    all_dialects={"tinyattn": _tinyattn_dialect, "kernel": _kernel_dialect, "dma": _dma_dialect},
     all_passes={
-        "convert-tinyattn-to-loops": _convert_to_loops,
-        "depth-first-tile": _depth_first_tile,
         "fuse-weights": _fuse_weights,
+        "depth-first-tile": _depth_first_tile,
         "layerwise-tile": _layerwise_tile,
-        "lower-dma": _lower_dma,
+        "convert-tinyattn-to-kernels": _convert_tinyattn_to_kernels,
+        "convert-kernels-to-loops": _convert_kernels_to_loops,
         "plan-memory": _plan_memory,
+        "lower-dma": _lower_dma,
     },
 )

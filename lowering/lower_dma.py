@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func, memref
-from xdsl.dialects.builtin import FixedBitwidthType, IndexType, MemRefType, ModuleOp, i32
+from xdsl.dialects.builtin import IndexType, MemRefType, ModuleOp, i32
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint
@@ -25,6 +25,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import dma
 from tinyattn.dialects.builder import LoopBuilder
+from tinyattn.dialects.memory import element_bytes
 
 _INDEX = IndexType()
 RUNTIME_FUNCTIONS: dict[str, tuple[list[Attribute], list[Attribute]]] = {
@@ -34,18 +35,12 @@ RUNTIME_FUNCTIONS: dict[str, tuple[list[Attribute], list[Attribute]]] = {
 }
 
 
-def _element_bytes(typ: MemRefType[Attribute]) -> int:
-    element = typ.get_element_type()
-    assert isinstance(element, FixedBitwidthType)
-    return element.compile_time_size
-
-
 def _address(b: LoopBuilder, ref: SSAValue) -> SSAValue:
     """The byte address of `ref`'s first element."""
     pointer = b.insert(memref.ExtractAlignedPointerAsIndexOp.get(ref))
     metadata = memref.ExtractStridedMetaDataOp(ref)
     b.builder.insert(metadata)
-    offset = b.mul(metadata.offset, b.index(_element_bytes(ref.type)))
+    offset = b.mul(metadata.offset, b.index(element_bytes(ref.type.get_element_type())))
     return b.add(pointer, offset)
 
 
@@ -60,7 +55,7 @@ def _lower_start(op: dma.StartOp) -> None:
     b = LoopBuilder(InsertPoint.before(op))
     typ = op.src.type
     assert isinstance(typ, MemRefType)
-    element = _element_bytes(typ)
+    element = element_bytes(typ.get_element_type())
     shape = typ.get_shape()
     addresses = [_address(b, op.dst), _address(b, op.src)]
     if len(shape) == 1:

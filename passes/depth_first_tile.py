@@ -15,7 +15,8 @@ L2 (and flash) and L1 with `dma` transfers:
 
 The fused form (FWSA) replaces Q K_h^T by (X[r] Wqk_h + bqk_h) X^T and needs no K.
 
-In int8 the buffers hold i8 data (i32 biases), every stage narrows its i32 accumulator with its
+Each stage is one kernel op on L1 tiles (`kernel.matmul`, `kernel.softmax`). In int8 the
+buffers hold i8 data (i32 biases), every stage narrows its i32 accumulator with its
 requantization as the matmul's epilogue, and the integer softmax rewrites the scores in place as
 ui8 probabilities (with an i32 scratch row). The partial sums over heads are i32 rows of an
 [S, E] accumulator in L2, moved like Y; the last head requantizes them into the 8-bit out[r].
@@ -25,7 +26,7 @@ on x) whose L1 working set fits `l1-bytes`; a budget no block fits is a diagnost
 minimum. Blocks divide S. With `dma=false` (a single memory level) X, the weights, the output and
 the partial sums are used in place and only K, V, Q, the scores, the context (and the integer
 softmax's row) are L1 buffers. The attention's inputs and result cross the tensor/memref
-boundary with `bufferization.to_buffer` / `to_tensor`, which `convert-tinyattn-to-loops`
+boundary with `bufferization.to_buffer` / `to_tensor`, which `convert-tinyattn-to-kernels`
 resolves.
 """
 
@@ -36,9 +37,9 @@ from dataclasses import dataclass
 from xdsl.dialects.builtin import i32
 from xdsl.ir import SSAValue
 
+from tinyattn.dialects import kernel
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.builder import LoopBuilder
-from tinyattn.lowering import kernels as k
 from tinyattn.passes.tiling import (
     F32,
     Attention,
@@ -47,12 +48,12 @@ from tinyattn.passes.tiling import (
     Staging,
     Tile,
     computed_in,
-    epilogues,
     head_slice,
     l2_buffer,
     operand_buffers,
     rewrite_attention,
     rows_of,
+    stage_requants,
     tiles_bytes,
 )
 
@@ -141,9 +142,12 @@ class _Tiler:
         x, bo = stage.fetch(b, [(buffers["x"], tiles["x"]), (buffers["bo"], tiles["bo"])], 1)
         # The partial sums over heads: the output itself in f32, i32 rows in int8.
         acc = l2_buffer(b, "acc", (s, e), i32) if precision.integer else out
-        requant = epilogues(b, op)
+        requant = stage_requants(op)
+        # The 8-bit views of unsigned data: X (and its rows) if ui8, the integer softmax's
+        # probabilities, the output (and its L1 copy) if ui8.
         x_unsigned = op.x.type.get_element_type() == ta.ui8
-        x_all = k.Matrix(x, unsigned=x_unsigned)
+        x_lhs = ["lhs"] if x_unsigned else []
+        out_unsigned = op.result.type.get_element_type() == ta.ui8
         scale = None if fused or op.scale is None else op.scale.value.data
         slices = ["wqk", "bqk"] if fused else ["wq", "bq", "wk", "bk"]
 
@@ -152,60 +156,67 @@ class _Tiler:
             pairs = [(head_slice(bh, buffers[name], hh), tiles[name]) for name in names]
             w = dict(zip(names, stage.fetch(bh, pairs, h), strict=True))
             if not fused:
-                k.matmul(bh, s, p, e, x_all, k.Matrix(w["wk"]), k.Matrix(tiles["k"]),
-                         k.vector_init(w["bk"]), requant=requant["k"])  # fmt: skip
-            k.matmul(bh, s, p, e, x_all, k.Matrix(w["wv"]), k.Matrix(tiles["v"]),
-                     k.vector_init(w["bv"]), requant=requant["v"])  # fmt: skip
+                bh.insert(kernel.MatmulOp(x, w["wk"], tiles["k"], bias=w["bk"],
+                                          requant=requant["k"], unsigned=x_lhs))  # fmt: skip
+            bh.insert(kernel.MatmulOp(x, w["wv"], tiles["v"], bias=w["bv"], requant=requant["v"],
+                                      unsigned=x_lhs))  # fmt: skip
 
             def block(br: LoopBuilder, r: SSAValue, _):
                 row0 = br.mul(r, br.index(self.rows))
-                x_rows = k.Matrix(rows_of(br, x, row0, self.rows), unsigned=x_unsigned)
-                q, scores = k.Matrix(tiles["q"]), k.Matrix(tiles["scores"])
+                x_rows = rows_of(br, x, row0, self.rows)
+                q, scores = tiles["q"], tiles["scores"]
                 if fused:
-                    k.matmul(br, self.rows, e, e, x_rows, k.Matrix(w["wqk"]), q,
-                             k.vector_init(w["bqk"]), requant=requant["qk"])  # fmt: skip
-                    k.matmul(br, self.rows, s, e, q, x_all.T(), scores, requant=requant["score"])
+                    br.insert(kernel.MatmulOp(x_rows, w["wqk"], q, bias=w["bqk"],
+                                              requant=requant["qk"],
+                                              unsigned=x_lhs))  # fmt: skip
+                    br.insert(kernel.MatmulOp(q, x, scores, transpose_rhs=True,
+                                              requant=requant["score"],
+                                              unsigned=["rhs"] if x_unsigned else []))  # fmt: skip
                 else:
-                    k.matmul(br, self.rows, p, e, x_rows, k.Matrix(w["wq"]), q,
-                             k.vector_init(w["bq"]), requant=requant["q"])  # fmt: skip
-                    k.matmul(br, self.rows, s, p, q, k.Matrix(tiles["k"]).T(), scores,
-                             scale=scale, requant=requant["score"])  # fmt: skip
+                    br.insert(kernel.MatmulOp(x_rows, w["wq"], q, bias=w["bq"],
+                                              requant=requant["q"],
+                                              unsigned=x_lhs))  # fmt: skip
+                    br.insert(kernel.MatmulOp(q, tiles["k"], scores, transpose_rhs=True,
+                                              scale=scale, requant=requant["score"]))  # fmt: skip
                 # The integer softmax rewrites the i8 scores in place as ui8 probabilities.
-                probabilities = k.Matrix(tiles["scores"], unsigned=op.isoftmax is not None)
+                integer_probabilities = op.isoftmax is not None
+                probabilities_out = ["out"] if integer_probabilities else []
+                probabilities_in = ["lhs"] if integer_probabilities else []
                 if op.normalization.data == ta.SOFTMAX:
-                    if op.isoftmax is None:
-                        k.softmax_rows(br, self.rows, s, scores, scores)
-                    else:
-                        k.isoftmax_rows(br, self.rows, s, scores, probabilities, op.isoftmax,
-                                        tiles["row"])  # fmt: skip
-                context = k.Matrix(tiles["context"])
-                k.matmul(br, self.rows, p, s, probabilities, k.Matrix(tiles["v"]), context,
-                         requant=requant["context"])  # fmt: skip
+                    br.insert(kernel.SoftmaxOp(scores, scores, isoftmax=op.isoftmax,
+                                               scratch=tiles.get("row"),
+                                               unsigned=probabilities_out))  # fmt: skip
+                context = tiles["context"]
+                br.insert(kernel.MatmulOp(scores, tiles["v"], context,
+                                          requant=requant["context"],
+                                          unsigned=probabilities_in))  # fmt: skip
                 out_rows = rows_of(br, out, row0, self.rows)
                 acc_rows = out_rows if acc is out else rows_of(br, acc, row0, self.rows)
-                partial_sums = k.Matrix(computed_in(tiles["y"], acc_rows))
-                wo = k.Matrix(w["wo"])
+                partial_sums = computed_in(tiles["y"], acc_rows)
+                wo = w["wo"]
 
                 def heads_output(
                     bi: LoopBuilder,
                     tile: SSAValue | None,
                     dest: SSAValue,
-                    epilogue: k.Requant | None,
+                    epilogue: ta.RequantAttr | None,
                     heads: range,
                 ):
                     """C Wo_h of the heads `heads` into the rows `dest` (through `tile`), from
                     bo on head 0 and from the partial sums of the earlier heads on the others."""
-                    y = k.Matrix(computed_in(tile, dest))
+                    y = computed_in(tile, dest)
+                    narrow_unsigned = ["out"] if epilogue is not None and out_unsigned else []
 
                     def first_head(bf: LoopBuilder):
-                        k.matmul(bf, self.rows, e, p, context, wo, y, k.vector_init(bo),
-                                 requant=epilogue)  # fmt: skip
+                        bf.insert(kernel.MatmulOp(context, wo, y, bias=bo, requant=epilogue,
+                                                  unsigned=narrow_unsigned))  # fmt: skip
 
                     def later_head(bl: LoopBuilder):
                         later = (len(heads) - (0 in heads)) * blocks
                         stage.fetch(bl, [(acc_rows, tiles["y"])], later)
-                        k.matmul(bl, self.rows, e, p, context, wo, y,
-                                 k.accumulate_into(partial_sums), requant=epilogue)  # fmt: skip
+                        bl.insert(kernel.MatmulOp(context, wo, y, acc=partial_sums,
+                                                  requant=epilogue,
+                                                  unsigned=narrow_unsigned))  # fmt: skip
 
                     if 0 in heads:
                         bi.if_else(bi.equals(hh, bi.index(0)), first_head, later_head)

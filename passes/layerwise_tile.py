@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from xdsl.dialects.builtin import i32
 from xdsl.ir import Attribute, SSAValue
 
+from tinyattn.dialects import kernel
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.builder import LoopBuilder
-from tinyattn.lowering import kernels as k
-from tinyattn.lowering.convert_to_loops import reshaped
+from tinyattn.dialects.builder import LoopBuilder, reshaped
 from tinyattn.passes.tiling import (
     F32,
     Attention,
@@ -46,12 +45,12 @@ from tinyattn.passes.tiling import (
     Staging,
     Tile,
     computed_in,
-    epilogues,
     head_slice,
     l2_buffer,
     operand_buffers,
     rewrite_attention,
     rows_of,
+    stage_requants,
     subview,
     tiles_bytes,
 )
@@ -122,7 +121,7 @@ class _Tiler:
         self.precision = Precision.of(op)
         self.x_unsigned = op.x.type.get_element_type() == ta.ui8
         x = operand_buffers(b, op)
-        self.requant = epilogues(b, op)
+        self.requant = stage_requants(op)
         if isinstance(op, ta.FusedMHSAOp):
             qk = self._project("qk", x["x"], x["wqk"], x["bqk"])
             scores = self._l2("scores", (h, s, s))
@@ -199,9 +198,8 @@ class _Tiler:
             (x_rows,) = stage.fetch(br, [(rows_of(br, x, row0, self.rows), t["x"])], self.steps)
             dest = rows_of(br, head_slice(br, result, hh), row0, self.rows)
             y = computed_in(t["y"], dest)
-            k.matmul(br, self.rows, width, e, k.Matrix(x_rows, unsigned=self.x_unsigned),
-                     k.Matrix(w["w"]), k.Matrix(y), k.vector_init(w["b"]),
-                     requant=self.requant[name])  # fmt: skip
+            br.insert(kernel.MatmulOp(x_rows, w["w"], y, bias=w["b"], requant=self.requant[name],
+                                      unsigned=["lhs"] if self.x_unsigned else []))  # fmt: skip
             stage.store(br, [(t["y"], dest)], self.steps)
 
         self._per_head_blocks(per_head, per_block)
@@ -241,9 +239,9 @@ class _Tiler:
             (lhs,) = stage.fetch(br, [(source, t["left"])], self.steps)
             dest = rows_of(br, head_slice(br, scores, hh), row0, self.rows)
             a = computed_in(t["a"], dest)
-            k.matmul(br, self.rows, s, width, k.Matrix(lhs),
-                     k.Matrix(r["right"], unsigned=right_unsigned).T(), k.Matrix(a), scale=scale,
-                     requant=self.requant["score"])  # fmt: skip
+            br.insert(kernel.MatmulOp(lhs, r["right"], a, transpose_rhs=True, scale=scale,
+                                      requant=self.requant["score"],
+                                      unsigned=["rhs"] if right_unsigned else []))  # fmt: skip
             stage.store(br, [(t["a"], dest)], self.steps)
 
         self._per_head_blocks(head_state, per_block)
@@ -260,11 +258,8 @@ class _Tiler:
         def per_block(br: LoopBuilder, hh: SSAValue, row0: SSAValue, _):
             dest = rows_of(br, head_slice(br, scores, hh), row0, self.rows)
             (a,) = stage.fetch(br, [(dest, t["a"])], self.steps)
-            if isoftmax is None:
-                k.softmax_rows(br, self.rows, s, k.Matrix(a), k.Matrix(a))
-            else:
-                k.isoftmax_rows(br, self.rows, s, k.Matrix(a), k.Matrix(a, unsigned=True),
-                                isoftmax, row)  # fmt: skip
+            br.insert(kernel.SoftmaxOp(a, a, isoftmax=isoftmax, scratch=row,
+                                       unsigned=[] if isoftmax is None else ["out"]))  # fmt: skip
             stage.store(br, [(t["a"], dest)], self.steps)
 
         self._per_head_blocks(lambda bh, hh: {}, per_block)
@@ -277,7 +272,7 @@ class _Tiler:
         t = self._copies(
             v=Tile((s, p), data), a=Tile((self.rows, s), data), c=Tile((self.rows, p), data)
         )
-        probabilities_unsigned = self.op.isoftmax is not None
+        probabilities = ["lhs"] if self.op.isoftmax is not None else []
         stage = self.staging
 
         def per_head(bh: LoopBuilder, hh: SSAValue) -> dict[str, SSAValue]:
@@ -289,9 +284,8 @@ class _Tiler:
             (a,) = stage.fetch(br, [(source, t["a"])], self.steps)
             dest = subview(br, context, [row0, hh, 0], [self.rows, 1, p], squeeze=(1,))
             c = computed_in(t["c"], dest)
-            probabilities = k.Matrix(a, unsigned=probabilities_unsigned)
-            k.matmul(br, self.rows, p, s, probabilities, k.Matrix(state["v"]), k.Matrix(c),
-                     requant=self.requant["context"])  # fmt: skip
+            br.insert(kernel.MatmulOp(a, state["v"], c, requant=self.requant["context"],
+                                      unsigned=probabilities))  # fmt: skip
             stage.store(br, [(t["c"], dest)], self.steps)
 
         self._per_head_blocks(per_head, per_block)
@@ -311,6 +305,7 @@ class _Tiler:
         )
         stage = self.staging
         b = self.b
+        out_unsigned = self.op.result.type.get_element_type() == ta.ui8
         weights, bias = stage.fetch(b, [(reshaped(b, wo, (h * p, e)), t["wo"]), (bo, t["bo"])], 1)
         concatenated = reshaped(b, context, (s, h * p))
 
@@ -320,8 +315,8 @@ class _Tiler:
             (c,) = stage.fetch(br, [(source, t["c"])], s // self.rows)
             dest = rows_of(br, out, row0, self.rows)
             y = computed_in(t["y"], dest)
-            k.matmul(br, self.rows, e, h * p, k.Matrix(c), k.Matrix(weights), k.Matrix(y),
-                     k.vector_init(bias), requant=self.requant["out"])  # fmt: skip
+            br.insert(kernel.MatmulOp(c, weights, y, bias=bias, requant=self.requant["out"],
+                                      unsigned=["out"] if out_unsigned else []))  # fmt: skip
             stage.store(br, [(t["y"], dest)], s // self.rows)
             return ()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-ALIGNMENT = 16
+from tinyattn.dialects.memory import aligned
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,6 @@ class MemoryPlan:
     offsets: dict[Hashable, int]
     arena_bytes: int  # the arena size the placement needs
     live_peak_bytes: int  # the largest total of bytes live at one step (a lower bound)
-
-
-def aligned(size: int) -> int:
-    """`size` rounded up to the arena alignment: what a buffer occupies."""
-    return (size + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
 def plan_memory(lifetimes: Sequence[Lifetime]) -> MemoryPlan:

@@ -1,31 +1,28 @@
 """`plan-memory`: replace a function's buffers by views into static arenas.
 
 Each top-level `memref.alloc` lives from its position to its `memref.dealloc` (or the end of the
-function). Buffers are grouped by memory level (the memref's memory space: `"L1"`, `"L2"`; no
-space means L2), placed with `plan_memory`, and become `memref.view`s of one `memref<Nxi8>`
-arena argument per level, appended to the function's arguments (fastest level first). The
-function records what it needs in `tinyattn.arena_bytes` (bytes per level) and
-`tinyattn.live_peak_bytes` (the largest total of live buffer bytes over the schedule, all levels
-together). A level whose arena exceeds its capacity is a diagnostic that states the minimum.
+function). Buffers are grouped by memory level (`MemoryLevel.of` their memref), placed with
+`plan_memory`, and become `memref.view`s of one `memref<Nxi8>` arena argument per level,
+appended to the function's arguments (fastest level first). The function records what it
+needs in `tinyattn.arena_bytes` (bytes per level) and `tinyattn.live_peak_bytes` (the largest
+total of live buffer bytes over the schedule, all levels together). A level whose arena
+exceeds its capacity is a diagnostic that states the minimum.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
 
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref
 from xdsl.dialects.builtin import (
     DictionaryAttr,
-    FixedBitwidthType,
     FunctionType,
     IndexType,
     IntegerAttr,
     MemRefType,
     ModuleOp,
     NoneAttr,
-    StringAttr,
     i8,
     i64,
 )
@@ -34,25 +31,9 @@ from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import PassFailedException
 
+from tinyattn.dialects.annotations import ARENA_BYTES, LIVE_PEAK_BYTES
+from tinyattn.dialects.memory import LEVELS, MemoryLevel, nbytes
 from tinyattn.passes.memory_plan import Lifetime, plan_memory
-
-LEVELS = ("L1", "L2")
-
-
-def memory_level(typ: MemRefType[Attribute]) -> str:
-    space = typ.memory_space
-    if isinstance(space, NoneAttr):
-        return "L2"
-    if isinstance(space, StringAttr) and space.data in LEVELS:
-        return space.data
-    raise PassFailedException(f'unknown memory space {space} (expected "L1" or "L2")')
-
-
-def _nbytes(typ: MemRefType[Attribute]) -> int:
-    element = typ.get_element_type()
-    if not isinstance(element, FixedBitwidthType):
-        raise PassFailedException(f"buffer {typ} has no fixed element size")
-    return prod(typ.get_shape()) * element.compile_time_size
 
 
 def buffer_lifetimes(
@@ -73,8 +54,8 @@ def buffer_lifetimes(
         assert isinstance(typ, MemRefType)
         if not typ.has_static_shape():
             raise PassFailedException(f"buffer {typ} has a dynamic shape")
-        lifetime = Lifetime(alloc, _nbytes(typ), position[alloc], ends.get(alloc, len(ops)))
-        level = "L2" if single_level else memory_level(typ)
+        lifetime = Lifetime(alloc, nbytes(typ), position[alloc], ends.get(alloc, len(ops)))
+        level = MemoryLevel.L2 if single_level else MemoryLevel.of(typ)
         by_level.setdefault(level, []).append(lifetime)
     return by_level
 
@@ -102,7 +83,7 @@ def plan_function(
     for level, arena in arenas.items():
         arena.name_hint = f"arena_{level.lower()}"
     for alloc in allocs:
-        level = "L2" if single_level else memory_level(alloc.memref.type)
+        level = MemoryLevel.L2 if single_level else MemoryLevel.of(alloc.memref.type)
         offset = arith.ConstantOp(IntegerAttr(plans[level].offsets[alloc], IndexType()))
         view = memref.ViewOp(arenas[level], offset, [], _without_space(alloc.memref.type))
         block.insert_ops_before([offset, view], alloc)
@@ -116,11 +97,11 @@ def plan_function(
     function.function_type = FunctionType.from_lists(
         [arg.type for arg in block.args], function.function_type.outputs.data
     )
-    function.attributes["tinyattn.arena_bytes"] = DictionaryAttr(
+    function.attributes[ARENA_BYTES] = DictionaryAttr(
         {level: IntegerAttr(plan.arena_bytes, i64) for level, plan in plans.items()}
     )
     all_lifetimes = [lifetime for level in by_level.values() for lifetime in level]
-    function.attributes["tinyattn.live_peak_bytes"] = IntegerAttr(
+    function.attributes[LIVE_PEAK_BYTES] = IntegerAttr(
         plan_memory(all_lifetimes).live_peak_bytes, i64
     )
 
@@ -153,7 +134,7 @@ class PlanMemory(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         capacities = {
             level: size
-            for level, size in (("L1", self.l1_bytes), ("L2", self.l2_bytes))
+            for level, size in ((MemoryLevel.L1, self.l1_bytes), (MemoryLevel.L2, self.l2_bytes))
             if size is not None
         }
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
@@ -163,7 +144,7 @@ class PlanMemory(ModulePass):
 
 def arena_bytes(function: func.FuncOp) -> dict[str, int]:
     """The arena sizes `plan-memory` recorded on a function, by level (fastest first)."""
-    attr = function.attributes.get("tinyattn.arena_bytes")
+    attr = function.attributes.get(ARENA_BYTES)
     if not isinstance(attr, DictionaryAttr):
         return {}
     sizes = {name: value.value.data for name, value in attr.data.items()}

@@ -9,7 +9,7 @@ Tiles hold the element type of their data: f32, or for int8 attention i8 activat
 with i32 biases and accumulators (`Precision`), so L1 budgets and transfers count real bytes.
 Memrefs hold ui8 data as i8 (`storage_type`); a ui8 operand or result crosses the tensor boundary
 through an `unrealized_conversion_cast` between the two memref types, which
-`convert-tinyattn-to-loops` folds (they are the same bytes).
+`convert-tinyattn-to-kernels` folds (they are the same bytes).
 """
 
 from __future__ import annotations
@@ -21,15 +21,12 @@ from functools import partial
 from math import prod
 
 from xdsl.context import Context
-from xdsl.dialects import arith, bufferization, memref
+from xdsl.dialects import bufferization, memref
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
-    DenseIntOrFPElementsAttr,
-    FixedBitwidthType,
     MemRefType,
     ModuleOp,
     StridedLayoutAttr,
-    StringAttr,
     TensorType,
     UnrealizedConversionCastOp,
     f32,
@@ -43,13 +40,9 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import dma
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.builder import LoopBuilder
-from tinyattn.driver.layer_report import LAYER_ATTR, tag
-from tinyattn.lowering import kernels as k
-from tinyattn.lowering.convert_to_loops import memref_type, requant_epilogue, storage_type
-from tinyattn.passes.memory_plan import ALIGNMENT, aligned
-
-L1 = StringAttr("L1")
+from tinyattn.dialects.annotations import LAYER_ATTR, tag
+from tinyattn.dialects.builder import LoopBuilder, memref_type, storage_type
+from tinyattn.dialects.memory import ALIGNMENT, MemoryLevel, aligned, element_bytes, nbytes
 
 Attention = ta.MHSAOp | ta.FusedMHSAOp
 
@@ -90,7 +83,7 @@ class Tile(tuple[int, ...]):
 
     @property
     def nbytes(self) -> int:
-        return prod(self) * _element_bytes(self.element)
+        return prod(self) * element_bytes(self.element)
 
 
 def tiles_bytes(tiles: Sequence[Tile]) -> int:
@@ -213,25 +206,11 @@ def l2_buffer(
     return buffer
 
 
-def epilogues(b: LoopBuilder, op: Attention) -> dict[str, k.Requant | None]:
-    """The requantization epilogue of each stage of an int8 attention ("q", "k", "qk", "v",
-    "score", "context", "out"; None where the op has none, as in f32). Per-channel values are
-    tensor constants, which `convert-tinyattn-to-loops` turns into read-only globals."""
-
-    def table(name: str | None, data: DenseIntOrFPElementsAttr) -> SSAValue:
-        constant = b.insert(arith.ConstantOp(data))
-        constant.name_hint = name
-        return _buffer(b, constant)
-
-    s, e, p, _ = op.dims()
-    channels = {"q": p, "k": p, "qk": e, "v": p, "score": s, "context": p}
-    requants = {
-        stage: requant_epilogue(op, f"{stage}_requant", i8, count, table)
-        for stage, count in channels.items()
-    }
-    out_type = _tensor_memref(op.result).element_type
-    requants["out"] = requant_epilogue(op, "out_requant", out_type, e, table)
-    return requants
+def stage_requants(op: Attention) -> dict[str, ta.RequantAttr | None]:
+    """The requantization of each stage of an int8 attention ("q", "k", "qk", "v", "score",
+    "context", "out"; None where the op has none, as in f32): the epilogues of its matmuls."""
+    stages = ("q", "k", "qk", "v", "score", "context", "out")
+    return {stage: op.properties.get(f"{stage}_requant") for stage in stages}  # type: ignore
 
 
 def _buffer(b: LoopBuilder, value: SSAValue) -> SSAValue:
@@ -272,8 +251,8 @@ def rewrite_attention(
         emitted.append(current)
         current = current.next_op
     # The DMA bytes go on the first op that outlives the lowering, which resolves the tensor
-    # boundary (bufferization, the ui8 casts, the tensor constants of per-channel tables) away.
-    boundary = (bufferization.ToBufferOp, UnrealizedConversionCastOp, arith.ConstantOp)
+    # boundary (bufferization, the ui8 casts) away.
+    boundary = (bufferization.ToBufferOp, UnrealizedConversionCastOp)
     outliving_first = sorted(emitted, key=lambda o: isinstance(o, boundary))
     tag(outliving_first, op.attributes.get(LAYER_ATTR), staging.moved)
     op.detach()
@@ -290,7 +269,11 @@ class Staging:
 
     def scratch(self, b: LoopBuilder, name: str, tile: Tile) -> SSAValue:
         """An L1 buffer for values computed in the tile (they exist nowhere else)."""
-        buffer = b.insert(memref.AllocOp.get(tile.element, ALIGNMENT, list(tile), memory_space=L1))
+        buffer = b.insert(
+            memref.AllocOp.get(
+                tile.element, ALIGNMENT, list(tile), memory_space=MemoryLevel.L1.space
+            )
+        )
         buffer.name_hint = f"{name}_l1"
         return buffer
 
@@ -319,19 +302,9 @@ class Staging:
         tokens = [b.insert(dma.StartOp(src, dst)) for src, dst in pairs]
         for token in tokens:
             b.builder.insert(dma.WaitOp(token))
-        self.moved += times * sum(_nbytes(dst.type) for _, dst in pairs)
+        self.moved += times * sum(nbytes(dst.type) for _, dst in pairs)
 
 
 def computed_in(tile: SSAValue | None, dest: SSAValue) -> SSAValue:
     """Where a result tile is computed: its L1 copy, or its L2 destination in place."""
     return dest if tile is None else tile
-
-
-def _nbytes(typ: Attribute) -> int:
-    assert isinstance(typ, MemRefType)
-    return prod(typ.get_shape()) * _element_bytes(typ.get_element_type())
-
-
-def _element_bytes(element: Attribute) -> int:
-    assert isinstance(element, FixedBitwidthType)
-    return element.compile_time_size

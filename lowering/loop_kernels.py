@@ -1,4 +1,5 @@
-"""Loop-nest kernels on memrefs: the compute of every tinyattn op, for whole tensors or tiles.
+"""The generic loop nests of the kernel ops: what `convert-kernels-to-loops` emits where a target
+has no faster kernel for an op.
 
 A kernel takes memref values and emits scf loops. Matrix operands are `Matrix` accessors, so the
 same contraction reads a row-major operand, a transposed one, or one head of a [H, S, P] buffer
@@ -17,12 +18,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import IntegerType, Signedness, f32, i8, i32
-from xdsl.ir import Attribute, SSAValue
+from xdsl.dialects.builtin import IntegerType, f32, i8, i32
+from xdsl.ir import SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.builder import LoopBuilder, compute_type, element_type, is_integer
+from tinyattn.semantics.reference import wrap_int32
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,8 @@ class Matrix:
 
 
 def wrap_i32(value: int) -> int:
-    """`value` modulo 2^32 as a signed 32-bit integer (two's complement)."""
-    return (value + 2**31) % 2**32 - 2**31
+    """`value` as the int32 the reference's wrapping arithmetic gives it."""
+    return int(wrap_int32(value))
 
 
 @dataclass(frozen=True)
@@ -85,21 +87,16 @@ class Requant:
     @staticmethod
     def of(
         attr: ta.RequantAttr,
-        result: Attribute,
+        unsigned: bool,
         table: Callable[[str, Sequence[int]], SSAValue],
     ) -> Requant:
-        """The epilogue of `attr` narrowing to element type `result` (i8 or ui8); `table` makes
-        an i32 memref of per-channel values ("mul" or "offset")."""
-        assert isinstance(result, IntegerType)
+        """The epilogue of `attr` narrowing to 8 bits (`unsigned`: to ui8); `table` makes an
+        i32 memref of per-channel values ("mul" or "offset")."""
         shift = attr.shift.data
         half = 1 << (shift - 1) if shift > 0 else 0
         muls = [wrap_i32(m) for m in attr.mul.get_values()]
         offsets = [wrap_i32(a + half) for a in attr.add.get_values()]
-        width = result.width.data
-        if result.signedness.data == Signedness.UNSIGNED:
-            low, high = 0, (1 << width) - 1
-        else:
-            low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
+        low, high = (0, 255) if unsigned else (-128, 127)
         mul, offset = (
             values[0] if len(values) == 1 else table(what, values)
             for what, values in (("mul", muls), ("offset", offsets))

@@ -1,0 +1,61 @@
+"""What the compiler records on IR for later stages, and which function a module is about.
+
+* `tinyattn.layer` (on ops): the tensor-level op (layer) an op was emitted for; every pass that
+  replaces a tensor-level op copies it onto the top-level ops it emits (`tag`).
+* `tinyattn.dma_bytes` (on one op per layer): the bytes its transfers move in one inference.
+* `tinyattn.tensor_signature` (on a bufferized function): the tensor-level signature it had, so
+  a memref function (inputs, then outputs, then arenas) still says its inputs, outputs and
+  their signedness.
+* `tinyattn.arena_bytes`, `tinyattn.live_peak_bytes` (on a planned function): what plan-memory
+  decided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import FunctionType, IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.ir import Attribute, Operation
+from xdsl.utils.exceptions import DiagnosticException
+
+LAYER_ATTR = "tinyattn.layer"
+DMA_ATTR = "tinyattn.dma_bytes"
+TENSOR_SIGNATURE = "tinyattn.tensor_signature"
+ARENA_BYTES = "tinyattn.arena_bytes"
+LIVE_PEAK_BYTES = "tinyattn.live_peak_bytes"
+
+
+def tag(ops: Iterable[Operation], layer: Attribute | None, dma_bytes: int | None = None) -> None:
+    """Mark ops emitted for a layer and record the bytes its transfers move on the first one
+    that outlives bufferization (`to_buffer`/`to_tensor` are resolved away by the lowering)."""
+    if not isinstance(layer, StringAttr):
+        return
+    for op in ops:
+        op.attributes[LAYER_ATTR] = layer
+        if dma_bytes is not None and op.dialect_name() != "bufferization":
+            op.attributes[DMA_ATTR] = IntegerAttr(dma_bytes, i64)
+            dma_bytes = None
+
+
+def tensor_signature(function: func.FuncOp) -> FunctionType:
+    """The tensor-level signature of `function`: its own type, or the one bufferization
+    recorded."""
+    recorded = function.attributes.get(TENSOR_SIGNATURE)
+    if isinstance(recorded, FunctionType):
+        return recorded
+    return function.function_type
+
+
+def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
+    """The function a module is compiled or run as: `name`, else `main`, else the only public
+    function."""
+    functions = [op for op in module.ops if isinstance(op, func.FuncOp) and not op.is_declaration]
+    wanted = [f for f in functions if f.sym_name.data == (name or "main")]
+    if not wanted and name is None:
+        wanted = [f for f in functions if f.sym_visibility in (None, StringAttr("public"))]
+    if len(wanted) != 1:
+        names = ", ".join(f"@{f.sym_name.data}" for f in functions) or "none"
+        what = f"@{name}" if name else "@main or a single public function"
+        raise DiagnosticException(f"no entry function: expected {what}; functions: {names}")
+    return wanted[0]

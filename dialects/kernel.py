@@ -1,0 +1,488 @@
+"""The `kernel` dialect: the compute of one tile, destination-style on memrefs.
+
+This is the level between the schedule and the instructions. The tiling passes (and
+`convert-tinyattn-to-kernels` for the untiled ops) decide which tiles exist, where they live and
+when they move; a kernel op says what is computed on them; `convert-kernels-to-loops` decides
+how, per target, with a generic loop nest as the fallback (docs/architecture.md).
+
+Every op reads its inputs and writes its `out` operand (which may be one of its inputs where the
+op says so); it returns nothing. Operands are 2-D row-major views (strided subviews included)
+unless the op says otherwise. Element types: f32 throughout, or integer: 8-bit data (i8 memrefs,
+which also hold ui8 data), i32 biases and accumulators. An 8-bit operand holding unsigned data
+is listed in `unsigned` (operand indices), as memrefs hold signless integers. An integer op whose
+`out` is 8-bit narrows its i32 result with a `requant` epilogue (per tensor, or per column).
+
+Upstream `linalg` named ops were considered and not used: `linalg.matmul` has no requant
+epilogue, no accumulator other than `out` and no notion of unsigned 8-bit storage, and linalg
+has no softmax/layer-norm of the integer (I-BERT) kind; wrapping them in generics would hide the
+op a target wants to match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from xdsl.dialects.builtin import (
+    I64,
+    DenseArrayBase,
+    Float32Type,
+    FloatAttr,
+    IntegerType,
+    MemRefType,
+    StringAttr,
+    UnitAttr,
+    f32,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.irdl import (
+    AttrSizedOperandSegments,
+    IRDLOperation,
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_prop_def,
+    prop_def,
+    var_operand_def,
+)
+from xdsl.utils.exceptions import VerifyException
+
+from tinyattn.dialects.tinyattn import IGeluAttr, ILayerNormAttr, ISoftmaxAttr, RequantAttr
+
+MAP_FUNCTIONS = ("copy", "add", "relu", "gelu")
+
+
+class KernelOp(IRDLOperation):
+    """What every kernel op has: the 8-bit operands holding unsigned data, and `out`."""
+
+    irdl_options = (ParsePropInAttrDict(),)
+
+    unsigned = opt_prop_def(DenseArrayBase[I64])
+
+    @property
+    def out(self) -> SSAValue:
+        return self.operands[-1]
+
+    def is_unsigned(self, index: int) -> bool:
+        """Whether operand `index` (negative: from the end, -1 is `out`) holds unsigned data."""
+        if self.unsigned is None:
+            return False
+        return index % len(self.operands) in self.unsigned.get_values()
+
+    def is_integer(self) -> bool:
+        return isinstance(_element(self.out), IntegerType)
+
+    def _verify_unsigned(self) -> None:
+        if self.unsigned is None:
+            return
+        for index in self.unsigned.get_values():
+            if not 0 <= index < len(self.operands):
+                raise VerifyException(f"unsigned operand index {index} out of range")
+            if _element(self.operands[index]) != IntegerType(8):
+                raise VerifyException(f"unsigned operand {index} must hold 8-bit data (i8)")
+
+
+Role = str | int  # an operand by name ("lhs", "x", "out", ...) or, for map inputs, position
+
+
+def unsigned_indices(roles: Sequence[Role | None], unsigned: Iterable[Role]) -> dict:
+    """The `unsigned` property naming the operands whose role (in operand order, absent
+    operands None) is in `unsigned`, or nothing. Roles, not values: an op may read and write
+    the same buffer with different signedness (the integer softmax in place)."""
+    wanted = set(unsigned)
+    present = [role for role in roles if role is not None]
+    indices = [index for index, role in enumerate(present) if role in wanted]
+    return {"unsigned": DenseArrayBase.from_list(i64, indices)} if indices else {}
+
+
+def _memref(value: SSAValue, what: str, rank: int | None = 2) -> MemRefType[Attribute]:
+    typ = value.type
+    if not isinstance(typ, MemRefType):
+        raise VerifyException(f"{what} must be a memref, got {typ}")
+    if rank is not None and len(typ.get_shape()) != rank:
+        raise VerifyException(f"{what} must have rank {rank}, got {list(typ.get_shape())}")
+    return typ
+
+
+def _element(value: SSAValue) -> Attribute:
+    typ = value.type
+    assert isinstance(typ, MemRefType)
+    return typ.get_element_type()
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    typ = value.type
+    assert isinstance(typ, MemRefType)
+    return tuple(typ.get_shape())
+
+
+def _expect_shape(value: SSAValue, what: str, shape: Sequence[int]) -> None:
+    if _shape(value) != tuple(shape):
+        raise VerifyException(f"{what} must have shape {list(shape)}, got {list(_shape(value))}")
+
+
+def _expect_element(value: SSAValue, what: str, allowed: Sequence[Attribute]) -> None:
+    if _element(value) not in allowed:
+        names = " or ".join(str(t) for t in allowed)
+        raise VerifyException(f"{what} must hold {names}, got {_element(value)}")
+
+
+def _check_narrowing(op: KernelOp, channels: int) -> None:
+    """An integer `out` is the i32 result, or 8 bits narrowed by a `requant` whose per-channel
+    values (if any) are one per column."""
+    requant = op.properties.get("requant")
+    narrow = _element(op.out) == IntegerType(8)
+    if narrow and requant is None:
+        raise VerifyException("an 8-bit 'out' needs a 'requant' epilogue")
+    if requant is not None:
+        if not narrow:
+            raise VerifyException("'requant' narrows to an 8-bit 'out'")
+        assert isinstance(requant, RequantAttr)
+        if requant.channels() not in (1, channels):
+            raise VerifyException(
+                f"'requant' has {requant.channels()} channels, expected 1 or {channels}"
+            )
+
+
+@irdl_op_definition
+class MatmulOp(KernelOp):
+    """`out = epilogue(init + lhs · rhs)`: lhs [M, K]; rhs [K, N], or [N, K] with
+    `transpose_rhs` (a row-major K read as Kᵀ: no transpose is ever copied); out [M, N].
+
+    The accumulator starts at zero, at `bias` [N] broadcast over the rows, or at `acc` [M, N]
+    (partial sums, possibly `out` itself). f32: the epilogue is the optional `scale`. Integer:
+    8-bit lhs/rhs, i32 bias/acc, the i32 sum wraps; an 8-bit `out` needs `requant`.
+    """
+
+    name = "kernel.matmul"
+
+    lhs = operand_def(MemRefType)
+    rhs = operand_def(MemRefType)
+    bias = opt_operand_def(MemRefType)
+    acc = opt_operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    transpose_rhs = opt_prop_def(Attribute)  # a UnitAttr
+    scale = opt_prop_def(FloatAttr[Float32Type])
+    requant = opt_prop_def(RequantAttr)
+
+    irdl_options = (ParsePropInAttrDict(), AttrSizedOperandSegments(as_property=True))
+
+    assembly_format = (
+        "$lhs `,` $rhs (`bias` $bias^)? (`acc` $acc^)? `into` $output attr-dict `:` "
+        "type($lhs) `,` type($rhs) (`bias` type($bias)^)? (`acc` type($acc)^)? "
+        "`into` type($output)"
+    )
+
+    def __init__(
+        self,
+        lhs: SSAValue,
+        rhs: SSAValue,
+        out: SSAValue,
+        *,
+        bias: SSAValue | None = None,
+        acc: SSAValue | None = None,
+        transpose_rhs: bool = False,
+        scale: float | None = None,
+        requant: RequantAttr | None = None,
+        unsigned: Iterable[Role] = (),
+    ):
+        properties: dict[str, Attribute] = {
+            **unsigned_indices(
+                ["lhs", "rhs", "bias" if bias else None, "acc" if acc else None, "out"], unsigned
+            )
+        }
+        if transpose_rhs:
+            properties["transpose_rhs"] = UnitAttr()
+        if scale is not None:
+            properties["scale"] = FloatAttr(scale, f32)
+        if requant is not None:
+            properties["requant"] = requant
+        super().__init__(
+            operands=[lhs, rhs, [bias] if bias else [], [acc] if acc else [], out],
+            properties=properties,
+        )
+
+    def dims(self) -> tuple[int, int, int]:
+        """(M, N, K): rows, columns and depth of the product."""
+        m, k = _shape(self.lhs)
+        return m, _shape(self.output)[1], k
+
+    def verify_(self) -> None:
+        for name in ("lhs", "rhs", "output"):
+            _memref(getattr(self, name), f"operand '{name}'")
+        self._verify_unsigned()
+        m, k = _shape(self.lhs)
+        m_out, n = _shape(self.output)
+        if m_out != m:
+            raise VerifyException(f"'out' has {m_out} rows, 'lhs' has {m}")
+        rhs_shape = (n, k) if self.transpose_rhs is not None else (k, n)
+        _expect_shape(self.rhs, "operand 'rhs'", rhs_shape)
+        if self.bias is not None and self.acc is not None:
+            raise VerifyException("the accumulator starts at 'bias' or at 'acc', not both")
+        if self.bias is not None:
+            _memref(self.bias, "operand 'bias'", 1)
+            _expect_shape(self.bias, "operand 'bias'", (n,))
+        if self.acc is not None:
+            _expect_shape(self.acc, "operand 'acc'", (m, n))
+        wide = [v for v in (self.bias, self.acc) if v is not None]
+        if _element(self.lhs) == f32:
+            for value, what in ((self.rhs, "rhs"), (self.output, "out")):
+                _expect_element(value, f"operand '{what}'", (f32,))
+            for value in wide:
+                _expect_element(value, "the accumulator init", (f32,))
+            if self.requant is not None:
+                raise VerifyException("'requant' applies to integer matmuls")
+            return
+        for value, what in ((self.lhs, "lhs"), (self.rhs, "rhs")):
+            _expect_element(value, f"operand '{what}'", (IntegerType(8),))
+        for value in wide:
+            _expect_element(value, "the accumulator init", (i32,))
+        _expect_element(self.output, "operand 'out'", (i32, IntegerType(8)))
+        if self.scale is not None:
+            raise VerifyException("'scale' applies to f32 matmuls (integers fold it in 'requant')")
+        _check_narrowing(self, n)
+
+
+@irdl_op_definition
+class SoftmaxOp(KernelOp):
+    """Softmax of each row of `x` [R, C] into `out` (may be `x`: each row is read before it is
+    written). f32: max-subtracted. Integer (`isoftmax`): I-BERT's softmax of 8-bit `x` into
+    unsigned 8-bit `out`, with an i32 `scratch` row [C] for the exponentials."""
+
+    name = "kernel.softmax"
+
+    x = operand_def(MemRefType)
+    scratch = opt_operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    isoftmax = opt_prop_def(ISoftmaxAttr)
+
+    assembly_format = (
+        "$x (`scratch` $scratch^)? `into` $output attr-dict `:` type($x) "
+        "(`scratch` type($scratch)^)? `into` type($output)"
+    )
+
+    def __init__(
+        self,
+        x: SSAValue,
+        out: SSAValue,
+        *,
+        isoftmax: ISoftmaxAttr | None = None,
+        scratch: SSAValue | None = None,
+        unsigned: Iterable[Role] = (),
+    ):
+        properties: dict[str, Attribute] = {
+            **unsigned_indices(["x", "scratch" if scratch else None, "out"], unsigned)
+        }
+        if isoftmax is not None:
+            properties["isoftmax"] = isoftmax
+        super().__init__(
+            operands=[x, [scratch] if scratch else [], out], properties=properties
+        )
+
+    def verify_(self) -> None:
+        _memref(self.x, "operand 'x'")
+        _memref(self.output, "operand 'out'")
+        self._verify_unsigned()
+        _expect_shape(self.output, "operand 'out'", _shape(self.x))
+        cols = _shape(self.x)[1]
+        if self.isoftmax is None:
+            _expect_element(self.x, "operand 'x'", (f32,))
+            _expect_element(self.output, "operand 'out'", (f32,))
+            if self.scratch is not None:
+                raise VerifyException("only the integer softmax takes a 'scratch' row")
+            return
+        _expect_element(self.x, "operand 'x'", (IntegerType(8),))
+        _expect_element(self.output, "operand 'out'", (IntegerType(8),))
+        if self.scratch is None:
+            raise VerifyException("the integer softmax needs an i32 'scratch' row")
+        _memref(self.scratch, "operand 'scratch'", 1)
+        _expect_shape(self.scratch, "operand 'scratch'", (cols,))
+        _expect_element(self.scratch, "operand 'scratch'", (i32,))
+
+
+@irdl_op_definition
+class LayerNormOp(KernelOp):
+    """Layer norm of each row of `x` [R, C] with `gamma`, `beta` [C] into `out`. f32: `epsilon`.
+    Integer (`ilayernorm`): I-BERT's layer norm of 8-bit `x` with i32 gamma/beta; an 8-bit
+    `out` needs `requant`."""
+
+    name = "kernel.layernorm"
+
+    x = operand_def(MemRefType)
+    gamma = operand_def(MemRefType)
+    beta = operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    epsilon = opt_prop_def(FloatAttr[Float32Type])
+    ilayernorm = opt_prop_def(ILayerNormAttr)
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = (
+        "$x `,` $gamma `,` $beta `into` $output attr-dict `:` type($x) `,` type($gamma) `,` "
+        "type($beta) `into` type($output)"
+    )
+
+    def __init__(
+        self,
+        x: SSAValue,
+        gamma: SSAValue,
+        beta: SSAValue,
+        out: SSAValue,
+        *,
+        epsilon: float | None = None,
+        ilayernorm: ILayerNormAttr | None = None,
+        requant: RequantAttr | None = None,
+        unsigned: Iterable[Role] = (),
+    ):
+        properties: dict[str, Attribute] = {
+            **unsigned_indices(["x", "gamma", "beta", "out"], unsigned)
+        }
+        if epsilon is not None:
+            properties["epsilon"] = FloatAttr(epsilon, f32)
+        for name, value in (("ilayernorm", ilayernorm), ("requant", requant)):
+            if value is not None:
+                properties[name] = value
+        super().__init__(operands=[x, gamma, beta, out], properties=properties)
+
+    def verify_(self) -> None:
+        _memref(self.x, "operand 'x'")
+        _memref(self.output, "operand 'out'")
+        self._verify_unsigned()
+        _expect_shape(self.output, "operand 'out'", _shape(self.x))
+        cols = _shape(self.x)[1]
+        for name in ("gamma", "beta"):
+            _memref(getattr(self, name), f"operand '{name}'", 1)
+            _expect_shape(getattr(self, name), f"operand '{name}'", (cols,))
+        if self.ilayernorm is None:
+            if self.epsilon is None:
+                raise VerifyException("the f32 layer norm needs 'epsilon'")
+            for name in ("x", "gamma", "beta", "output"):
+                _expect_element(getattr(self, name), f"operand '{name}'", (f32,))
+            return
+        _expect_element(self.x, "operand 'x'", (IntegerType(8),))
+        for name in ("gamma", "beta"):
+            _expect_element(getattr(self, name), f"operand '{name}'", (i32,))
+        _expect_element(self.output, "operand 'out'", (i32, IntegerType(8)))
+        _check_narrowing(self, cols)
+
+
+@irdl_op_definition
+class MapOp(KernelOp):
+    """`out[i, j] = fn(inputs[0][i, j], ...)`, all [R, C]: `copy` (one input), `add` (two),
+    `relu`, `gelu` (one; integer GELU with `igelu`); integers compute in i32 and an 8-bit `out`
+    is narrowed by `requant` (per tensor or per column). `out` may be an input."""
+
+    name = "kernel.map"
+
+    fn = prop_def(StringAttr)
+    inputs = var_operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    igelu = opt_prop_def(IGeluAttr)
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = (
+        "$fn $inputs `into` $output attr-dict `:` type($inputs) `into` type($output)"
+    )
+
+    def __init__(
+        self,
+        fn: str,
+        inputs: Sequence[SSAValue],
+        out: SSAValue,
+        *,
+        igelu: IGeluAttr | None = None,
+        requant: RequantAttr | None = None,
+        unsigned: Iterable[Role] = (),
+    ):
+        properties: dict[str, Attribute] = {
+            "fn": StringAttr(fn),
+            **unsigned_indices([*range(len(inputs)), "out"], unsigned),
+        }
+        for name, value in (("igelu", igelu), ("requant", requant)):
+            if value is not None:
+                properties[name] = value
+        super().__init__(operands=[list(inputs), out], properties=properties)
+
+    def verify_(self) -> None:
+        fn = self.fn.data
+        if fn not in MAP_FUNCTIONS:
+            raise VerifyException(f"fn must be one of {', '.join(MAP_FUNCTIONS)}, got '{fn}'")
+        arity = 2 if fn == "add" else 1
+        if len(self.inputs) != arity:
+            raise VerifyException(f"'{fn}' takes {arity} inputs, got {len(self.inputs)}")
+        _memref(self.output, "operand 'out'")
+        self._verify_unsigned()
+        for index, value in enumerate(self.inputs):
+            _memref(value, f"input {index}")
+            _expect_shape(value, f"input {index}", _shape(self.output))
+        if self.igelu is not None and fn != "gelu":
+            raise VerifyException("'igelu' belongs to 'gelu'")
+        floats = [_element(v) == f32 for v in (*self.inputs, self.output)]
+        if all(floats):
+            if self.requant is not None or self.igelu is not None:
+                raise VerifyException("'requant' and 'igelu' apply to integer maps")
+            return
+        if any(floats):
+            raise VerifyException("inputs and 'out' must all be f32 or all integers")
+        if fn == "gelu" and self.igelu is None:
+            raise VerifyException("the integer gelu needs 'igelu'")
+        if fn != "copy" or self.requant is not None:
+            _check_narrowing(self, _shape(self.output)[1])
+        elif _element(self.inputs[0]) != _element(self.output):
+            raise VerifyException("'copy' without 'requant' keeps the element type")
+
+
+@irdl_op_definition
+class MeanOp(KernelOp):
+    """`out[o, i] = mean_a x[o, a, i]`: x [O, A, I], out [O, I]. Integers sum in i32; the mean
+    is `requant(sum)` (per tensor, or per channel of the result's last axis) or, without one,
+    the sum divided by A rounding half up."""
+
+    name = "kernel.mean"
+
+    x = operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = "$x `into` $output attr-dict `:` type($x) `into` type($output)"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        out: SSAValue,
+        *,
+        requant: RequantAttr | None = None,
+        unsigned: Iterable[Role] = (),
+    ):
+        properties: dict[str, Attribute] = {**unsigned_indices(["x", "out"], unsigned)}
+        if requant is not None:
+            properties["requant"] = requant
+        super().__init__(operands=[x, out], properties=properties)
+
+    def verify_(self) -> None:
+        _memref(self.x, "operand 'x'", 3)
+        _memref(self.output, "operand 'out'")
+        self._verify_unsigned()
+        outer, _, inner = _shape(self.x)
+        _expect_shape(self.output, "operand 'out'", (outer, inner))
+        if _element(self.x) == f32:
+            _expect_element(self.output, "operand 'out'", (f32,))
+            if self.requant is not None:
+                raise VerifyException("'requant' applies to integer means")
+            return
+        _expect_element(self.x, "operand 'x'", (IntegerType(8), i32))
+        if self.requant is not None:
+            _expect_element(self.output, "operand 'out'", (IntegerType(8),))
+        else:
+            _expect_element(self.output, "operand 'out'", (_element(self.x),))
+
+
+KERNEL_OPS: tuple[type[Operation], ...] = (MatmulOp, SoftmaxOp, LayerNormOp, MapOp, MeanOp)
+
+Kernel = Dialect("kernel", list(KERNEL_OPS), [])

@@ -1,0 +1,387 @@
+"""`convert-tinyattn-to-kernels`: tensor-level tinyattn functions -> memref functions of kernel
+ops, one pattern per op.
+
+* the function takes its inputs and then its outputs as memrefs (destination passing) and returns
+  nothing; the op producing a result writes straight into that output; the tensor-level
+  signature is kept in `tinyattn.tensor_signature` (input/output element types, ui8 included);
+* tensor constants become `memref.global` constants (read-only data: flash on an MCU);
+* every other tensor becomes a `memref.alloc`, freed (`memref.dealloc`) right after its last use,
+  so buffer lifetimes are explicit for `plan-memory`; `tinyattn.reshape` is a reinterpreting view;
+* each op becomes one kernel op on its buffers seen as matrices (`linear` a `kernel.matmul`,
+  elementwise ops a `kernel.map`, ...); attention must have been scheduled by a tiling pass,
+  whose kernel ops and transfers this pass carries over and whose tensor boundary
+  (`bufferization.to_buffer`/`to_tensor`, ui8 casts) it resolves.
+
+Memrefs hold signless integers, ui8 data as i8: a kernel op lists its operands that hold unsigned
+data. The integer semantics are the kernel ops' (dialects/kernel.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from math import prod
+
+from xdsl.context import Context
+from xdsl.dialects import arith, bufferization, func, memref
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FunctionType,
+    IntegerType,
+    MemRefType,
+    ModuleOp,
+    Signedness,
+    TensorType,
+    UnrealizedConversionCastOp,
+    i32,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint
+from xdsl.utils.exceptions import PassFailedException
+
+from tinyattn.dialects import kernel
+from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.annotations import LAYER_ATTR, TENSOR_SIGNATURE, tag
+from tinyattn.dialects.builder import (
+    LoopBuilder,
+    ModuleGlobals,
+    memref_type,
+    reshaped,
+    storage_type,
+)
+from tinyattn.dialects.memory import ALIGNMENT
+
+
+def _is_unsigned(value: SSAValue) -> bool:
+    typ = value.type
+    assert isinstance(typ, TensorType)
+    element = typ.get_element_type()
+    return isinstance(element, IntegerType) and element.signedness.data == Signedness.UNSIGNED
+
+
+@dataclass
+class _Lowering:
+    """Where the kernel ops of one function go, and how to make scratch buffers."""
+
+    builder: LoopBuilder
+
+    def alloc(self, shape: Sequence[int], element: Attribute) -> SSAValue:
+        return self.builder.insert(
+            memref.AllocOp.get(storage_type(element), ALIGNMENT, list(shape))
+        )
+
+    def emit(self, op: Operation) -> None:
+        self.builder.builder.insert(op)
+
+
+OpLowering = Callable[[_Lowering, Operation, list[SSAValue], SSAValue], None]
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    typ = value.type
+    assert isinstance(typ, TensorType | MemRefType)
+    return tuple(typ.get_shape())
+
+
+def _matrix(b: LoopBuilder, ref: SSAValue, cols: int | None = None) -> SSAValue:
+    """`ref` seen as a matrix [rows, cols]; `cols` is the last axis unless given."""
+    shape = _shape(ref)
+    count = prod(shape)
+    cols = cols or (shape[-1] if shape else 1)
+    return reshaped(b, ref, (count // cols, cols))
+
+
+def _unsigned(roles: Sequence[tuple[kernel.Role, SSAValue]]) -> list[kernel.Role]:
+    """The kernel op's operand roles (of (role, tensor) pairs) whose tensor is unsigned."""
+    return [role for role, tensor in roles if _is_unsigned(tensor)]
+
+
+def _lower_linear(low: _Lowering, op: ta.LinearOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    x, y = _matrix(b, refs[0]), _matrix(b, out)
+    low.emit(
+        kernel.MatmulOp(
+            x,
+            refs[1],
+            y,
+            bias=refs[2] if len(refs) > 2 else None,
+            requant=op.requant,
+            unsigned=_unsigned([("lhs", op.x), ("out", op.result)]),
+        )
+    )
+
+
+def _lower_map(fn: str) -> OpLowering:
+    """An elementwise op: `kernel.map` of `fn` over its operands, narrowed by its `requant`."""
+
+    def lower(low: _Lowering, op: Operation, refs: list[SSAValue], out: SSAValue):
+        b = low.builder
+        (result,) = op.results
+        requant = op.properties.get("requant")
+        # One flat row, unless a per-channel requant needs the channel (the column).
+        per_channel = isinstance(requant, ta.RequantAttr) and requant.channels() > 1
+        cols = None if per_channel else prod(_shape(out))
+        inputs = [_matrix(b, ref, cols) for ref in refs]
+        y = _matrix(b, out, cols)
+        low.emit(
+            kernel.MapOp(
+                fn,
+                inputs,
+                y,
+                igelu=op.properties.get("igelu"),
+                requant=requant,
+                unsigned=_unsigned([*enumerate(op.operands), ("out", result)]),
+            )
+        )
+
+    return lower
+
+
+def _lower_layernorm(low: _Lowering, op: ta.LayerNormOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    x, y = _matrix(b, refs[0]), _matrix(b, out)
+    low.emit(
+        kernel.LayerNormOp(
+            x,
+            refs[1],
+            refs[2],
+            y,
+            epsilon=None if op.ilayernorm else op.epsilon.value.data,
+            ilayernorm=op.ilayernorm,
+            requant=op.requant,
+            unsigned=_unsigned([("x", op.x), ("out", op.result)]),
+        )
+    )
+
+
+def _lower_softmax(low: _Lowering, op: ta.SoftmaxOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    x, y = _matrix(b, refs[0]), _matrix(b, out)
+    scratch = None if op.isoftmax is None else low.alloc((_shape(x)[1],), i32)
+    low.emit(
+        kernel.SoftmaxOp(
+            x,
+            y,
+            isoftmax=op.isoftmax,
+            scratch=scratch,
+            unsigned=_unsigned([("x", op.x), ("out", op.result)]),
+        )
+    )
+
+
+def _lower_mean(low: _Lowering, op: ta.MeanOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    shape = _shape(refs[0])
+    axis = op.axis.value.data
+    outer, inner = prod(shape[:axis]), prod(shape[axis + 1 :])
+    x = reshaped(b, refs[0], (outer, shape[axis], inner))
+    y = reshaped(b, out, (outer, inner))
+    low.emit(
+        kernel.MeanOp(
+            x, y, requant=op.requant, unsigned=_unsigned([("x", op.x), ("out", op.result)])
+        )
+    )
+
+
+def _refuse_attention(low: _Lowering, op: Operation, refs: list[SSAValue], out: SSAValue):
+    raise PassFailedException(
+        f"'{op.name}' must be scheduled first: run depth-first-tile or layerwise-tile"
+    )
+
+
+LOWERINGS: dict[type[Operation], OpLowering] = {
+    ta.MHSAOp: _refuse_attention,
+    ta.FusedMHSAOp: _refuse_attention,
+    ta.LinearOp: _lower_linear,
+    ta.AddOp: _lower_map("add"),
+    ta.GeluOp: _lower_map("gelu"),
+    ta.ReluOp: _lower_map("relu"),
+    ta.LayerNormOp: _lower_layernorm,
+    ta.SoftmaxOp: _lower_softmax,
+    ta.MeanOp: _lower_mean,
+    ta.RequantOp: _lower_map("copy"),
+}
+
+
+class _FunctionConverter:
+    def __init__(self, module_globals: ModuleGlobals, old: func.FuncOp):
+        self.globals = module_globals
+        self.old = old
+        self.refs: dict[SSAValue, SSAValue] = {}
+
+    def convert(self) -> func.FuncOp:
+        old = self.old
+        returned = self._returned_values()
+        inputs = [memref_type(t) for t in old.function_type.inputs]
+        outputs = [memref_type(t) for t in old.function_type.outputs]
+        block = Block(arg_types=[*inputs, *outputs])
+        builder = LoopBuilder(InsertPoint.at_end(block))
+        low = _Lowering(builder)
+        for arg, new_arg in zip(old.body.block.args, block.args, strict=False):
+            self.refs[arg] = new_arg
+            if arg.name_hint:
+                new_arg.name_hint = arg.name_hint
+        out_args = block.args[len(inputs) :]
+        for index, out_arg in enumerate(out_args):
+            out_arg.name_hint = f"out{index}" if len(out_args) > 1 else "out"
+        destinations = {root: out_args[index] for root, index in returned.items()}
+        for op in list(old.body.block.ops):
+            self._convert_op(low, op, destinations)
+        low.builder.insert(func.ReturnOp())
+        new = func.FuncOp(
+            old.sym_name.data, FunctionType.from_lists([*inputs, *outputs], []), Region(block)
+        )
+        if old.sym_visibility is not None:
+            new.sym_visibility = old.sym_visibility
+        new.attributes[TENSOR_SIGNATURE] = old.function_type
+        _insert_deallocs(block)
+        return new
+
+    def _returned_values(self) -> dict[SSAValue, int]:
+        """The value that computes each result, looking through reshapes, by result index."""
+        ret = self.old.body.block.last_op
+        assert isinstance(ret, func.ReturnOp)
+        roots: dict[SSAValue, int] = {}
+        for index, value in enumerate(ret.arguments):
+            while isinstance(value.owner, ta.ReshapeOp):
+                value = value.owner.x
+            computed = isinstance(value.owner, bufferization.ToTensorOp) or (
+                isinstance(value.owner, Operation) and value.owner.dialect_name() == "tinyattn"
+            )
+            if not computed:
+                raise PassFailedException(
+                    f"result {index} of @{self.old.sym_name.data} is not computed by a tinyattn op"
+                )
+            if value in roots:
+                raise PassFailedException(
+                    f"results {roots[value]} and {index} of @{self.old.sym_name.data} are the "
+                    "same tensor"
+                )
+            roots[value] = index
+        return roots
+
+    def _convert_op(self, low: _Lowering, op: Operation, destinations: dict[SSAValue, SSAValue]):
+        b = low.builder
+        if isinstance(op, func.ReturnOp):
+            return
+        if isinstance(op, arith.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr):
+            self.refs[op.result] = self.globals.constant(b, op.result.name_hint, op.value, self.old)
+            return
+        if isinstance(op, bufferization.ToBufferOp):
+            op.memref.replace_all_uses_with(self.refs[op.tensor])
+            return
+        if isinstance(op, bufferization.ToTensorOp):
+            self._bind_result(b, op.tensor, op.memref, destinations)
+            return
+        if _is_storage_view(op):  # ui8 <-> i8 at a tiling pass's tensor boundary: same bytes
+            op.results[0].replace_all_uses_with(op.operands[0])
+            return
+        if op.dialect_name() != "tinyattn":  # memref code a tiling pass already wrote
+            op.detach()
+            b.builder.insert(op)
+            return
+        if isinstance(op, ta.ReshapeOp):
+            if any(not isinstance(use.operation, func.ReturnOp) for use in op.result.uses):
+                self.refs[op.result] = reshaped(b, self.refs[op.x], _shape(op.result))
+            return
+        lowering = LOWERINGS.get(type(op))
+        if lowering is None:
+            raise PassFailedException(f"cannot lower '{op.name}' to loops yet")
+        (result,) = op.results
+        block = b.builder.insertion_point.block
+        before = block.last_op
+        if result in destinations:
+            out = reshaped(b, destinations[result], _shape(result))
+        else:
+            out = low.alloc(_shape(result), result.type.get_element_type())
+            out.name_hint = result.name_hint
+        lowering(low, op, [self.refs[v] for v in op.operands], out)
+        self.refs[result] = out
+        emitted = block.ops if before is None else _ops_after(before)
+        tag(list(emitted), op.attributes.get(LAYER_ATTR))
+
+    def _bind_result(
+        self,
+        b: LoopBuilder,
+        tensor: SSAValue,
+        buffer: SSAValue,
+        destinations: dict[SSAValue, SSAValue],
+    ) -> None:
+        """`tensor` is held in `buffer`; a function result is copied to its output."""
+        self.refs[tensor] = buffer
+        if tensor in destinations:
+            count = prod(_shape(tensor))
+            source = _matrix(b, buffer, count)
+            out = _matrix(b, reshaped(b, destinations[tensor], _shape(tensor)), count)
+            b.builder.insert(kernel.MapOp("copy", [source], out))
+
+
+def _is_storage_view(op: Operation) -> bool:
+    """A cast of a memref to one of the same shape and storage type (ui8 <-> i8)."""
+    one_to_one = len(op.operands) == len(op.results) == 1
+    if not isinstance(op, UnrealizedConversionCastOp) or not one_to_one:
+        return False
+    source, view = op.operands[0].type, op.results[0].type
+    return (
+        isinstance(source, MemRefType)
+        and isinstance(view, MemRefType)
+        and source.get_shape() == view.get_shape()
+        and storage_type(source.element_type) == storage_type(view.element_type)
+    )
+
+
+def _ops_after(op: Operation) -> Iterator[Operation]:
+    while (op := op.next_op) is not None:
+        yield op
+
+
+def _insert_deallocs(block: Block) -> None:
+    """Free each top-level alloc right after the last top-level op that uses it (or a view)."""
+    position = {op: index for index, op in enumerate(block.ops)}
+    ops = list(block.ops)
+    for alloc in [op for op in ops if isinstance(op, memref.AllocOp)]:
+        users = [_top_level(user, block) for user in _users(alloc.memref)]
+        last = max(position[user] for user in users if user is not None)
+        ops[last].parent_block().insert_op_after(memref.DeallocOp.get(alloc.memref), ops[last])
+
+
+def _users(value: SSAValue) -> list[Operation]:
+    """Every op using `value`, directly or through views of it."""
+    users: list[Operation] = []
+    for use in value.uses:
+        users.append(use.operation)
+        if isinstance(use.operation, memref.ReinterpretCastOp | memref.ViewOp | memref.SubviewOp):
+            users.extend(_users(use.operation.results[0]))
+    return users
+
+
+def _top_level(op: Operation, block: Block) -> Operation | None:
+    """The op of `block` that contains `op`; None for a use outside it (the old function's
+    boundary ops, which go away with it)."""
+    while op.parent_block() is not block:
+        parent = op.parent_op()
+        if parent is None:
+            return None
+        op = parent
+    return op
+
+
+@dataclass(frozen=True)
+class ConvertTinyattnToKernels(ModulePass):
+    """Bufferize tensor-level tinyattn functions into memref functions of kernel ops."""
+
+    name = "convert-tinyattn-to-kernels"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        module_globals = ModuleGlobals(op)
+        for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
+            if not any(
+                isinstance(t, TensorType) for t in function.function_type.inputs
+            ) and not any(
+                isinstance(o, Operation) and o.dialect_name() == "tinyattn" for o in function.walk()
+            ):
+                continue
+            new = _FunctionConverter(module_globals, function).convert()
+            op.body.block.insert_op_before(new, function)
+            op.body.block.erase_op(function)

@@ -407,12 +407,20 @@ class _AttentionBase(IRDLOperation):
             "context_requant",
             "out_requant",
         )
+        s, e, p, _ = self.dims()
+        # Per-channel values run along the columns of the stage's result.
+        channels = {"qk_requant": e, "score_requant": s, "out_requant": e}
         for name in requants:
-            present = self.properties.get(name) is not None
-            if integer and not present:
+            attr = self.properties.get(name)
+            if integer and attr is None:
                 raise VerifyException(f"'{name}' is required on integer attention")
-            if not integer and present:
+            if not integer and attr is not None:
                 raise VerifyException(f"'{name}' is only allowed on integer attention")
+            expected = channels.get(name, p)
+            if isinstance(attr, RequantAttr) and attr.channels() not in (1, expected):
+                raise VerifyException(
+                    f"'{name}' has {attr.channels()} channels, expected 1 or {expected}"
+                )
         wants_isoftmax = integer and norm == SOFTMAX
         if wants_isoftmax and self.isoftmax is None:
             raise VerifyException("'isoftmax' is required on integer attention with softmax")

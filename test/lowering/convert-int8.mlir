@@ -1,4 +1,4 @@
-// RUN: %tinyattn-opt --split-input-file --verify-diagnostics --convert-tinyattn-to-loops %s | %filecheck %s
+// RUN: %tinyattn-opt --split-input-file --verify-diagnostics --convert-tinyattn-to-kernels --convert-kernels-to-loops %s | %filecheck %s
 
 // An unsigned input is zero-extended, the i8 weights sign-extended; products and sums are i32.
 // A per-channel requantization reads its multipliers and offsets (add + 2^(shift-1)) from
@@ -12,7 +12,7 @@ func.func @linear(%x: tensor<2x3xui8>) -> tensor<2x4xui8> {
 
 // CHECK:      "memref.global"() <{sym_name = "requant_mul", type = memref<4xi32>, initial_value = dense<[3, 5, 7, 9]> : tensor<4xi32>
 // CHECK-NEXT: "memref.global"() <{sym_name = "requant_offset", type = memref<4xi32>, initial_value = dense<[8, 9, 10, 11]> : tensor<4xi32>
-// CHECK-LABEL: func.func @linear(%x: memref<2x3xi8>, %out: memref<2x4xi8>) {
+// CHECK-LABEL: func.func @linear(%x: memref<2x3xi8>, %out: memref<2x4xi8>)
 // CHECK:          %[[BIAS:.*]] = memref.load %b[%[[COL:[0-9a-z_]+]]] : memref<4xi32>
 // CHECK:          %[[ACC:.*]] = scf.for {{.*}} iter_args(%[[SUM:.*]] = %[[BIAS]]) -> (i32) {
 // CHECK-NEXT:       %[[X:.*]] = memref.load %x[{{.*}}] : memref<2x3xi8>
@@ -46,7 +46,7 @@ func.func @add_requant_relu(%a: tensor<2x3xi8>, %b: tensor<2x3xui8>) -> tensor<2
   func.return %r : tensor<2x3xi8>
 }
 
-// CHECK-LABEL: func.func @add_requant_relu(%a: memref<2x3xi8>, %b: memref<2x3xi8>, %out: memref<2x3xi8>) {
+// CHECK-LABEL: func.func @add_requant_relu(%a: memref<2x3xi8>, %b: memref<2x3xi8>, %out: memref<2x3xi8>)
 // CHECK:      %s = memref.alloc() {alignment = 16 : i64} : memref<2x3xi32>
 // CHECK:        %[[A:.*]] = arith.extsi %{{.*}} : i8 to i32
 // CHECK:        %[[B:.*]] = arith.extui %{{.*}} : i8 to i32
@@ -82,7 +82,7 @@ func.func @isoftmax(%x: tensor<3x5xi8>) -> tensor<3x5xui8> {
   func.return %y : tensor<3x5xui8>
 }
 
-// CHECK-LABEL: func.func @isoftmax(%x: memref<3x5xi8>, %out: memref<3x5xi8>) {
+// CHECK-LABEL: func.func @isoftmax(%x: memref<3x5xi8>, %out: memref<3x5xi8>)
 // CHECK:      %[[E:.*]] = memref.alloc() {alignment = 16 : i64} : memref<5xi32>
 // CHECK:        %[[LOWEST:.*]] = arith.constant -128 : i32
 // CHECK:        %[[PEAK:.*]] = scf.for {{.*}} iter_args(%[[M:.*]] = %[[LOWEST]]) -> (i32) {
@@ -116,7 +116,7 @@ func.func @igelu(%x: tensor<4x6xi8>) -> tensor<4x6xi8> {
   func.return %y : tensor<4x6xi8>
 }
 
-// CHECK-LABEL: func.func @igelu(%x: memref<4x6xi8>, %out: memref<4x6xi8>) {
+// CHECK-LABEL: func.func @igelu(%x: memref<4x6xi8>, %out: memref<4x6xi8>)
 // CHECK:        %[[X:.*]] = arith.extsi %{{.*}} : i8 to i32
 // CHECK-NEXT:   %[[ZERO:.*]] = arith.constant 0 : i32
 // CHECK-NEXT:   %[[NEG:.*]] = arith.cmpi slt, %[[X]], %[[ZERO]] : i32
@@ -154,7 +154,7 @@ func.func @ilayernorm(%x: tensor<3x8xui8>) -> tensor<3x8xi32> {
   func.return %y : tensor<3x8xi32>
 }
 
-// CHECK-LABEL: func.func @ilayernorm(%x: memref<3x8xi8>, %out: memref<3x8xi32>) {
+// CHECK-LABEL: func.func @ilayernorm(%x: memref<3x8xi8>, %out: memref<3x8xi32>)
 // CHECK:        %[[TOTAL:.*]] = scf.for {{.*}} -> (i32) {
 // CHECK:          arith.extui %{{.*}} : i8 to i32
 // CHECK:        %[[EPS:.*]] = arith.constant 77 : i32
@@ -194,9 +194,8 @@ func.func @ilayernorm(%x: tensor<3x8xui8>) -> tensor<3x8xi32> {
 
 // -----
 
-// Integer attention: Q, K, V, the scores and the context are i8 buffers; the integer softmax
-// rewrites each head's scores in place as unsigned probabilities, which the context stage
-// zero-extends.
+// Attention is scheduled by a tiling pass (depth-first-tile, layerwise-tile) before this
+// conversion; its kernel ops are tested with those passes.
 func.func @mhsa(%x: tensor<3x4xi8>) -> tensor<3x4xi8> {
   %w = arith.constant dense<3> : tensor<2x4x2xi8>
   %b = arith.constant dense<-7> : tensor<2x2xi32>
@@ -205,30 +204,9 @@ func.func @mhsa(%x: tensor<3x4xi8>) -> tensor<3x4xi8> {
   %y = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 2 : i64, q_requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>, k_requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>, v_requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>, score_requant = #tinyattn.requant<mul = [1, 2, 3], add = 0, shift = 3>, context_requant = #tinyattn.requant<mul = 1, add = 0, shift = 4>, out_requant = #tinyattn.requant<mul = 1, add = 0, shift = 5>, isoftmax = #tinyattn.isoftmax<coeff_a = 1, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256>} : (tensor<3x4xi8>, tensor<2x4x2xi8>, tensor<2x2xi32>, tensor<2x4x2xi8>, tensor<2x2xi32>, tensor<2x4x2xi8>, tensor<2x2xi32>, tensor<2x2x4xi8>, tensor<4xi32>) -> tensor<3x4xi8>
   func.return %y : tensor<3x4xi8>
 }
+// CHECK: 'tinyattn.mhsa' must be scheduled first: run depth-first-tile or layerwise-tile
 
-// CHECK:      "memref.global"() <{sym_name = "score_requant_mul", type = memref<3xi32>, initial_value = dense<[1, 2, 3]> : tensor<3xi32>
-// CHECK-LABEL: func.func @mhsa(%x: memref<3x4xi8>, %out: memref<3x4xi8>) {
-// CHECK:      %[[SCORES:.*]] = memref.alloc() {alignment = 16 : i64} : memref<2x3x3xi8>
-// CHECK:      %[[Q:.*]] = memref.alloc() {alignment = 16 : i64} : memref<2x3x2xi8>
-// CHECK:      %[[K:.*]] = memref.alloc() {alignment = 16 : i64} : memref<2x3x2xi8>
-// CHECK:      memref.load %score_requant_mul
-// CHECK:      arith.shrsi
-// CHECK:      memref.store %{{.*}}, %[[SCORES]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x3xi8>
-// CHECK:      %[[E:.*]] = memref.alloc() {alignment = 16 : i64} : memref<3xi32>
-// CHECK:      arith.divui
-// CHECK:      arith.divui
-// CHECK:      memref.store %{{.*}}, %[[SCORES]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x3xi8>
-// CHECK:      %[[V:.*]] = memref.alloc() {alignment = 16 : i64} : memref<2x3x2xi8>
-// CHECK:      %[[CTX:.*]] = memref.alloc() {alignment = 16 : i64} : memref<3x2x2xi8>
-// CHECK:        %[[PROB:.*]] = memref.load %[[SCORES]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x3xi8>
-// CHECK-NEXT:   arith.extui %[[PROB]] : i8 to i32
-// CHECK-NEXT:   %[[VAL:.*]] = memref.load %[[V]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x2xi8>
-// CHECK-NEXT:   arith.extsi %[[VAL]] : i8 to i32
-// CHECK:      memref.store %{{.*}}, %[[CTX]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<3x2x2xi8>
-// CHECK:      memref.store %{{.*}}, %out[%{{.*}}, %{{.*}}] : memref<3x4xi8>
-// CHECK:      memref.dealloc %[[CTX]]
-// CHECK-NOT:  tinyattn.
-// CHECK:      // -----
+// -----
 
 // -----
 
@@ -250,4 +228,4 @@ func.func @channels(%x: tensor<3x4xi8>) -> tensor<3x4xi8> {
   %y = tinyattn.mhsa %x q(%w, %b) k(%w, %b) v(%w, %b) o(%wo, %bo) {num_heads = 1 : i64, normalization = "none", q_requant = #tinyattn.requant<mul = [1, 2, 3], add = 0, shift = 2>, k_requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>, v_requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>, score_requant = #tinyattn.requant<mul = 1, add = 0, shift = 3>, context_requant = #tinyattn.requant<mul = 1, add = 0, shift = 4>, out_requant = #tinyattn.requant<mul = 1, add = 0, shift = 5>} : (tensor<3x4xi8>, tensor<1x4x2xi8>, tensor<1x2xi32>, tensor<1x4x2xi8>, tensor<1x2xi32>, tensor<1x4x2xi8>, tensor<1x2xi32>, tensor<1x2x4xi8>, tensor<4xi32>) -> tensor<3x4xi8>
   func.return %y : tensor<3x4xi8>
 }
-// CHECK: 'tinyattn.mhsa' q_requant has 3 channels, expected 1 or 2
+// CHECK: 'tinyattn.mhsa' op 'q_requant' has 3 channels, expected 1 or 2

@@ -1,8 +1,8 @@
 // Our output parses and verifies in upstream mlir-opt-22 at every stage boundary, and the
 // compile driver's stages chain into LLVM IR for a 32-bit target.
 // REQUIRES: mlir
-// RUN: %tinyattn-opt %s --convert-tinyattn-to-loops --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOOPS
-// RUN: %tinyattn-opt %s --convert-tinyattn-to-loops --plan-memory --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=PLANNED
+// RUN: %tinyattn-opt %s --convert-tinyattn-to-kernels --convert-kernels-to-loops --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOOPS
+// RUN: %tinyattn-opt %s --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=PLANNED
 // RUN: rm -rf %t && %tinyattn-compile %s --target rv32 -o %t --keep-stages
 // RUN: %mlir-opt --verify-each %t/0-memref.mlir | %filecheck %s --check-prefix=PLANNED
 // RUN: %filecheck %s --check-prefix=LLVMDIALECT < %t/1-llvm.mlir

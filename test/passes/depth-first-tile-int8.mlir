@@ -1,9 +1,10 @@
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=480" | %filecheck %s --check-prefixes=CHECK,ROWS8
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=479" | %filecheck %s --check-prefixes=CHECK,ROWS4
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=320" | %filecheck %s --check-prefixes=CHECK,ROWS2
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=480" | %filecheck %s --check-prefix=NOSCALAR
 // RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=303" 2>&1 | %filecheck %s --check-prefix=SMALL
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=160 dma=false" | %filecheck %s --check-prefix=INPLACE
-// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=368" --convert-tinyattn-to-loops --plan-memory="l1-bytes=368" --lower-dma --print-op-generic | %mlir-opt %upstream-flags-32 | %filecheck %s --check-prefix=LOWERED
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=368" --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory="l1-bytes=368" --lower-dma --print-op-generic | %mlir-opt %upstream-flags-32 | %filecheck %s --check-prefix=LOWERED
 // REQUIRES: mlir
 
 // S=8 E=4 P=2 H=2, int8: ui8 input, i8 weights, i32 biases, i8 result, integer softmax. Tiles
@@ -41,58 +42,40 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xi8> {
 // ROWS2-NEXT:  %out_l1 = memref.alloc() {alignment = 16 : i64} : memref<2x4xi8, "L1">
 // CHECK-NEXT:  %row_l1 = memref.alloc() {alignment = 16 : i64} : memref<8xi32, "L1">
 // CHECK:       dma.start %[[X]], %x_l1 : memref<8x4xi8>, memref<8x4xi8, "L1">
-// The partial sums over heads are i32 rows in L2; per-channel requantizations are tables.
+// The partial sums over heads are i32 rows in L2.
 // CHECK:       %acc = memref.alloc() {alignment = 16 : i64} : memref<8x4xi32>
-// CHECK-NEXT:  %score_requant_mul = arith.constant dense<[1, 2, 3, 4, 5, 6, 7, 8]> : tensor<8xi32>
-// CHECK-NEXT:  %[[SCORE_MUL:.*]] = bufferization.to_buffer %score_requant_mul : tensor<8xi32> to memref<8xi32>
-// CHECK-NEXT:  %out_requant_mul = arith.constant dense<[3, 5, 7, 9]> : tensor<4xi32>
-// CHECK-NEXT:  %[[OUT_MUL:.*]] = bufferization.to_buffer %out_requant_mul : tensor<4xi32> to memref<4xi32>
-// Per head, K: the ui8 X zero-extended, the i8 weights sign-extended, the i32 sum requantized
-// (multiply, add, arithmetic shift, clip) into the i8 K tile.
+// Per head, K and V: the ui8 X (operand 0) times the i8 weights plus the i32 bias, requantized
+// into the i8 tiles.
 // CHECK:       scf.for %[[HEAD:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:         dma.start %{{.*}}, %wq_l1 : memref<4x2xi8, strided<[2, 1], offset: ?>>, memref<4x2xi8, "L1">
-// CHECK:         memref.load %bk_l1
-// CHECK:           memref.load %x_l1
-// CHECK-NEXT:      arith.extui %{{.*}} : i8 to i32
-// CHECK-NEXT:      memref.load %wk_l1
-// CHECK-NEXT:      arith.extsi %{{.*}} : i8 to i32
-// CHECK:         arith.shrsi
-// CHECK-NEXT:    arith.constant -128 : i32
-// CHECK-NEXT:    arith.maxsi
-// CHECK-NEXT:    arith.constant 127 : i32
-// CHECK-NEXT:    arith.minsi
-// CHECK-NEXT:    arith.trunci %{{.*}} : i32 to i8
-// CHECK-NEXT:    memref.store %{{.*}}, %k_l1
-// Per block: the scores requantized per key (column), the integer softmax through its i32 row,
-// the ui8 probabilities zero-extended into the context.
+// CHECK:         kernel.matmul %x_l1, %wk_l1 bias %bk_l1 into %k_l1 {unsigned = array<i64: 0>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 4>} : memref<8x4xi8, "L1">, memref<4x2xi8, "L1"> bias memref<2xi32, "L1"> into memref<8x2xi8, "L1">
+// CHECK-NEXT:    kernel.matmul %x_l1, %wv_l1 bias %bv_l1 into %v_l1 {unsigned = array<i64: 0>,
+// Per block: the scores requantized per key (column), the integer softmax in place through its
+// i32 row (its result, operand 2, unsigned), the ui8 probabilities (operand 0) into the context.
 // CHECK:         scf.for
-// CHECK:           memref.load %[[SCORE_MUL]]
-// CHECK:           memref.store %{{.*}}, %scores_l1
-// CHECK:           memref.store %{{.*}}, %row_l1
-// CHECK:           arith.divui
-// CHECK:           memref.load %scores_l1
-// CHECK-NEXT:      arith.extui %{{.*}} : i8 to i32
-// CHECK:           memref.store %{{.*}}, %context_l1
+// CHECK:           kernel.matmul %{{.*}}, %wq_l1 bias %bq_l1 into %q_l1 {unsigned = array<i64: 0>,
+// CHECK-NEXT:      kernel.matmul %q_l1, %k_l1 into %scores_l1 {transpose_rhs, requant = #tinyattn.requant<mul = [1, 2, 3, 4, 5, 6, 7, 8], add = 0, shift = 3>}
+// CHECK-NEXT:      kernel.softmax %scores_l1 scratch %row_l1 into %scores_l1 {unsigned = array<i64: 2>, isoftmax = #tinyattn.isoftmax<coeff_a = 1, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256>}
+// CHECK-NEXT:      kernel.matmul %scores_l1, %v_l1 into %context_l1 {unsigned = array<i64: 0>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 6>}
 // The last head adds its share to the i32 sums of the rows and narrows them into the output
 // rows; the first starts from bo, the others from the sums in L2.
 // CHECK:           %[[LAST:.*]] = arith.cmpi eq, %[[HEAD]], %{{.*}} : index
 // CHECK-NEXT:      scf.if %[[LAST]] {
 // CHECK-NEXT:        dma.start %{{.*}}, %y_l1 : memref<{{[0-9]}}x4xi32, strided<[4, 1], offset: ?>>, memref<{{[0-9]}}x4xi32, "L1">
-// CHECK:             memref.load %y_l1
-// CHECK:             memref.load %[[OUT_MUL]]
-// CHECK:             arith.shrsi
-// CHECK:             memref.store %{{.*}}, %out_l1
-// CHECK:           dma.start %out_l1, %{{.*}} : memref<{{[0-9]}}x4xi8, "L1">, memref<{{[0-9]}}x4xi8, strided<[4, 1], offset: ?>>
+// CHECK:             kernel.matmul %context_l1, %wo_l1 acc %y_l1 into %out_l1 {requant = #tinyattn.requant<mul = [3, 5, 7, 9], add = [0, 1, 2, 3], shift = 5>} : memref<{{[0-9]}}x2xi8, "L1">, memref<2x4xi8, "L1"> acc memref<{{[0-9]}}x4xi32, "L1"> into memref<{{[0-9]}}x4xi8, "L1">
+// CHECK-NEXT:        dma.start %out_l1, %{{.*}} : memref<{{[0-9]}}x4xi8, "L1">, memref<{{[0-9]}}x4xi8, strided<[4, 1], offset: ?>>
 // CHECK:           } else {
 // CHECK:             %[[FIRST:.*]] = arith.cmpi eq, %[[HEAD]], %{{.*}} : index
 // CHECK-NEXT:        scf.if %[[FIRST]] {
-// CHECK:               memref.load %bo_l1
-// CHECK:               memref.store %{{.*}}, %y_l1
+// CHECK-NEXT:          kernel.matmul %context_l1, %wo_l1 bias %bo_l1 into %y_l1 :
 // CHECK:             } else {
 // CHECK-NEXT:          dma.start %{{.*}}, %y_l1
+// CHECK:               kernel.matmul %context_l1, %wo_l1 acc %y_l1 into %y_l1 :
 // CHECK:           dma.start %y_l1, %{{.*}} : memref<{{[0-9]}}x4xi32, "L1">, memref<{{[0-9]}}x4xi32, strided<[4, 1], offset: ?>>
 // CHECK:       %[[A:.*]] = bufferization.to_tensor %a : memref<8x4xi8> to tensor<8x4xi8>
 // CHECK-NEXT:  func.return %[[A]]
+
+// NOSCALAR-NOT: {{memref.load|memref.store|arith.(muli|addi|shrsi) .*: i32}}
 
 // SMALL: tinyattn-opt: error: depth-first-tile: the attention (S=8 E=4 P=2) needs at least 304 bytes of L1 with 1-row blocks, but l1-bytes=303
 
@@ -107,16 +90,17 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xi8> {
 // INPLACE:     %acc = memref.alloc() {alignment = 16 : i64} : memref<8x4xi32>
 // INPLACE:     %[[ACC_ROWS:.*]] = memref.subview %acc
 // INPLACE:     scf.if
-// INPLACE:       memref.store %{{.*}}, %{{.*}} : memref<8x4xi8, strided<[4, 1], offset: ?>>
+// INPLACE:       kernel.matmul %context_l1, %{{.*}} acc %[[ACC_ROWS]] into %{{.*}} {{.*}} into memref<8x4xi8, strided<[4, 1], offset: ?>>
 // INPLACE:     } else {
-// INPLACE:       memref.store %{{.*}}, %[[ACC_ROWS]]
+// INPLACE:       kernel.matmul %context_l1, %{{.*}} into %[[ACC_ROWS]]
 // INPLACE-NOT: dma.start
 // INPLACE:     bufferization.to_tensor
 
-// Through the upstream pipeline: the tables are constant globals, the casts are gone, the L1
-// arena holds the planned 368 bytes, L2 the result and the i32 partial sums (32 + 128 bytes).
-// LOWERED:     llvm.mlir.global private constant @score_requant_mul(dense<[1, 2, 3, 4, 5, 6, 7, 8]> : tensor<8xi32>)
-// LOWERED:     llvm.mlir.global private constant @out_requant_offset(dense<[16, 17, 18, 19]> : tensor<4xi32>)
+// Through the upstream pipeline: the per-channel requantizations are constant tables, the casts
+// are gone, the L1 arena holds the planned 368 bytes, L2 the result and the i32 partial sums
+// (32 + 128 bytes).
+// LOWERED:     llvm.mlir.global private constant @requant_mul{{.*}}(dense<[1, 2, 3, 4, 5, 6, 7, 8]> : tensor<8xi32>)
+// LOWERED:     llvm.mlir.global private constant @requant_offset{{.*}}(dense<[16, 17, 18, 19]> : tensor<4xi32>)
 // LOWERED-NOT: unrealized_conversion_cast
 // LOWERED:     llvm.func @main(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) attributes {tinyattn.arena_bytes = {L1 = 368 : i64, L2 = 160 : i64}
 // LOWERED-NOT: unrealized_conversion_cast

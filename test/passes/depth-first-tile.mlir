@@ -1,10 +1,11 @@
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=512" | %filecheck %s --check-prefixes=CHECK,ROWS4
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=512" | %filecheck %s --check-prefix=NOSCALAR
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=450" | %filecheck %s --check-prefixes=CHECK,ROWS2
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=4096 rows=1" | %filecheck %s --check-prefixes=CHECK,ROWS1
 // RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=383" 2>&1 | %filecheck %s --check-prefix=SMALL
 // RUN: not %tinyattn-opt %s --depth-first-tile="rows=3" 2>&1 | %filecheck %s --check-prefix=DIVIDE
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=192 dma=false" | %filecheck %s --check-prefix=INPLACE
-// RUN: %tinyattn-opt %s --depth-first-tile --convert-tinyattn-to-loops --plan-memory="l1-bytes=512" --lower-dma --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOWERED
+// RUN: %tinyattn-opt %s --depth-first-tile --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory="l1-bytes=512" --lower-dma --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOWERED
 // REQUIRES: mlir
 
 // S=4 E=4 P=2 H=2, f32: the L1 working set is 320 bytes of X, bo, K, V and the head's weight
@@ -36,24 +37,30 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 // CHECK:       scf.for %[[HEAD:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // CHECK:         %[[WQH:.*]] = memref.subview %[[WQ]][%[[HEAD]], 0, 0] [1, 4, 2] [1, 1, 1] : memref<2x4x2xf32> to memref<4x2xf32, strided<[2, 1], offset: ?>>
 // CHECK:         dma.start %[[WQH]], %wq_l1
-// CHECK:         memref.store %{{.*}}, %k_l1
-// CHECK:         memref.store %{{.*}}, %v_l1
+// CHECK:         kernel.matmul %x_l1, %wk_l1 bias %bk_l1 into %k_l1 : memref<4x4xf32, "L1">, memref<4x2xf32, "L1"> bias memref<2xf32, "L1"> into memref<4x2xf32, "L1">
+// CHECK-NEXT:    kernel.matmul %x_l1, %wv_l1 bias %bv_l1 into %v_l1
 // Per block of query rows: Q, scores, softmax, context, then the output rows.
 // CHECK:         scf.for %[[BLOCK:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
 // ROWS2:           memref.subview %x_l1[%{{.*}}, 0] [2, 4] [1, 1] : memref<4x4xf32, "L1"> to memref<2x4xf32, strided<[4, 1], offset: ?>, "L1">
-// CHECK:           math.exp
-// CHECK:           memref.store %{{.*}}, %context_l1
+// CHECK:           kernel.matmul %{{.*}}, %wq_l1 bias %bq_l1 into %q_l1
+// CHECK-NEXT:      kernel.matmul %q_l1, %k_l1 into %scores_l1 {transpose_rhs, scale = 7.070000e-01 : f32}
+// CHECK-NEXT:      kernel.softmax %scores_l1 into %scores_l1
+// CHECK-NEXT:      kernel.matmul %scores_l1, %v_l1 into %context_l1
 // The first head starts the output from bo; the others add to the rows already in L2.
 // CHECK:           %[[FIRST:.*]] = arith.cmpi eq, %[[HEAD]], %{{.*}} : index
 // CHECK-NEXT:      scf.if %[[FIRST]] {
-// CHECK:             memref.load %bo_l1
+// CHECK-NEXT:        kernel.matmul %context_l1, %wo_l1 bias %bo_l1 into %y_l1
 // CHECK:           } else {
 // CHECK:             dma.start %{{.*}}, %y_l1
+// CHECK:             kernel.matmul %context_l1, %wo_l1 acc %y_l1 into %y_l1
 // CHECK:           }
 // CHECK:           dma.start %y_l1, %{{.*}} : memref<{{[0-9]}}x4xf32, "L1">, memref<{{[0-9]}}x4xf32, strided<[4, 1], offset: ?>>
 // CHECK:       %[[A:.*]] = bufferization.to_tensor %a : memref<4x4xf32> to tensor<4x4xf32>
 // CHECK:       tinyattn.relu %[[A]]
 // CHECK-NOT:   tinyattn.mhsa
+
+// Tiles are computed by kernel ops: nothing scalar is emitted at this level.
+// NOSCALAR-NOT: {{memref.load|memref.store|arith.mulf|arith.addf|math.exp}}
 
 // SMALL: tinyattn-opt: error: depth-first-tile: the attention (S=4 E=4 P=2) needs at least 384 bytes of L1 with 1-row blocks, but l1-bytes=383
 // DIVIDE: tinyattn-opt: error: depth-first-tile: rows=3 must divide the sequence length S=4
@@ -66,7 +73,7 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 // INPLACE-NEXT: %context_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x2xf32, "L1">
 // INPLACE-NOT: dma.start
 // INPLACE:     scf.if
-// INPLACE:       memref.load %{{.*}} : memref<4xf32>
+// INPLACE:       kernel.matmul %context_l1, %{{.*}} bias %{{.*}} into %{{.*}} : memref<4x2xf32, "L1">, memref<2x4xf32, strided<[4, 1], offset: ?>> bias memref<4xf32> into memref<4x4xf32, strided<[4, 1], offset: ?>>
 // INPLACE-NOT: dma.start
 // INPLACE:     bufferization.to_tensor
 

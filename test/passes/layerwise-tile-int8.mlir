@@ -3,7 +3,7 @@
 // RUN: not %tinyattn-opt %s --layerwise-tile="l1-bytes=63" 2>&1 | %filecheck %s --check-prefix=SMALL
 // RUN: %tinyattn-opt %s --layerwise-tile="l1-bytes=32 dma=false" | %filecheck %s --check-prefix=INPLACE
 // RUN: not %tinyattn-opt %s --layerwise-tile="l1-bytes=31 dma=false" 2>&1 | %filecheck %s --check-prefix=SMALL-INPLACE
-// RUN: %tinyattn-opt %s --layerwise-tile="l1-bytes=128" --convert-tinyattn-to-loops --plan-memory="l1-bytes=128" --lower-dma --print-op-generic | %mlir-opt %upstream-flags-32 | %filecheck %s --check-prefix=LOWERED
+// RUN: %tinyattn-opt %s --layerwise-tile="l1-bytes=128" --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory="l1-bytes=128" --lower-dma --print-op-generic | %mlir-opt %upstream-flags-32 | %filecheck %s --check-prefix=LOWERED
 // REQUIRES: mlir
 
 // S=8 E=4 P=2 H=2, int8 fused attention: ui8 input and result, i8 weights, i32 biases, integer
@@ -24,9 +24,7 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xui8> {
 // CHECK-LABEL: func.func @main
 // CHECK:       %[[XU:.*]] = bufferization.to_buffer %x : tensor<8x4xui8> to memref<8x4xui8>
 // CHECK-NEXT:  %[[X:.*]] = builtin.unrealized_conversion_cast %[[XU]] : memref<8x4xui8> to memref<8x4xi8>
-// CHECK:       %context_requant_mul = arith.constant dense<[3, 5]> : tensor<2xi32>
-// CHECK-NEXT:  %[[CONTEXT_MUL:.*]] = bufferization.to_buffer %context_requant_mul : tensor<2xi32> to memref<2xi32>
-// The projection: blocks of ui8 X rows (zero-extended) times the head's i8 weights, the i32 sum
+// The projection: blocks of ui8 X rows (operand 0 unsigned) times the head's i8 weights, the i32 sum
 // requantized into i8 QK rows.
 // CHECK:       %qk = memref.alloc() {alignment = 16 : i64} : memref<2x8x4xi8>
 // ROWS8-NEXT:  %x_l1 = memref.alloc() {alignment = 16 : i64} : memref<8x4xi8, "L1">
@@ -37,40 +35,25 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xui8> {
 // CHECK:         dma.start %{{.*}}, %w_l1 : memref<4x4xi8, strided<[4, 1], offset: ?>>, memref<4x4xi8, "L1">
 // CHECK:         scf.for
 // CHECK:           dma.start %{{.*}}, %x_l1
-// CHECK:               memref.load %x_l1
-// CHECK-NEXT:          arith.extui %{{.*}} : i8 to i32
-// CHECK:             arith.shrsi
-// CHECK:             memref.store %{{.*}}, %y_l1
+// CHECK:           kernel.matmul %x_l1, %w_l1 bias %b_l1 into %y_l1 {unsigned = array<i64: 0>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 5>}
 // CHECK:           dma.start %y_l1, %{{.*}} : memref<{{[0-9]}}x4xi8, "L1">, memref<{{[0-9]}}x4xi8, strided<[4, 1], offset: ?>>
-// The scores of a block of QK rows against the whole X (zero-extended).
+// The scores of a block of QK rows against the whole ui8 X (operand 1 unsigned).
 // CHECK:       %scores = memref.alloc() {alignment = 16 : i64} : memref<2x8x8xi8>
 // CHECK-NEXT:  %right_l1 = memref.alloc() {alignment = 16 : i64} : memref<8x4xi8, "L1">
 // CHECK:       dma.start %[[X]], %right_l1 : memref<8x4xi8>, memref<8x4xi8, "L1">
-// CHECK:               memref.load %right_l1
-// CHECK-NEXT:          arith.extui %{{.*}} : i8 to i32
-// CHECK:             memref.store %{{.*}}, %a_l1
+// CHECK:           kernel.matmul %left_l1, %right_l1 into %a_l1 {unsigned = array<i64: 1>, transpose_rhs,
 // The integer softmax of score rows in L1, with its i32 scratch row.
 // CHECK:       %row_l1 = memref.alloc() {alignment = 16 : i64} : memref<8xi32, "L1">
-// CHECK:           memref.store %{{.*}}, %row_l1
-// CHECK:           arith.divui
+// CHECK:           kernel.softmax %a_l1_1 scratch %row_l1 into %a_l1_1 {unsigned = array<i64: 2>,
 // CHECK:       %v = memref.alloc() {alignment = 16 : i64} : memref<2x8x2xi8>
 // The context of the ui8 probabilities, requantized per channel, written head-interleaved.
 // CHECK:       %context = memref.alloc() {alignment = 16 : i64} : memref<8x2x2xi8>
-// CHECK:               memref.load %a_l1_2
-// CHECK-NEXT:          arith.extui %{{.*}} : i8 to i32
-// CHECK:             memref.load %[[CONTEXT_MUL]]
+// CHECK:           kernel.matmul %a_l1_2, %v_l1 into %c_l1 {unsigned = array<i64: 0>, requant = #tinyattn.requant<mul = [3, 5], add = [1, -1], shift = 6>}
 // CHECK:           dma.start %c_l1, %{{.*}} : memref<{{[0-9]}}x2xi8, "L1">, memref<{{[0-9]}}x2xi8, strided<[4, 1], offset: ?>>
-// The output projection over all heads at once, requantized to ui8 (clipped to [0, 255]).
+// The output projection over all heads at once, requantized to ui8 (out, operand 3, unsigned).
 // CHECK:       %a = memref.alloc() {alignment = 16 : i64} : memref<8x4xi8>
 // CHECK:       dma.start %{{.*}}, %wo_l1 : memref<4x4xi8>, memref<4x4xi8, "L1">
-// CHECK:             memref.load %bo_l1
-// CHECK:             arith.shrsi
-// CHECK-NEXT:        arith.constant 0 : i32
-// CHECK-NEXT:        arith.maxsi
-// CHECK-NEXT:        arith.constant 255 : i32
-// CHECK-NEXT:        arith.minsi
-// CHECK-NEXT:        arith.trunci %{{.*}} : i32 to i8
-// CHECK-NEXT:        memref.store %{{.*}}, %y_l1_2
+// CHECK:         kernel.matmul %c_l1_1, %wo_l1 bias %bo_l1 into %y_l1_2 {unsigned = array<i64: 3>, requant = #tinyattn.requant<mul = 3, add = 100, shift = 5>}
 // CHECK:       %[[AU:.*]] = builtin.unrealized_conversion_cast %a : memref<8x4xi8> to memref<8x4xui8>
 // CHECK-NEXT:  %[[A:.*]] = bufferization.to_tensor %[[AU]] : memref<8x4xui8> to tensor<8x4xui8>
 // CHECK-NEXT:  func.return %[[A]] : tensor<8x4xui8>
@@ -90,7 +73,7 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xui8> {
 // SMALL-INPLACE: tinyattn-opt: error: layerwise-tile: the attention (S=8 E=4 P=2) needs at least 32 bytes of L1 with 1-row blocks, but l1-bytes=31
 
 // Through the upstream pipeline, with the 128 bytes of L1 the pass planned.
-// LOWERED:     llvm.mlir.global private constant @context_requant_mul(dense<[3, 5]> : tensor<2xi32>)
+// LOWERED:     llvm.mlir.global private constant @requant_mul{{.*}}(dense<[3, 5]> : tensor<2xi32>)
 // LOWERED-NOT: unrealized_conversion_cast
 // LOWERED:     llvm.func @main(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) attributes {tinyattn.arena_bytes = {L1 = 128 : i64
 // LOWERED-NOT: unrealized_conversion_cast

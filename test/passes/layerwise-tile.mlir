@@ -1,9 +1,10 @@
 // RUN: %tinyattn-opt %s --layerwise-tile="l1-bytes=208" | %filecheck %s --check-prefixes=CHECK,ROWS4
 // RUN: %tinyattn-opt %s --layerwise-tile="l1-bytes=207" | %filecheck %s --check-prefixes=CHECK,ROWS2
+// RUN: %tinyattn-opt %s --layerwise-tile="l1-bytes=208" | %filecheck %s --check-prefix=NOSCALAR
 // RUN: not %tinyattn-opt %s --layerwise-tile="l1-bytes=111" 2>&1 | %filecheck %s --check-prefix=SMALL
 // RUN: not %tinyattn-opt %s --layerwise-tile="rows=3" 2>&1 | %filecheck %s --check-prefix=DIVIDE
 // RUN: %tinyattn-opt %s --layerwise-tile="dma=false" | %filecheck %s --check-prefix=INPLACE
-// RUN: %tinyattn-opt %s --layerwise-tile="l1-bytes=208" --convert-tinyattn-to-loops --plan-memory="l1-bytes=208" --lower-dma --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOWERED
+// RUN: %tinyattn-opt %s --layerwise-tile="l1-bytes=208" --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory="l1-bytes=208" --lower-dma --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOWERED
 // REQUIRES: mlir
 
 // S=4 E=4 P=2 H=2, f32. Each layer has its own L1 tiles; the largest layer is the output
@@ -27,7 +28,7 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 // CHECK:         dma.start %{{.*}}, %w_l1 : memref<4x2xf32, strided<[2, 1], offset: ?>>, memref<4x2xf32, "L1">
 // CHECK:         scf.for
 // CHECK:           dma.start %{{.*}}, %x_l1
-// CHECK:           memref.store %{{.*}}, %y_l1
+// CHECK:           kernel.matmul %x_l1, %w_l1 bias %b_l1 into %y_l1
 // CHECK:           dma.start %y_l1, %{{.*}} : memref<{{[0-9]}}x2xf32, "L1">, memref<{{[0-9]}}x2xf32, strided<[2, 1], offset: ?>>
 // CHECK:       %k = memref.alloc() {alignment = 16 : i64} : memref<2x4x2xf32>
 // CHECK:       %scores = memref.alloc() {alignment = 16 : i64} : memref<2x4x4xf32>
@@ -36,12 +37,13 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 // CHECK:         dma.start %{{.*}}, %right_l1 : memref<4x2xf32, strided<[2, 1], offset: ?>>, memref<4x2xf32, "L1">
 // CHECK:         scf.for
 // CHECK:           dma.start %{{.*}}, %left_l1
+// CHECK:           kernel.matmul %left_l1, %right_l1 into %a_l1 {transpose_rhs, scale = 7.070000e-01 : f32}
 // CHECK:           dma.start %a_l1, %{{.*}}
 // Softmax is a layer of its own: score rows in, normalized, back out.
 // CHECK:       scf.for
 // CHECK:         scf.for
 // CHECK:           dma.start %{{.*}}, %a_l1_1
-// CHECK:           math.exp
+// CHECK:           kernel.softmax %a_l1_1 into %a_l1_1
 // CHECK:           dma.start %a_l1_1, %{{.*}}
 // CHECK:       %v = memref.alloc() {alignment = 16 : i64} : memref<2x4x2xf32>
 // The context is written head-interleaved, a 2-D strided transfer per block.
@@ -51,6 +53,9 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 // CHECK:       dma.start %{{.*}}, %wo_l1 : memref<4x4xf32>, memref<4x4xf32, "L1">
 // CHECK:       bufferization.to_tensor %a
 // CHECK-NOT:   tinyattn.mhsa
+
+// Layers are computed by kernel ops: nothing scalar is emitted at this level.
+// NOSCALAR-NOT: {{memref.load|memref.store|arith.mulf|arith.addf|math.exp}}
 
 // SMALL: tinyattn-opt: error: layerwise-tile: the attention (S=4 E=4 P=2) needs at least 112 bytes of L1 with 1-row blocks, but l1-bytes=111
 // DIVIDE: tinyattn-opt: error: layerwise-tile: rows=3 must divide the sequence length S=4

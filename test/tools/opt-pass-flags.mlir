@@ -1,9 +1,9 @@
 // Every registered pass is also an mlir-opt-style flag; flags and -p pipelines run in the order
 // given, and pass options follow the flag.
-// RUN: %tinyattn-opt %s --convert-tinyattn-to-loops --plan-memory="l2-bytes=4096" | %filecheck %s
-// RUN: %tinyattn-opt %s -p convert-tinyattn-to-loops --plan-memory | %filecheck %s
-// RUN: %tinyattn-opt %s --plan-memory --convert-tinyattn-to-loops | %filecheck %s --check-prefix=ORDER
-// RUN: not %tinyattn-opt %s --convert-tinyattn-to-loops --plan-memory="l2-bytes=16" 2>&1 | %filecheck %s --check-prefix=SMALL
+// RUN: %tinyattn-opt %s --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory="l2-bytes=4096" | %filecheck %s
+// RUN: %tinyattn-opt %s -p convert-tinyattn-to-kernels,convert-kernels-to-loops --plan-memory | %filecheck %s
+// RUN: %tinyattn-opt %s --plan-memory --convert-tinyattn-to-kernels --convert-kernels-to-loops | %filecheck %s --check-prefix=ORDER
+// RUN: not %tinyattn-opt %s --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory="l2-bytes=16" 2>&1 | %filecheck %s --check-prefix=SMALL
 // RUN: not %tinyattn-opt %s -p no-such-pass 2>&1 | %filecheck %s --check-prefix=UNKNOWN
 
 // CHECK-LABEL: func.func @main(%x: memref<2x4xf32>, %out: memref<2x4xf32>, %arena_l2: memref<32xi8>)

@@ -1,5 +1,5 @@
 // Plain xdsl-opt sees the tinyattn dialect and passes through the xdsl.universe entry point.
-// RUN: %xdsl-opt %s -p convert-tinyattn-to-loops | %filecheck %s
+// RUN: %xdsl-opt %s -p convert-tinyattn-to-kernels,convert-kernels-to-loops | %filecheck %s
 
 // CHECK-LABEL: func.func @main(%x: memref<2x4xf32>, %out: memref<2x4xf32>)
 // CHECK:         math.erf

@@ -15,9 +15,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FunctionType, IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.dialects.builtin import (
+    DictionaryAttr,
+    FunctionType,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    i64,
+)
 from xdsl.ir import Attribute, Operation
 from xdsl.utils.exceptions import DiagnosticException
+
+from tinyattn.dialects.memory import LEVELS, MemoryLevel
 
 LAYER_ATTR = "tinyattn.layer"
 DMA_ATTR = "tinyattn.dma_bytes"
@@ -59,3 +68,12 @@ def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:
         what = f"@{name}" if name else "@main or a single public function"
         raise DiagnosticException(f"no entry function: expected {what}; functions: {names}")
     return wanted[0]
+
+
+def arena_bytes(function: func.FuncOp) -> dict[MemoryLevel, int]:
+    """The arena sizes `plan-memory` recorded on a function, by level (fastest first)."""
+    attr = function.attributes.get(ARENA_BYTES)
+    if not isinstance(attr, DictionaryAttr):
+        return {}
+    sizes = {name: value.value.data for name, value in attr.data.items()}
+    return {level: sizes[level.value] for level in LEVELS if level.value in sizes}

@@ -87,14 +87,20 @@ class KernelOp(IRDLOperation):
 Role = str | int  # an operand by name ("lhs", "x", "out", ...) or, for map inputs, position
 
 
-def unsigned_indices(roles: Sequence[Role | None], unsigned: Iterable[Role]) -> dict:
-    """The `unsigned` property naming the operands whose role (in operand order, absent
-    operands None) is in `unsigned`, or nothing. Roles, not values: an op may read and write
-    the same buffer with different signedness (the integer softmax in place)."""
+def _properties(
+    roles: Sequence[Role | None], unsigned: Iterable[Role], **optional: Attribute | None
+) -> dict[str, Attribute]:
+    """An op's properties: `unsigned`, the operands whose role (in operand order, absent
+    operands None) is in `unsigned` (roles, not values: an op may read and write one buffer
+    with different signedness, as the integer softmax in place), and the optional ones set."""
     wanted = set(unsigned)
     present = [role for role in roles if role is not None]
     indices = [index for index, role in enumerate(present) if role in wanted]
-    return {"unsigned": DenseArrayBase.from_list(i64, indices)} if indices else {}
+    properties: dict[str, Attribute] = (
+        {"unsigned": DenseArrayBase.from_list(i64, indices)} if indices else {}
+    )
+    properties.update({name: value for name, value in optional.items() if value is not None})
+    return properties
 
 
 def _memref(value: SSAValue, what: str, rank: int | None = 2) -> MemRefType[Attribute]:
@@ -189,17 +195,13 @@ class MatmulOp(KernelOp):
         requant: RequantAttr | None = None,
         unsigned: Iterable[Role] = (),
     ):
-        properties: dict[str, Attribute] = {
-            **unsigned_indices(
-                ["lhs", "rhs", "bias" if bias else None, "acc" if acc else None, "out"], unsigned
-            )
-        }
-        if transpose_rhs:
-            properties["transpose_rhs"] = UnitAttr()
-        if scale is not None:
-            properties["scale"] = FloatAttr(scale, f32)
-        if requant is not None:
-            properties["requant"] = requant
+        properties = _properties(
+            ["lhs", "rhs", "bias" if bias else None, "acc" if acc else None, "out"],
+            unsigned,
+            transpose_rhs=UnitAttr() if transpose_rhs else None,
+            scale=None if scale is None else FloatAttr(scale, f32),
+            requant=requant,
+        )
         super().__init__(
             operands=[lhs, rhs, [bias] if bias else [], [acc] if acc else [], out],
             properties=properties,
@@ -274,14 +276,10 @@ class SoftmaxOp(KernelOp):
         scratch: SSAValue | None = None,
         unsigned: Iterable[Role] = (),
     ):
-        properties: dict[str, Attribute] = {
-            **unsigned_indices(["x", "scratch" if scratch else None, "out"], unsigned)
-        }
-        if isoftmax is not None:
-            properties["isoftmax"] = isoftmax
-        super().__init__(
-            operands=[x, [scratch] if scratch else [], out], properties=properties
+        properties = _properties(
+            ["x", "scratch" if scratch else None, "out"], unsigned, isoftmax=isoftmax
         )
+        super().__init__(operands=[x, [scratch] if scratch else [], out], properties=properties)
 
     def verify_(self) -> None:
         _memref(self.x, "operand 'x'")
@@ -338,14 +336,13 @@ class LayerNormOp(KernelOp):
         requant: RequantAttr | None = None,
         unsigned: Iterable[Role] = (),
     ):
-        properties: dict[str, Attribute] = {
-            **unsigned_indices(["x", "gamma", "beta", "out"], unsigned)
-        }
-        if epsilon is not None:
-            properties["epsilon"] = FloatAttr(epsilon, f32)
-        for name, value in (("ilayernorm", ilayernorm), ("requant", requant)):
-            if value is not None:
-                properties[name] = value
+        properties = _properties(
+            ["x", "gamma", "beta", "out"],
+            unsigned,
+            epsilon=None if epsilon is None else FloatAttr(epsilon, f32),
+            ilayernorm=ilayernorm,
+            requant=requant,
+        )
         super().__init__(operands=[x, gamma, beta, out], properties=properties)
 
     def verify_(self) -> None:
@@ -385,9 +382,7 @@ class MapOp(KernelOp):
     igelu = opt_prop_def(IGeluAttr)
     requant = opt_prop_def(RequantAttr)
 
-    assembly_format = (
-        "$fn $inputs `into` $output attr-dict `:` type($inputs) `into` type($output)"
-    )
+    assembly_format = "$fn $inputs `into` $output attr-dict `:` type($inputs) `into` type($output)"
 
     def __init__(
         self,
@@ -399,13 +394,13 @@ class MapOp(KernelOp):
         requant: RequantAttr | None = None,
         unsigned: Iterable[Role] = (),
     ):
-        properties: dict[str, Attribute] = {
-            "fn": StringAttr(fn),
-            **unsigned_indices([*range(len(inputs)), "out"], unsigned),
-        }
-        for name, value in (("igelu", igelu), ("requant", requant)):
-            if value is not None:
-                properties[name] = value
+        properties = _properties(
+            [*range(len(inputs)), "out"],
+            unsigned,
+            fn=StringAttr(fn),
+            igelu=igelu,
+            requant=requant,
+        )
         super().__init__(operands=[list(inputs), out], properties=properties)
 
     def verify_(self) -> None:
@@ -460,9 +455,7 @@ class MeanOp(KernelOp):
         requant: RequantAttr | None = None,
         unsigned: Iterable[Role] = (),
     ):
-        properties: dict[str, Attribute] = {**unsigned_indices(["x", "out"], unsigned)}
-        if requant is not None:
-            properties["requant"] = requant
+        properties = _properties(["x", "out"], unsigned, requant=requant)
         super().__init__(operands=[x, out], properties=properties)
 
     def verify_(self) -> None:

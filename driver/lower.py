@@ -16,7 +16,12 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType
 from xdsl.passes import ModulePass, PassPipeline
 
 from tinyattn.backend.targets import Target
-from tinyattn.dialects.annotations import LIVE_PEAK_BYTES, entry_function, tensor_signature
+from tinyattn.dialects.annotations import (
+    LIVE_PEAK_BYTES,
+    arena_bytes,
+    entry_function,
+    tensor_signature,
+)
 from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.driver.layer_report import Layer, Occupancy, occupancy, scheduled_layers, tag_layers
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
@@ -26,7 +31,7 @@ from tinyattn.lowering.lower_dma import LowerDMA
 from tinyattn.passes.depth_first_tile import DepthFirstTile
 from tinyattn.passes.fuse_weights import MODES, FuseWeights
 from tinyattn.passes.layerwise_tile import LayerwiseTile
-from tinyattn.passes.plan_memory import PlanMemory, arena_bytes
+from tinyattn.passes.plan_memory import PlanMemory
 from tinyattn.semantics.cost import OpCost, total_cost
 
 ENTRY = "tinyattn_model"

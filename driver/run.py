@@ -247,6 +247,7 @@ def _compile(
         report = {
             "target": target.name,
             "entry": lowered.entry,
+            "pipeline": lowered.pipeline,
             "params_bytes": lowered.params_bytes,
             "macs": lowered.macs,
             "activation_peak_bytes": lowered.activation_peak_bytes,

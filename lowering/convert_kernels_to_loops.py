@@ -137,9 +137,7 @@ def _layernorm(ctx: KernelContext, op: kernel.KernelOp) -> None:
     x, out = _matrix(op, 0), _matrix(op, -1)
     if op.ilayernorm is None:
         assert op.epsilon is not None
-        k.layernorm_rows(
-            ctx.builder, rows, cols, x, op.gamma, op.beta, op.epsilon.value.data, out
-        )
+        k.layernorm_rows(ctx.builder, rows, cols, x, op.gamma, op.beta, op.epsilon.value.data, out)
     else:
         k.ilayernorm_rows(
             ctx.builder, rows, cols, x, op.gamma, op.beta, op.ilayernorm, out, ctx.requant(op)

@@ -140,12 +140,3 @@ class PlanMemory(ModulePass):
         for function in [f for f in op.ops if isinstance(f, func.FuncOp)]:
             if not function.is_declaration:
                 plan_function(function, capacities, self.single_level)
-
-
-def arena_bytes(function: func.FuncOp) -> dict[str, int]:
-    """The arena sizes `plan-memory` recorded on a function, by level (fastest first)."""
-    attr = function.attributes.get(ARENA_BYTES)
-    if not isinstance(attr, DictionaryAttr):
-        return {}
-    sizes = {name: value.value.data for name, value in attr.data.items()}
-    return {level: sizes[level] for level in LEVELS if level in sizes}

@@ -1,0 +1,88 @@
+// Each chunk is one ill-formed kernel op; the diagnostic names the operand and the reason.
+// RUN: %tinyattn-opt --split-input-file --verify-diagnostics %s | %filecheck %s
+
+func.func @depth(%x: memref<4x8xf32>, %w: memref<6x3xf32>, %y: memref<4x3xf32>) {
+  kernel.matmul %x, %w into %y : memref<4x8xf32>, memref<6x3xf32> into memref<4x3xf32>
+  func.return
+}
+// CHECK: 'kernel.matmul' op operand 'rhs' must have shape [8, 3], got [6, 3]
+
+// -----
+
+func.func @transposed(%x: memref<4x8xf32>, %k: memref<8x6xf32>, %s: memref<4x6xf32>) {
+  kernel.matmul %x, %k into %s {transpose_rhs} : memref<4x8xf32>, memref<8x6xf32> into memref<4x6xf32>
+  func.return
+}
+// CHECK: 'kernel.matmul' op operand 'rhs' must have shape [6, 8], got [8, 6]
+
+// -----
+
+func.func @both_inits(%x: memref<4x8xf32>, %w: memref<8x3xf32>, %b: memref<3xf32>, %y: memref<4x3xf32>) {
+  kernel.matmul %x, %w bias %b acc %y into %y : memref<4x8xf32>, memref<8x3xf32> bias memref<3xf32> acc memref<4x3xf32> into memref<4x3xf32>
+  func.return
+}
+// CHECK: 'kernel.matmul' op the accumulator starts at 'bias' or at 'acc', not both
+
+// -----
+
+func.func @narrow_without_requant(%x: memref<4x8xi8>, %w: memref<8x3xi8>, %y: memref<4x3xi8>) {
+  kernel.matmul %x, %w into %y : memref<4x8xi8>, memref<8x3xi8> into memref<4x3xi8>
+  func.return
+}
+// CHECK: 'kernel.matmul' op an 8-bit 'out' needs a 'requant' epilogue
+
+// -----
+
+func.func @requant_channels(%x: memref<4x8xi8>, %w: memref<8x3xi8>, %y: memref<4x3xi8>) {
+  kernel.matmul %x, %w into %y {requant = #tinyattn.requant<mul = [1, 2], add = 0, shift = 4>} : memref<4x8xi8>, memref<8x3xi8> into memref<4x3xi8>
+  func.return
+}
+// CHECK: 'kernel.matmul' op 'requant' has 2 channels, expected 1 or 3
+
+// -----
+
+func.func @integer_scale(%x: memref<4x8xi8>, %w: memref<8x3xi8>, %y: memref<4x3xi32>) {
+  kernel.matmul %x, %w into %y {scale = 0.5 : f32} : memref<4x8xi8>, memref<8x3xi8> into memref<4x3xi32>
+  func.return
+}
+// CHECK: 'kernel.matmul' op 'scale' applies to f32 matmuls (integers fold it in 'requant')
+
+// -----
+
+func.func @unsigned_wide(%x: memref<4x8xi8>, %w: memref<8x3xi8>, %y: memref<4x3xi32>) {
+  kernel.matmul %x, %w into %y {unsigned = array<i64: 2>} : memref<4x8xi8>, memref<8x3xi8> into memref<4x3xi32>
+  func.return
+}
+// CHECK: 'kernel.matmul' op unsigned operand 2 must hold 8-bit data (i8)
+
+// -----
+
+func.func @isoftmax_scratch(%s: memref<4x6xi8>) {
+  kernel.softmax %s into %s {isoftmax = #tinyattn.isoftmax<coeff_a = 1, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256>} : memref<4x6xi8> into memref<4x6xi8>
+  func.return
+}
+// CHECK: 'kernel.softmax' op the integer softmax needs an i32 'scratch' row
+
+// -----
+
+func.func @map_arity(%x: memref<4x8xf32>) {
+  kernel.map "add" %x into %x : memref<4x8xf32> into memref<4x8xf32>
+  func.return
+}
+// CHECK: 'kernel.map' op 'add' takes 2 inputs, got 1
+
+// -----
+
+func.func @map_fn(%x: memref<4x8xf32>) {
+  kernel.map "tanh" %x into %x : memref<4x8xf32> into memref<4x8xf32>
+  func.return
+}
+// CHECK: 'kernel.map' op fn must be one of copy, add, relu, gelu, got 'tanh'
+
+// -----
+
+func.func @mean_shape(%x: memref<2x4x8xf32>, %m: memref<2x4xf32>) {
+  kernel.mean %x into %m : memref<2x4x8xf32> into memref<2x4xf32>
+  func.return
+}
+// CHECK: 'kernel.mean' op operand 'out' must have shape [2, 8], got [2, 4]

@@ -14,13 +14,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import tinyattn.runtime
 from tinyattn.backend import targets
+from tinyattn.backend.files import atomic_path
 from tinyattn.backend.targets import Target
 
 RUNTIME_DIR = Path(tinyattn.runtime.__file__).parent
@@ -87,17 +87,6 @@ def execute(cmd: Sequence[str], what: str, **kwargs) -> subprocess.CompletedProc
     return proc
 
 
-@contextmanager
-def _atomic(out: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `out`; rename it to `out` on success."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
 
 def _up_to_date(out: Path, inputs: Sequence[Path]) -> bool:
     return out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in inputs)
@@ -112,7 +101,7 @@ def _cflags(target: Target) -> tuple[str, ...]:
 def compile_c(target: Target, source: Path, out_obj: Path, extra_flags: Sequence[str] = ()) -> Path:
     """Compile one C file to an object for `target` (runtime headers on the path)."""
     source, out_obj = Path(source), Path(out_obj)
-    with _atomic(out_obj) as tmp:
+    with atomic_path(out_obj, parents=True) as tmp:
         cmd = [tool("clang-22"), *_cflags(target), *extra_flags, "-c", str(source), "-o", str(tmp)]
         execute(cmd, f"compiling {source.name} for {target.name}")
     return out_obj
@@ -121,7 +110,7 @@ def compile_c(target: Target, source: Path, out_obj: Path, extra_flags: Sequence
 def compile_ll(target: Target, source: Path, out_obj: Path) -> Path:
     """Compile LLVM IR to an object with llc, using the target's llc flags and -O level."""
     source, out_obj = Path(source), Path(out_obj)
-    with _atomic(out_obj) as tmp:
+    with atomic_path(out_obj, parents=True) as tmp:
         cmd = [tool("llc-22"), *target.llc_args, "-filetype=obj", str(source), "-o", str(tmp)]
         execute(cmd, f"compiling {source.name} for {target.name}")
     return out_obj
@@ -173,7 +162,7 @@ def build_count_plugin(build_dir: Path) -> Path:
     source = RUNTIME_DIR / "qemu/count_plugin.c"
     out = Path(build_dir) / "count_plugin.so"
     if not _up_to_date(out, [source]):
-        with _atomic(out) as tmp:
+        with atomic_path(out, parents=True) as tmp:
             cmd = [tool("clang-22"), "-shared", "-fPIC", "-O2", str(source), "-o", str(tmp)]
             execute(cmd, "building the QEMU count plugin")
     return out
@@ -230,15 +219,15 @@ def link(target: Target, objects: Sequence[Path], out_elf: Path) -> Path:
     out_elf = Path(out_elf)
     objs = [str(o) for o in objects]
     if target.is_host:
-        with _atomic(out_elf) as tmp:
+        with atomic_path(out_elf, parents=True) as tmp:
             execute([tool("clang-22"), *objs, "-lm", "-o", str(tmp)], f"linking {out_elf.name}")
         return out_elf
 
     ld_dir = out_elf.parent / f"memory-{target.name}"
-    with _atomic(ld_dir / "memory.ld") as tmp:
+    with atomic_path(ld_dir / "memory.ld", parents=True) as tmp:
         tmp.write_text(memory_ld(target))
     linker = tool("ld.lld-22")
-    with _atomic(out_elf) as tmp:
+    with atomic_path(out_elf, parents=True) as tmp:
         cmd = [linker, "-T", str(RUNTIME_DIR / "link.ld"), "-L", str(ld_dir), *objs, "-o", str(tmp)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -36,12 +36,12 @@ LIVE_PEAK_BYTES = "tinyattn.live_peak_bytes"
 
 
 def tag(ops: Iterable[Operation], layer: Attribute | None, dma_bytes: int | None = None) -> None:
-    """Mark ops emitted for a layer and record the bytes its transfers move on the first one
-    that outlives bufferization (`to_buffer`/`to_tensor` are resolved away by the lowering)."""
-    if not isinstance(layer, StringAttr):
-        return
+    """Mark ops emitted for a layer (if tagged) and record the bytes its transfers move on the
+    first one that outlives bufferization (`to_buffer`/`to_tensor` are resolved away by the
+    lowering), so a schedule read back from text still states them."""
     for op in ops:
-        op.attributes[LAYER_ATTR] = layer
+        if isinstance(layer, StringAttr):
+            op.attributes[LAYER_ATTR] = layer
         if dma_bytes is not None and op.dialect_name() != "bufferization":
             op.attributes[DMA_ATTR] = IntegerAttr(dma_bytes, i64)
             dma_bytes = None

@@ -469,7 +469,7 @@ class MeanOp(KernelOp):
             if self.requant is not None:
                 raise VerifyException("'requant' applies to integer means")
             return
-        _expect_element(self.x, "operand 'x'", (IntegerType(8), i32))
+        _expect_element(self.x, "operand 'x'", (IntegerType(8),))
         if self.requant is not None:
             _expect_element(self.output, "operand 'out'", (IntegerType(8),))
         else:

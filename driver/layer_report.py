@@ -85,7 +85,7 @@ def scheduled_layers(
     """`layers` with the peaks of their steps and their DMA bytes; the tags are removed."""
     dma: dict[str, int] = {}
     for op in function.walk():
-        tag_attr, moved = op.attributes.pop(LAYER_ATTR, None), op.attributes.pop(DMA_ATTR, None)
+        tag_attr, moved = op.attributes.pop(LAYER_ATTR, None), op.attributes.get(DMA_ATTR)
         if isinstance(tag_attr, StringAttr) and isinstance(moved, IntegerAttr):
             dma[tag_attr.data] = dma.get(tag_attr.data, 0) + moved.value.data
 
@@ -109,6 +109,13 @@ def scheduled_layers(
         )
         for layer in layers
     )
+
+
+def planned_dma_bytes(function: func.FuncOp) -> int:
+    """The bytes the schedule's transfers move in one inference, as the tiling passes recorded
+    them (tagged with a layer or not)."""
+    records = [op.attributes.get(DMA_ATTR) for op in function.walk()]
+    return sum(r.value.data for r in records if isinstance(r, IntegerAttr))
 
 
 def format_layers(layers: Iterable[Layer]) -> str:

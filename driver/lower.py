@@ -23,7 +23,14 @@ from tinyattn.dialects.annotations import (
     tensor_signature,
 )
 from tinyattn.dialects.dense import numpy_dtype
-from tinyattn.driver.layer_report import Layer, Occupancy, occupancy, scheduled_layers, tag_layers
+from tinyattn.driver.layer_report import (
+    Layer,
+    Occupancy,
+    occupancy,
+    planned_dma_bytes,
+    scheduled_layers,
+    tag_layers,
+)
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 from tinyattn.lowering.convert_kernels_to_loops import ConvertKernelsToLoops
 from tinyattn.lowering.convert_tinyattn_to_kernels import ConvertTinyattnToKernels
@@ -93,6 +100,7 @@ class _Measurements:
     cost: OpCost = OpCost(0, 0, 0)
     layers: tuple[Layer, ...] = ()
     occupancy: Occupancy | None = None
+    dma_bytes: int = 0
 
     def __call__(self, previous: ModulePass | None, module: ModuleOp, _: ModulePass | None):
         """Costs after FWSA (what the code computes) with each layer tagged; the occupancy of
@@ -104,6 +112,7 @@ class _Measurements:
             converted = entry_function(module, self.function)
             self.occupancy = occupancy(converted, self.single_level)
             self.layers = scheduled_layers(list(self.layers), converted, self.occupancy)
+            self.dma_bytes = planned_dma_bytes(converted)
 
 
 def lower_module(
@@ -140,4 +149,5 @@ def lower_module(
         layers=measurements.layers,
         occupancy=measurements.occupancy,
         pipeline=pipeline_spec(passes),
+        dma_bytes=measurements.dma_bytes,
     )

@@ -55,6 +55,7 @@ class LoweredModel:
     layers: tuple[Layer, ...] = ()  # the tensor-level ops as scheduled, in order
     occupancy: Occupancy | None = None  # live bytes per level over the schedule
     pipeline: str = ""  # the compile pipeline, as `tinyattn-opt -p` takes it
+    dma_bytes: int = 0  # what the schedule's transfers move between levels in one inference
 
     @property
     def level_peak_bytes(self) -> dict[str, int]:
@@ -62,11 +63,6 @@ class LoweredModel:
         if self.occupancy is None:
             return {arena.level: arena.size for arena in self.arenas}
         return {level: max(steps, default=0) for level, steps in self.occupancy.live.items()}
-
-    @property
-    def dma_bytes(self) -> int:
-        """The bytes the schedule's transfers move between levels in one inference."""
-        return sum(layer.dma_bytes for layer in self.layers)
 
     @property
     def activation_peak_bytes(self) -> int:

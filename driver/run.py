@@ -3,7 +3,7 @@
 compile_model: model file (.onnx or tensor-level .mlir) or module -> lowering -> upstream
 pipeline -> model.o, model.h, model.ll, report.json in one output directory, written atomically.
 run_model: the same, linked with a generated harness and the runtime, run on the target (QEMU or
-natively) and compared with the numpy reference (dialects/interpreter.py).
+natively) and compared with the reference (semantics/interpreter.py) of the module as given.
 
 Every failure a user can cause (unknown target, unreadable model, bad inputs, a model that does
 not fit) is a one-line DriverError; tool failures are one-line ToolchainErrors.
@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import DiagnosticException
 
 from tinyattn.backend import toolchain
 from tinyattn.backend.pipeline import lower_to_object
 from tinyattn.backend.targets import Memory, Target, get_target
+from tinyattn.dialects.annotations import entry_function, tensor_signature
 from tinyattn.driver.harness import (
     EXIT_ARENA_OVERRUN,
     EXIT_IO_FAILED,
@@ -40,11 +41,12 @@ from tinyattn.driver.harness import (
     model_header,
     output_file,
 )
-from tinyattn.driver.lower import LowerOptions, entry_function, lower_module
+from tinyattn.driver.lower import LowerOptions, lower_module
 from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
 from tinyattn.driver.parsing import parse_module
 from tinyattn.frontend.arrays import Arrays, in_order
 from tinyattn.passes.fuse_weights import FuseWeights
+from tinyattn.semantics.interpreter import evaluate
 
 # f32 outputs match the reference when np.allclose(ours, reference, rtol, atol) holds. Compiled
 # code sums in its own order (loop nests and tiles, not numpy's pairwise/BLAS order) and computes
@@ -141,7 +143,7 @@ def _target(target: str | Target) -> Target:
 
 
 def parse_mlir(path: Path) -> ModuleOp:
-    """A tensor-level module from a .mlir file, parsed and verified."""
+    """A module (of any stage of the pipeline) from a .mlir file, parsed and verified."""
     try:
         return parse_module(path.read_text(), str(path))
     except DiagnosticException as error:
@@ -362,16 +364,13 @@ def _as_fused(module: ModuleOp, options: LowerOptions) -> ModuleOp:
 
 
 def _tensor_reference(module: ModuleOp) -> Reference:
-    """The numpy golden model of the tensor-level module's entry function (the one lowered)."""
-    from tinyattn.semantics.interpreter import evaluate
-
+    """The golden model of the module's entry function (the one lowered): the interpreter on
+    the module as given, at whatever stage of the pipeline it is."""
     try:
         function = entry_function(module)
     except DiagnosticException as error:
         raise DriverError(str(error)) from None
-    shapes = [
-        t.get_shape() for t in function.function_type.inputs.data if isinstance(t, TensorType)
-    ]
+    shapes = [t.get_shape() for t in tensor_signature(function).inputs.data]
 
     def reference(inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
         args = [x.reshape(shape) for x, shape in zip(inputs, shapes, strict=True)]

@@ -43,9 +43,10 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.rewriter import InsertPoint
-from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.exceptions import DiagnosticException, VerifyException
 
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.annotations import entry_function
 from tinyattn.dialects.dense import from_numpy, numpy_dtype, to_numpy
 from tinyattn.semantics import reference as ref
 from tinyattn.semantics.interpreter import evaluate
@@ -78,19 +79,12 @@ def quantize_array(array: np.ndarray, scale: float | np.ndarray, dtype=np.int8) 
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
-def requant_for(ratio: float | np.ndarray, bound: int | np.ndarray) -> ref.Requant:
-    """`mul / 2^shift` close to `ratio` (per tensor, or per channel of the last axis) with the
-    largest shift, i.e. the most precise multiplier, for which `bound * |mul| + 2^(shift-1)`
-    stays within int32: an accumulator of magnitude at most `bound` never wraps."""
-    ratio = np.atleast_1d(np.asarray(ratio, np.float64))
-    bound = np.broadcast_to(np.asarray(bound, np.float64), ratio.shape)
-    for shift in range(31, -1, -1):
-        mul = np.rint(ratio * 2.0**shift)
-        half = 2.0 ** (shift - 1) if shift else 0.0
-        if (bound * np.abs(mul) + half <= ta.INT32_MAX).all():
-            muls = tuple(int(m) for m in mul)
-            return ref.Requant(muls[:1] if len(set(muls)) == 1 else muls, (0,), shift)
-    raise QuantizeError(f"an accumulator of up to {int(bound.max())} cannot be requantised")
+def _requant(ratio: float | np.ndarray, bound: int | np.ndarray) -> ref.Requant:
+    """`reference.requant_for` with no offset, its failure a one-line QuantizeError."""
+    try:
+        return ref.requant_for(ratio, bound)
+    except ValueError as error:
+        raise QuantizeError(str(error)) from None
 
 
 # I-BERT's erf polynomial: erf(x) ~ sign(x) (a (min(|x|, -b) + b)^2 + 1).
@@ -172,15 +166,12 @@ def _isoftmax_fitting(scale: float, row: int) -> tuple[ref.ISoftmax, float]:
 # ---------------------------------------------------------------------------------------------
 
 
-def entry_function(module: ModuleOp, name: str = "main") -> func.FuncOp:
-    """The function to quantise: `name`, or the module's only function."""
-    functions = [op for op in module.ops if isinstance(op, func.FuncOp)]
-    for function in functions:
-        if function.sym_name.data == name:
-            return function
-    if len(functions) == 1:
-        return functions[0]
-    raise QuantizeError(f"the module has no function @{name}")
+def _entry(module: ModuleOp, name: str | None) -> func.FuncOp:
+    """`annotations.entry_function`, its failure a QuantizeError."""
+    try:
+        return entry_function(module, name)
+    except DiagnosticException as error:
+        raise QuantizeError(str(error)) from None
 
 
 def input_names(function: func.FuncOp) -> list[str]:
@@ -202,7 +193,7 @@ def _trace(
     mapping: dict[SSAValue, SSAValue] = {}
     copy = module.clone(value_mapper=mapping)
     name = function.sym_name.data
-    traced = entry_function(copy, name)
+    traced = _entry(copy, name)
     block = traced.body.block
     assert block.last_op is not None
     block.erase_op(block.last_op)
@@ -414,7 +405,7 @@ class _Quantizer:
             b = self._bias(op, op.bias, "bias", acc_scale)
             bound = bound + np.abs(b.astype(np.int64))
             bias = self._emit_constant(b, i32, op.bias)
-        requant = requant_for(acc_scale / self.scale[op.result], bound)
+        requant = _requant(acc_scale / self.scale[op.result], bound)
         weight = self._emit_constant(w, ta.i8, op.weight)
         return self._emit(
             ta.LinearOp(
@@ -429,7 +420,7 @@ class _Quantizer:
     def add(self, op: ta.AddOp) -> SSAValue:
         lhs, rhs = self._activation(op, op.lhs, "'lhs'"), self._activation(op, op.rhs, "'rhs'")
         ratio = self.scale[op.lhs] / self.scale[op.result]  # lhs and rhs share a scale
-        requant = requant_for(ratio, _xmax(lhs) + _xmax(rhs))
+        requant = _requant(ratio, _xmax(lhs) + _xmax(rhs))
         return self._emit(
             ta.AddOp(lhs, rhs, result_type=self._int8(op.result), requant=_requant_attr(requant))
         )
@@ -457,7 +448,7 @@ class _Quantizer:
             ta.GeluOp(
                 x,
                 igelu=ta.IGeluAttr(igelu.b, igelu.one),
-                requant=_requant_attr(requant_for(ratio, bound)),
+                requant=_requant_attr(_requant(ratio, bound)),
                 result_type=self._int8(op.result),
             )
         )
@@ -491,7 +482,7 @@ class _Quantizer:
         shape = op.x.type.get_shape()
         count = shape[axis]
         ratio = self.scale[op.x] / (count * self.scale[op.result])
-        requant = requant_for(ratio, count * _xmax(x))
+        requant = _requant(ratio, count * _xmax(x))
         keepdims = len(op.result.type.get_shape()) == len(shape)
         return self._emit(
             ta.MeanOp(
@@ -531,7 +522,7 @@ class _Quantizer:
             b = self._bias(op, bias, f"b{stage}", s_x * w_scale)
             bound = (x_max * np.abs(w.astype(np.int64)).sum(axis=1) + np.abs(b)).max(axis=0)
             scale = stage_scale(stage)
-            props[f"{stage}_requant"] = _requant_attr(requant_for(s_x * w_scale / scale, bound))
+            props[f"{stage}_requant"] = _requant_attr(_requant(s_x * w_scale / scale, bound))
             operands.extend(
                 [self._emit_constant(w, ta.i8, weight), self._emit_constant(b, i32, bias)]
             )
@@ -554,16 +545,16 @@ class _Quantizer:
         else:
             props["normalization"] = op.normalization
             s_probs, context_bound = s_score, seq * 128 * 128
-        props["score_requant"] = _requant_attr(requant_for(score_scale / s_score, score_bound))
+        props["score_requant"] = _requant_attr(_requant(score_scale / s_score, score_bound))
         s_context = stage_scale("context")
         props["context_requant"] = _requant_attr(
-            requant_for(s_probs * s_v / s_context, context_bound)
+            _requant(s_probs * s_v / s_context, context_bound)
         )
         wo, wo_scale = self._weight(op, op.wo, "wo")
         bo = self._bias(op, op.bo, "bo", s_context * wo_scale)
         bound = 128 * np.abs(wo.astype(np.int64)).sum(axis=(0, 1)) + np.abs(bo)
         props["out_requant"] = _requant_attr(
-            requant_for(s_context * wo_scale / self.scale[op.result], bound)
+            _requant(s_context * wo_scale / self.scale[op.result], bound)
         )
         operands.extend(
             [self._emit_constant(wo, ta.i8, op.wo), self._emit_constant(bo, i32, op.bo)]
@@ -666,12 +657,13 @@ def quantize(
     samples: Sequence[Sample],
     *,
     per_channel: bool = True,
-    entry: str = "main",
+    entry: str | None = None,
 ) -> ModuleOp:
-    """The int8 form of `module`'s function `entry` (or its only function), calibrated on
-    `samples` (each one array per argument, in the argument's shape). Weights are quantised per
-    output channel, or per tensor with `per_channel=False`. Raises QuantizeError."""
-    function = entry_function(module, entry)
+    """The int8 form of `module`'s function `entry` (else `main` or its only public function),
+    calibrated on `samples` (each one array per argument, in the argument's shape). Weights are
+    quantised per output channel, or per tensor with `per_channel=False`. Raises
+    QuantizeError."""
+    function = _entry(module, entry)
     _check_float(function)
     _check_samples(function, samples)
     quantized = _Quantizer(function, _trace(module, function, samples), per_channel).run()
@@ -729,13 +721,13 @@ class OutputError:
         return self.max_abs / self.float_max_abs if self.float_max_abs else self.max_abs
 
 
-def compare(
-    float_module: ModuleOp, quantized: ModuleOp, samples: Sequence[Sample], entry: str = "main"
+def accuracy_loss(
+    float_module: ModuleOp, quantized: ModuleOp, samples: Sequence[Sample], entry: str | None = None
 ) -> list[OutputError]:
     """The accuracy loss of `quantized` against `float_module` on `samples`, per output. An
     output with a single row of at least two values per sample counts as classifier logits."""
-    float_function = entry_function(float_module, entry)
-    int_function = entry_function(quantized, entry)
+    float_function = _entry(float_module, entry)
+    int_function = _entry(quantized, entry)
     expected, got = [], []
     for sample in samples:
         expected.append(evaluate(float_module, sample, float_function.sym_name.data))

@@ -63,9 +63,9 @@ class Matrix:
         return 0 if self.unsigned else -(1 << (typ.width.data - 1))
 
 
-def wrap_i32(value: int) -> int:
-    """`value` as the int32 the reference's wrapping arithmetic gives it."""
-    return int(wrap_int32(value))
+def i32_constant(b: LoopBuilder, value: int) -> SSAValue:
+    """An i32 constant of `value` wrapped as the reference's int32 arithmetic wraps it."""
+    return b.constant(int(wrap_int32(value)), i32)
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,8 @@ class Requant:
         i32 memref of per-channel values ("mul" or "offset")."""
         shift = attr.shift.data
         half = 1 << (shift - 1) if shift > 0 else 0
-        muls = [wrap_i32(m) for m in attr.mul.get_values()]
-        offsets = [wrap_i32(a + half) for a in attr.add.get_values()]
+        muls = [int(wrap_int32(m)) for m in attr.mul.get_values()]
+        offsets = [int(wrap_int32(a + half)) for a in attr.add.get_values()]
         low, high = (0, 255) if unsigned else (-128, 127)
         mul, offset = (
             values[0] if len(values) == 1 else table(what, values)
@@ -222,7 +222,7 @@ def isoftmax_rows(
             def const(value: int) -> SSAValue:
                 # The polynomial is a ring expression whose value fits i32 (checked), so its
                 # coefficients may as well wrap.
-                return bj.constant(wrap_i32(value), i32)
+                return i32_constant(bj, value)
 
             neg = bj.sub(peak, x.load(bj, i, j))  # -xt >= 0: floor and unsigned division agree
             z = bj.min(bj.udiv(neg, const(log2)), const(31))
@@ -409,10 +409,10 @@ def igelu(b: LoopBuilder, x: SSAValue, params: ta.IGeluAttr) -> SSAValue:
     negative = b.less(x, zero)
     magnitude = b.select(negative, b.sub(zero, x), x)
     clamped = b.min(magnitude, b.constant(min(-coeff_b, 256), i32))
-    d = b.add(clamped, b.constant(wrap_i32(coeff_b), i32))
-    poly = b.sub(b.constant(wrap_i32(one), i32), b.mul(d, d))
+    d = b.add(clamped, i32_constant(b, coeff_b))
+    poly = b.sub(i32_constant(b, one), b.mul(d, d))
     erf = b.select(negative, b.sub(zero, poly), poly)
-    half = b.shr(b.add(b.constant(wrap_i32(one), i32), erf), b.constant(1, i32))
+    half = b.shr(b.add(i32_constant(b, one), erf), b.constant(1, i32))
     return b.mul(x, half)
 
 

@@ -4,7 +4,7 @@ Per head the scores `(X Wq + bq)(X Wk + bk)^T` equal `(X Wq + bq) Wk^T X^T` plus
 constant along each row, `(X Wq + bq) bk^T`, which the softmax removes. Fusing offline
 `Wqk = s Wq Wk^T` [E, E] and `bqk = s bq Wk^T` [E] (s: the score scale) gives the scores
 `(X Wqk + bqk) X^T`: K is never computed. It pays when it lowers MACs and parameters
-(`dialects/cost.py`: per head, E (E + S) < P (2E + S) and E < 2P). `mode=auto` fuses only then,
+(`semantics/cost.py`: per head, E (E + S) < P (2E + S) and E < 2P). `mode=auto` fuses only then,
 `always` wherever it is exact, `never` nowhere; `remarks=true` explains every decision on stderr.
 
 In int8 the product is re-quantized. With the requantizations written as real multipliers
@@ -39,6 +39,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.dense import from_numpy, to_numpy
+from tinyattn.semantics import reference as ref
 from tinyattn.semantics.cost import attention_macs, attention_params
 
 MODES = ("auto", "always", "never")
@@ -76,19 +77,13 @@ def _real(requant: ta.RequantAttr) -> tuple[np.ndarray, np.ndarray]:
     return mul / div, np.asarray(requant.add.get_values(), np.float64) / div
 
 
-def requant_for(multiplier: np.ndarray, offset: np.ndarray, acc_bound: float) -> ta.RequantAttr:
-    """`mul/2^shift ~ multiplier` with the largest shift (the finest step) for which no int32
-    intermediate of an accumulator up to `acc_bound` in magnitude can overflow."""
-    multiplier, offset = np.atleast_1d(multiplier), np.atleast_1d(offset)
-    for shift in range(31, -1, -1):
-        mul = np.round(multiplier * 2.0**shift)
-        add = np.round(offset * 2.0**shift)
-        worst = np.abs(mul).max() * acc_bound + np.abs(add).max() + 2.0**shift
-        if worst < 2**31 - 1 and np.abs(mul).max() >= 1:
-            return ta.RequantAttr([int(m) for m in mul], [int(a) for a in add], shift)
-    raise PassFailedException(
-        f"fuse-weights: no int32 requantization for a multiplier of {multiplier.max():g}"
-    )
+def _requant(multiplier: np.ndarray, offset: np.ndarray, acc_bound: float) -> ta.RequantAttr:
+    """`reference.requant_for` as an attribute, its failure a pass diagnostic."""
+    try:
+        requant = ref.requant_for(multiplier, acc_bound, offset)
+    except ValueError as error:
+        raise PassFailedException(f"fuse-weights: {error}") from None
+    return ta.RequantAttr(requant.mul, requant.add, requant.shift)
 
 
 def fused_weights_int8(op: ta.MHSAOp) -> FusedInt8:
@@ -108,17 +103,16 @@ def fused_weights_int8(op: ta.MHSAOp) -> FusedInt8:
     g_bound = 128 * np.abs(m_k * wk).sum(axis=2).max()  # |G| <= 128 sum_p |m_k Wk| (int8 q)
     x_bound = 255 if op.x.type.get_element_type() == ta.ui8 else 128
     qk_acc = x_bound * np.abs(wqk.astype(np.int64)).sum(axis=1).max() + np.abs(bqk).max()
-    qk_requant = requant_for(127 * weight_scale / g_bound, np.zeros(1), qk_acc)
+    qk_requant = _requant(127 * weight_scale / g_bound, np.zeros(1), qk_acc)
     m_qk, _ = _real(qk_requant)
     # scores_acc ~ G X^T = (weight_scale / m_qk) qk X^T: the score requant absorbs that factor
-    score_requant = requant_for(m_s * weight_scale / m_qk[0], a_s, 128 * x_bound * e)
+    score_requant = _requant(m_s * weight_scale / m_qk[0], a_s, 128 * x_bound * e)
     return FusedInt8(wqk, bqk.astype(np.int32), qk_requant, score_requant)
 
 
 def int8_deviation(op: ta.MHSAOp, fused: ta.FusedMHSAOp, samples: int = 8) -> str:
     """How far the fused int8 attention is from the unfused one on random int8 inputs."""
     from tinyattn.dialects.dense import numpy_dtype
-    from tinyattn.semantics import reference as ref
     from tinyattn.semantics.interpreter import attention_quant
 
     rng = np.random.default_rng(0)

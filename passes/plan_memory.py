@@ -88,6 +88,9 @@ def plan_function(
         view = memref.ViewOp(arenas[level], offset, [], _without_space(alloc.memref.type))
         block.insert_ops_before([offset, view], alloc)
         view.result.name_hint = alloc.memref.name_hint
+        view.attributes.update(
+            {name: a for name, a in alloc.attributes.items() if name.startswith("tinyattn.")}
+        )
         alloc.memref.replace_all_uses_with(view.result)
         block.erase_op(alloc)
     for op in list(block.ops):

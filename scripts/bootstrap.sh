@@ -44,4 +44,4 @@ fi
 
 # The C runtime of every emulated board and the QEMU instruction-counting plugin, built once from
 # source into the cache (~/.cache/tinyattn, or $TINYATTN_CACHE); rebuilt only when a source changes.
-.venv/bin/python -m tinyattn.lowering.toolchain
+.venv/bin/python -m tinyattn.backend.toolchain

@@ -1,22 +1,43 @@
-"""Run a tensor-level tinyattn module on numpy inputs with xDSL's interpreter.
+"""Run a module of any stage of the compile pipeline on numpy inputs with xDSL's interpreter.
 
-Values are numpy arrays holding true values in the storage dtype of their MLIR element type
-(`ui8` -> uint8). This is the golden model that compiled code is checked against.
+This is the golden model that compiled code is checked against, and the check that every pass
+keeps the meaning of the module: the tensor level, the tiled schedule, kernel ops on memrefs,
+their loop nests, planned arenas and runtime DMA calls all evaluate to the same outputs (bit for
+bit in integers). Tensors are numpy arrays holding true values in the dtype of their element type
+(`ui8` -> uint8). What ops compute is here (tinyattn and kernel ops through the numpy reference,
+scalar arith and math); where memrefs live is `memref_interpreter`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from math import erf
 
 import numpy as np
-from xdsl.dialects import arith
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, TensorType
+from xdsl.dialects import arith, func, math
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    ModuleOp,
+    TensorType,
+)
 from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
+from xdsl.interpreters.arith import ArithFunctions
 from xdsl.interpreters.func import FuncFunctions
+from xdsl.interpreters.scf import ScfFunctions
+from xdsl.ir import Attribute, Operation
+from xdsl.utils.comparisons import to_signed, to_unsigned
+from xdsl.utils.exceptions import InterpretationError
 
+from tinyattn.dialects import kernel
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.annotations import arena_bytes, tensor_signature
+from tinyattn.dialects.builder import storage_type
 from tinyattn.dialects.dense import numpy_dtype, to_numpy
 from tinyattn.semantics import reference as ref
+from tinyattn.semantics.memref_interpreter import Memory, MemrefFunctions, scalar
 
 
 def requant_of(attr: ta.RequantAttr | None) -> ref.Requant | None:
@@ -64,17 +85,7 @@ def attention_quant(op: ta.MHSAOp | ta.FusedMHSAOp) -> ref.AttentionQuant | None
 
 @register_impls
 class TinyattnFunctions(InterpreterFunctions):
-    """numpy implementations of the tinyattn ops and of tensor-valued `arith.constant`."""
-
-    @impl(arith.ConstantOp)
-    def run_constant(self, interpreter: Interpreter, op: arith.ConstantOp, args: PythonValues):
-        value = op.value
-        interpreter.interpreter_assert(
-            isinstance(value, DenseIntOrFPElementsAttr),
-            f"arith.constant of {value} is not a tensor constant",
-        )
-        assert isinstance(value, DenseIntOrFPElementsAttr)
-        return (to_numpy(value),)
+    """The tinyattn ops on tensors: the reference's numpy functions."""
 
     @impl(ta.MHSAOp)
     def run_mhsa(self, interpreter: Interpreter, op: ta.MHSAOp, args: PythonValues):
@@ -152,11 +163,246 @@ class TinyattnFunctions(InterpreterFunctions):
         return (np.reshape(args[0], tuple(result.get_shape())),)
 
 
+# ---------------------------------------------------------------------------------------------
+# Kernel ops: their operands are memref views; integer results are truncated to `out` as the
+# loop nests' stores do.
+# ---------------------------------------------------------------------------------------------
+
+
+def _operand(op: kernel.KernelOp, args: PythonValues, index: int) -> np.ndarray:
+    """Operand `index` of a kernel op with its true values (unsigned 8-bit data as uint8)."""
+    return args[index].view(np.uint8) if op.is_unsigned(index) else args[index]
+
+
+def _narrow_dtype(op: kernel.KernelOp, args: PythonValues) -> np.dtype:
+    """The dtype an integer result is requantized to: `out`'s, uint8 if it holds unsigned data."""
+    return np.dtype(np.uint8) if op.is_unsigned(-1) else args[-1].dtype
+
+
+def _store(args: PythonValues, values: np.ndarray) -> PythonValues:
+    """Write `values` into `out`, truncated to its element type as a store is."""
+    out = args[-1]
+    out[...] = np.asarray(values).astype(out.dtype)
+    return ()
+
+
+def _scaled_product(lhs: np.ndarray, rhs: np.ndarray, init: np.ndarray | None, scale: float):
+    """`scale * (init + lhs · rhs)` in f64, rounded to f32 once (`ref.linear` has no scale)."""
+    total = np.asarray(lhs, np.float64) @ np.asarray(rhs, np.float64)
+    if init is not None:
+        total = total + init
+    return (total * scale).astype(np.float32)
+
+
+def _mean_requant(requant: ref.Requant, outer: int, inner: int) -> ref.Requant:
+    """`requant` with its values picked for each element of a flattened [outer, inner] mean, on
+    the channel `loop_kernels.mean_axis` gives it: the index along the result's last axis (the
+    column, or the row where the mean is over the last axis), modulo the channel count."""
+    index = np.arange(inner)[None, :] if inner > 1 else np.arange(outer)[:, None]
+    index = np.broadcast_to(index, (outer, inner)).ravel()
+
+    def pick(values: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(np.asarray(values)[index % len(values)].tolist())
+
+    return ref.Requant(pick(requant.mul), pick(requant.add), requant.shift)
+
+
+_MAPS: dict[str, Callable[..., np.ndarray]] = {
+    "copy": lambda op, x: x,
+    "add": lambda op, a, b: ref.add(a, b),
+    "relu": lambda op, x: ref.relu(x),
+    "gelu": lambda op, x: ref.gelu(x, igelu_of(op.igelu)),
+}
+"""`kernel.map`'s functions before the requant epilogue (integers: the i32 result)."""
+
+
+@register_impls
+class KernelFunctions(InterpreterFunctions):
+    """The kernel ops, vectorised: the reference's math on the tiles, with the loop nests'
+    integer semantics (i32 wrap, per-column requant, unsigned views)."""
+
+    @impl(kernel.MatmulOp)
+    def run_matmul(self, interpreter: Interpreter, op: kernel.MatmulOp, args: PythonValues):
+        lhs, rhs = _operand(op, args, 0), _operand(op, args, 1)
+        rhs = rhs.T if op.transpose_rhs is not None else rhs
+        init = args[2] if len(args) == 4 else None  # bias [N] or partial sums [M, N]
+        if op.scale is not None:
+            return _store(args, _scaled_product(lhs, rhs, init, op.scale.value.data))
+        requant = requant_of(op.requant)
+        return _store(args, ref.linear(lhs, rhs, init, requant, _narrow_dtype(op, args)))
+
+    @impl(kernel.SoftmaxOp)
+    def run_softmax(self, interpreter: Interpreter, op: kernel.SoftmaxOp, args: PythonValues):
+        return _store(args, ref.softmax(_operand(op, args, 0), isoftmax_of(op.isoftmax)))
+
+    @impl(kernel.LayerNormOp)
+    def run_layernorm(self, interpreter: Interpreter, op: kernel.LayerNormOp, args: PythonValues):
+        x, gamma, beta = _operand(op, args, 0), args[1], args[2]
+        epsilon = 0.0 if op.epsilon is None else op.epsilon.value.data
+        integer = ilayernorm_of(op.ilayernorm), requant_of(op.requant), _narrow_dtype(op, args)
+        return _store(args, ref.layernorm(x, gamma, beta, epsilon, *integer))
+
+    @impl(kernel.MapOp)
+    def run_map(self, interpreter: Interpreter, op: kernel.MapOp, args: PythonValues):
+        inputs = [_operand(op, args, index) for index in range(len(args) - 1)]
+        values = _MAPS[op.fn.data](op, *inputs)
+        requant = requant_of(op.requant)
+        return _store(args, values if requant is None else requant(values, _narrow_dtype(op, args)))
+
+    @impl(kernel.MeanOp)
+    def run_mean(self, interpreter: Interpreter, op: kernel.MeanOp, args: PythonValues):
+        x = _operand(op, args, 0)
+        requant = requant_of(op.requant)
+        if requant is None:
+            return _store(args, ref.mean(x, axis=1, keepdims=False))
+        outer, _, inner = x.shape
+        total = ref.wrap_int32(np.asarray(x, np.int64).sum(axis=1)).ravel()
+        narrowed = _mean_requant(requant, outer, inner)(total, _narrow_dtype(op, args))
+        return _store(args, narrowed.reshape(outer, inner))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalars (the loop level): Python ints in their type's signed range, f32 as np.float32
+# ---------------------------------------------------------------------------------------------
+
+
+def _width(interpreter: Interpreter, typ: Attribute) -> int:
+    return typ.width.data if isinstance(typ, IntegerType) else interpreter.index_bitwidth
+
+
+def _unsigned(
+    interpreter: Interpreter, op: Operation, args: PythonValues, fn: Callable[[int, int], int]
+) -> PythonValues:
+    """`fn` of two integers read as unsigned, the result wrapped to their width."""
+    width = _width(interpreter, op.results[0].type)
+    lhs, rhs = (to_unsigned(value, width) for value in args)
+    if rhs == 0:
+        raise InterpretationError(f"{op.name}: division by zero")
+    return (to_signed(fn(lhs, rhs), width),)
+
+
+@register_impls
+class ScalarArithFunctions(ArithFunctions):
+    """xDSL's arith, whose integer ops wrap to their width and whose float ops keep the
+    operands' type (f32 held as np.float32 rounds as f32), with constants of every kind (dense
+    tensors as arrays) and the ops the loop nests use that it lacks."""
+
+    @impl(arith.ConstantOp)
+    def run_constant(self, interpreter: Interpreter, op: arith.ConstantOp, args: PythonValues):
+        value = op.value
+        if isinstance(value, DenseIntOrFPElementsAttr):
+            return (to_numpy(value),)
+        if isinstance(value, IntegerAttr | FloatAttr):
+            return (scalar(value.value.data, op.result.type),)
+        raise InterpretationError(f"{op.name}: constants of {value} are not supported")
+
+    @impl(arith.DivfOp)
+    def run_divf(self, interpreter: Interpreter, op: arith.DivfOp, args: PythonValues):
+        return (scalar(args[0] / args[1], op.result.type),)
+
+    @impl(arith.MaxSIOp)
+    def run_maxsi(self, interpreter: Interpreter, op: arith.MaxSIOp, args: PythonValues):
+        return (max(args),)
+
+    @impl(arith.MinSIOp)
+    def run_minsi(self, interpreter: Interpreter, op: arith.MinSIOp, args: PythonValues):
+        return (min(args),)
+
+    @impl(arith.DivUIOp)
+    def run_divui(self, interpreter: Interpreter, op: arith.DivUIOp, args: PythonValues):
+        return _unsigned(interpreter, op, args, lambda a, b: a // b)
+
+    @impl(arith.RemUIOp)
+    def run_remui(self, interpreter: Interpreter, op: arith.RemUIOp, args: PythonValues):
+        return _unsigned(interpreter, op, args, lambda a, b: a % b)
+
+    @impl(arith.ExtSIOp)
+    def run_extsi(self, interpreter: Interpreter, op: arith.ExtSIOp, args: PythonValues):
+        return (to_signed(int(args[0]), _width(interpreter, op.input.type)),)
+
+    @impl(arith.ExtUIOp)
+    def run_extui(self, interpreter: Interpreter, op: arith.ExtUIOp, args: PythonValues):
+        return (to_unsigned(int(args[0]), _width(interpreter, op.input.type)),)
+
+    @impl(arith.TruncIOp)
+    def run_trunci(self, interpreter: Interpreter, op: arith.TruncIOp, args: PythonValues):
+        return (to_signed(int(args[0]), _width(interpreter, op.result.type)),)
+
+
+@register_impls
+class ScalarMathFunctions(InterpreterFunctions):
+    """math in f64, rounded to the result type (xDSL's own return unrounded Python floats)."""
+
+    @impl(math.ExpOp)
+    def run_exp(self, interpreter: Interpreter, op: math.ExpOp, args: PythonValues):
+        return (scalar(np.exp(np.float64(args[0])), op.result.type),)
+
+    @impl(math.SqrtOp)
+    def run_sqrt(self, interpreter: Interpreter, op: math.SqrtOp, args: PythonValues):
+        return (scalar(np.sqrt(np.float64(args[0])), op.result.type),)
+
+    @impl(math.ErfOp)
+    def run_erf(self, interpreter: Interpreter, op: math.ErfOp, args: PythonValues):
+        return (scalar(erf(float(args[0])), op.result.type),)
+
+    @impl(math.CountLeadingZerosOp)
+    def run_ctlz(self, interpreter: Interpreter, op: math.CountLeadingZerosOp, args: PythonValues):
+        width = _width(interpreter, op.result.type)
+        return (width - to_unsigned(args[0], width).bit_length(),)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling a function of any stage
+# ---------------------------------------------------------------------------------------------
+
+
+def _dtypes(typ: Attribute) -> tuple[np.dtype, np.dtype]:
+    """The numpy dtypes of a tensor type's values and of the memref that stores them."""
+    assert isinstance(typ, TensorType)
+    element = typ.get_element_type()
+    return numpy_dtype(element), numpy_dtype(storage_type(element))
+
+
 def evaluate(
     module: ModuleOp, inputs: Sequence[np.ndarray], entry: str = "main"
 ) -> tuple[np.ndarray, ...]:
-    """Call function `entry` of `module` on `inputs`; returns its results as numpy arrays."""
+    """Call function `entry` of `module` on `inputs`; returns its results as numpy arrays. A
+    memref function (any stage after bufferization: inputs, outputs, then arenas) is called on
+    copies of the inputs, fresh outputs and arenas as its `tinyattn.tensor_signature` and
+    `tinyattn.arena_bytes` say; its outputs are returned in their tensor-level dtypes."""
+    memory = Memory()
     interpreter = Interpreter(module)
-    interpreter.register_implementations(FuncFunctions())
-    interpreter.register_implementations(TinyattnFunctions())
-    return tuple(interpreter.call_op(entry, tuple(inputs)))
+    for functions in (
+        FuncFunctions(),
+        ScfFunctions(),
+        ScalarArithFunctions(),
+        ScalarMathFunctions(),
+        TinyattnFunctions(),
+        KernelFunctions(),
+        MemrefFunctions(memory),
+    ):
+        interpreter.register_implementations(functions)
+    function = interpreter.get_op_for_symbol(entry)
+    assert isinstance(function, func.FuncOp)
+    signature = tensor_signature(function)
+    if signature == function.function_type:
+        return tuple(interpreter.call_op(function, tuple(inputs)))
+    args = []
+    for index, (x, typ) in enumerate(zip(inputs, signature.inputs, strict=True)):
+        values, storage = _dtypes(typ)
+        x = np.array(x, values)
+        if x.shape != typ.get_shape():
+            raise InterpretationError(f"input {index} has shape {list(x.shape)}, expected {typ}")
+        args.append(memory.hold(x.view(storage)))
+    outputs = [memory.allocate(typ.get_shape(), _dtypes(typ)[1]) for typ in signature.outputs]
+    arenas = [memory.allocate((size,), np.int8) for size in arena_bytes(function).values()]
+    args += [*outputs, *arenas]
+    if len(args) != len(function.args):
+        raise InterpretationError(
+            f"@{entry} takes {len(function.args)} arguments, but its tensor signature and "
+            f"arenas give {len(args)}"
+        )
+    interpreter.call_op(function, tuple(args))
+    return tuple(
+        out.view(_dtypes(typ)[0]) for out, typ in zip(outputs, signature.outputs, strict=True)
+    )

@@ -43,6 +43,32 @@ class Requant:
         return np.clip(t >> self.shift, info.min, info.max).astype(out_dtype)
 
 
+def requant_for(
+    ratio: float | np.ndarray, bound: float | np.ndarray, offset: float | np.ndarray = 0.0
+) -> Requant:
+    """The requantization closest to the real `x * ratio + offset` (per tensor, or per channel
+    of the last axis): `mul / 2^shift ~ ratio`, `add / 2^shift ~ offset` with the largest shift
+    (the finest step) for which `bound * |mul| + |add| + 2^(shift-1)` stays within int32, so an
+    accumulator of magnitude at most `bound` never wraps. ValueError if none exists."""
+    ratio = np.atleast_1d(np.asarray(ratio, np.float64))
+    offset = np.atleast_1d(np.asarray(offset, np.float64))
+    bound = np.broadcast_to(np.asarray(bound, np.float64), np.broadcast(ratio, offset).shape)
+    for shift in range(31, -1, -1):
+        mul, add = np.rint(ratio * 2.0**shift), np.rint(offset * 2.0**shift)
+        half = 2.0 ** (shift - 1) if shift else 0.0
+        if (bound * np.abs(mul) + np.abs(add) + half <= 2**31 - 1).all() and np.abs(mul).max() >= 1:
+            muls, adds = tuple(int(m) for m in mul), tuple(int(a) for a in add)
+            return Requant(_per_tensor(muls), _per_tensor(adds), shift)
+    raise ValueError(
+        f"an accumulator of up to {int(bound.max())} cannot be requantised by {ratio.max():g}"
+    )
+
+
+def _per_tensor(values: tuple[int, ...]) -> tuple[int, ...]:
+    """One value where all channels share it."""
+    return values[:1] if len(set(values)) == 1 else values
+
+
 @dataclass(frozen=True)
 class ISoftmax:
     """I-BERT integer softmax over the last axis (QuantLib's iSoftmax); unsigned output."""

@@ -16,40 +16,17 @@ from __future__ import annotations
 import argparse
 import io
 import math
-import os
 import re
 import sys
-import tempfile
 
 from xdsl.printer import Printer
 
+from tinyattn.backend.files import write_atomically
 from tinyattn.driver.run import DriverError, load_inputs
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 from tinyattn.semantics.cost import format_summary
 
 PROG = "tinyattn-import"
-
-
-def _umask() -> int:
-    """The process umask (reading it means setting it, so it is set back at once)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def _write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file next to `path`, then rename it over `path`; the file gets the
-    permissions a plain `open` would give it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "w") as stream:
-            os.fchmod(stream.fileno(), 0o666 & ~_umask())
-            stream.write(text)
-        os.replace(temp_path, path)
-    except BaseException:
-        os.unlink(temp_path)
-        raise
 
 
 # --elide-weights hides dense constants of more than this many elements.
@@ -121,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        _write_atomically(args.output, text)
+        write_atomically(args.output, text)
     except OSError as error:
         return _error(args.output, f"cannot write: {error.strerror or error}")
     return 0

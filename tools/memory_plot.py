@@ -8,10 +8,10 @@ the file appears only once complete.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from tinyattn.backend.files import atomic_path
 from tinyattn.driver.layer_report import Occupancy
 from tinyattn.driver.lowered_model import LoweredModel
 
@@ -52,11 +52,8 @@ def plot_occupancy(path: Path | str, schedules: Mapping[str, LoweredModel], titl
         axis.grid(alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
-    path = Path(path)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        figure.savefig(scratch, format=path.suffix.lstrip(".") or "png", dpi=100)
-        os.replace(scratch, path)
+        with atomic_path(path) as scratch:
+            figure.savefig(scratch, format=Path(path).suffix.lstrip(".") or "png", dpi=100)
     finally:
         pyplot.close(figure)
-        scratch.unlink(missing_ok=True)

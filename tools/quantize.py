@@ -26,6 +26,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException
 
+from tinyattn.backend.files import write_atomically
+from tinyattn.dialects.annotations import entry_function
 from tinyattn.driver.parsing import parse_module
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 from tinyattn.frontend.quantize import (
@@ -33,14 +35,12 @@ from tinyattn.frontend.quantize import (
     OUTPUT_SCALES,
     OutputError,
     QuantizeError,
-    compare,
-    entry_function,
+    accuracy_loss,
     load_calibration,
     quantize,
     recorded_scales,
 )
 from tinyattn.tools.cli import ArgumentParser
-from tinyattn.tools.import_onnx import _write_atomically
 
 PROG = "tinyattn-quantize"
 
@@ -51,7 +51,7 @@ class _Failure(Exception):
 
 def _write(path: str, text: str) -> None:
     try:
-        _write_atomically(path, text)
+        write_atomically(path, text)
     except OSError as error:
         raise _Failure(f"{path}: cannot write: {error.strerror or error}") from None
 
@@ -109,7 +109,7 @@ def _run(args) -> int:
     module = _load_model(args.model)
     try:
         function = entry_function(module)
-    except QuantizeError as error:
+    except DiagnosticException as error:
         raise _Failure(f"{args.model}: {error}") from None
     try:
         samples = load_calibration(args.calib, function)
@@ -122,7 +122,7 @@ def _run(args) -> int:
         quantized = quantize(module, samples, per_channel=per_channel)
     except QuantizeError as error:
         raise _Failure(f"{args.model}: {error}") from None
-    errors = compare(module, quantized, samples)
+    errors = accuracy_loss(module, quantized, samples)
     text = io.StringIO()
     Printer(stream=text).print_op(quantized)
     text.write("\n")

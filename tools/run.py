@@ -25,7 +25,9 @@ PROG = "tinyattn-run"
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="an ONNX model or a tensor-level tinyattn .mlir file")
+    parser.add_argument(
+        "model", help="an ONNX model, or a .mlir file from any stage of tinyattn-opt"
+    )
     parser.add_argument("--target", required=True, choices=list(TARGETS))
     add_lowering_options(parser)
     parser.add_argument(

@@ -13,7 +13,7 @@ from xdsl.context import Context
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.driver.lower import LowerOptions
 from tinyattn.driver.run import run_model
-from tinyattn.passes.fuse_weights import FuseWeights, requant_for
+from tinyattn.passes.fuse_weights import FuseWeights
 from tinyattn.semantics import reference as ref
 from tinyattn.semantics.interpreter import evaluate
 
@@ -67,11 +67,11 @@ def test_the_int8_remark_states_the_deviation(capsys):
 
 
 def test_requant_for_takes_the_finest_step_that_cannot_overflow():
-    requant = requant_for(np.array([0.001234]), np.array([0.5]), acc_bound=1_000_000)
-    mul, (add,), shift = requant.mul.get_values(), requant.add.get_values(), requant.shift.data
+    requant = ref.requant_for(0.001234, 1_000_000, offset=0.5)
+    mul, (add,), shift = requant.mul, requant.add, requant.shift
     assert abs(mul[0] / 2**shift - 0.001234) < 2.0 ** -(shift - 1)
-    assert mul[0] * 1_000_000 + abs(add) + 2**shift < 2**31 - 1
-    assert (mul[0] * 2) * 1_000_000 + 2 * abs(add) + 2 ** (shift + 1) >= 2**31 - 1
+    assert mul[0] * 1_000_000 + abs(add) + 2 ** (shift - 1) <= 2**31 - 1
+    assert (mul[0] * 2) * 1_000_000 + 2 * abs(add) + 2**shift > 2**31 - 1
     acc = np.array([1_000_000, -1_000_000, 123_457, -7])
     out = ref.Requant(tuple(mul), (add,), shift)(acc, np.int32)
     assert np.all(np.abs(out - (acc * 0.001234 + 0.5)) <= 1)

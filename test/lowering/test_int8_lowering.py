@@ -1,6 +1,6 @@
 """Bit-exact int8 lowering: integer tinyattn modules built with the op builders, lowered layer by
-layer by convert-tinyattn-to-loops, compiled, run on the host and under QEMU, and compared with
-the numpy reference (dialects/reference.py) with zero tolerance. The broad sweep runs on the
+layer by convert-tinyattn-to-kernels and convert-kernels-to-loops, compiled, run on the host and under QEMU, and compared with
+the numpy reference (semantics/reference.py) with zero tolerance. The broad sweep runs on the
 host; each emulated target runs a representative subset, and rv32 the EEG-shaped attention."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Bit-exact integer GELU and layer norm (I-BERT; `IGelu`, `ILayerNorm` and `isqrt` in
-dialects/reference.py): integer modules lowered by convert-tinyattn-to-loops, run on the host and
+semantics/reference.py): integer modules lowered by convert-tinyattn-to-kernels and loops, run on the host and
 under QEMU, compared with the numpy reference with zero tolerance. GELU sees every 8-bit input;
 the layer norm sees random rows and the edges: constant rows (variance 0: only eps under the
 root), rows alternating the two extremes (the largest variance, a sum of squares near 2^31) and
@@ -49,7 +49,7 @@ def _quantized_gelu(
     same scale; `jitter` spreads the requant over channels."""
     igelu = q.igelu_for(scale)
     ratio = 1.0 / igelu.one * (1.0 if jitter is None else jitter)
-    requant = q.requant_for(ratio, int(np.abs(igelu(levels)).max()))
+    requant = ref.requant_for(ratio, int(np.abs(igelu(levels)).max()))
     return f.add(
         ta.GeluOp(
             x,

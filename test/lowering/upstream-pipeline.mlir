@@ -1,4 +1,4 @@
-// The upstream half of the pipeline by hand (lowering/pipeline.py, MLIR_OPT_PASSES, for a 32-bit
+// The upstream half of the pipeline by hand (backend/pipeline.py, MLIR_OPT_PASSES, for a 32-bit
 // target): xDSL's generic print of a memref-level module goes through mlir-opt-22 to the llvm
 // dialect with bare-pointer arguments, i32 indices, the weights as an LLVM constant global, and
 // math.exp as a polynomial whose only non-arithmetic piece is floor.

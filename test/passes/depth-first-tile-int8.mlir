@@ -25,7 +25,7 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xi8> {
 // CHECK-LABEL: func.func @main
 // CHECK:       %[[XU:.*]] = bufferization.to_buffer %x : tensor<8x4xui8> to memref<8x4xui8>
 // CHECK-NEXT:  %[[X:.*]] = builtin.unrealized_conversion_cast %[[XU]] : memref<8x4xui8> to memref<8x4xi8>
-// CHECK:       %a = memref.alloc() {alignment = 16 : i64} : memref<8x4xi8>
+// CHECK:       %a = memref.alloc() {alignment = 16 : i64, tinyattn.dma_bytes = {{[0-9]+}} : i64} : memref<8x4xi8>
 // CHECK-NEXT:  %x_l1 = memref.alloc() {alignment = 16 : i64} : memref<8x4xi8, "L1">
 // CHECK-NEXT:  %bo_l1 = memref.alloc() {alignment = 16 : i64} : memref<4xi32, "L1">
 // CHECK-NEXT:  %wq_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x2xi8, "L1">

@@ -24,7 +24,7 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 // CHECK-LABEL: func.func @main
 // CHECK:       %[[X:.*]] = bufferization.to_buffer %x : tensor<4x4xf32> to memref<4x4xf32>
 // CHECK:       %[[WQ:.*]] = bufferization.to_buffer %w : tensor<2x4x2xf32> to memref<2x4x2xf32>
-// CHECK:       %a = memref.alloc() {alignment = 16 : i64} : memref<4x4xf32>
+// CHECK:       %a = memref.alloc() {alignment = 16 : i64, tinyattn.dma_bytes = 576 : i64} : memref<4x4xf32>
 // CHECK-NEXT:  %x_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x4xf32, "L1">
 // CHECK:       %k_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x2xf32, "L1">
 // ROWS4:       %scores_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x4xf32, "L1">

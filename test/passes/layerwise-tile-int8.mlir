@@ -26,7 +26,7 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xui8> {
 // CHECK-NEXT:  %[[X:.*]] = builtin.unrealized_conversion_cast %[[XU]] : memref<8x4xui8> to memref<8x4xi8>
 // The projection: blocks of ui8 X rows (operand 0 unsigned) times the head's i8 weights, the i32 sum
 // requantized into i8 QK rows.
-// CHECK:       %qk = memref.alloc() {alignment = 16 : i64} : memref<2x8x4xi8>
+// CHECK:       %qk = memref.alloc() {alignment = 16 : i64, tinyattn.dma_bytes = {{[0-9]+}} : i64} : memref<2x8x4xi8>
 // ROWS8-NEXT:  %x_l1 = memref.alloc() {alignment = 16 : i64} : memref<8x4xi8, "L1">
 // ROWS4-NEXT:  %x_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x4xi8, "L1">
 // CHECK-NEXT:  %w_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x4xi8, "L1">
@@ -63,7 +63,7 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xui8> {
 // On one memory level the layers compute on the L2 data in place; only the integer softmax's
 // i32 row (32 bytes) is a scratch buffer.
 // INPLACE-NOT: dma.start
-// INPLACE:     %qk = memref.alloc() {alignment = 16 : i64} : memref<2x8x4xi8>
+// INPLACE:     %qk = memref.alloc() {alignment = 16 : i64, tinyattn.dma_bytes = 0 : i64} : memref<2x8x4xi8>
 // INPLACE-NOT: "L1"
 // INPLACE:     %scores = memref.alloc() {alignment = 16 : i64} : memref<2x8x8xi8>
 // INPLACE:     %row_l1 = memref.alloc() {alignment = 16 : i64} : memref<8xi32, "L1">

@@ -21,7 +21,7 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 
 // Q, K, the score map, V and the context materialize in L2; each layer has its L1 tiles.
 // CHECK-LABEL: func.func @main
-// CHECK:       %q = memref.alloc() {alignment = 16 : i64} : memref<2x4x2xf32>
+// CHECK:       %q = memref.alloc() {alignment = 16 : i64, tinyattn.dma_bytes = {{[0-9]+}} : i64} : memref<2x4x2xf32>
 // ROWS4-NEXT:  %x_l1 = memref.alloc() {alignment = 16 : i64} : memref<4x4xf32, "L1">
 // ROWS2-NEXT:  %x_l1 = memref.alloc() {alignment = 16 : i64} : memref<2x4xf32, "L1">
 // CHECK:       scf.for %[[HEAD:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {

@@ -73,7 +73,7 @@ def test_bundled_model_quantizes_within_the_error_bound(name):
     assert [t.get_element_type() for t in main_function.function_type.outputs] == [ta.i8]
     _assert_integer_only(quantized)
     parse_module(_text(quantized), f"{name}.int8.mlir")  # prints, parses and verifies
-    _assert_close(q.compare(model, quantized, samples))
+    _assert_close(q.accuracy_loss(model, quantized, samples))
 
 
 def test_fused_attention_quantizes_within_the_error_bound():
@@ -84,7 +84,7 @@ def test_fused_attention_quantizes_within_the_error_bound():
     quantized = q.quantize(model, samples)
     fused = [op for op in quantized.walk() if isinstance(op, ta.FusedMHSAOp)]
     assert fused and all(op.is_integer() and op.qk_requant is not None for op in fused)
-    _assert_close(q.compare(model, quantized, samples))
+    _assert_close(q.accuracy_loss(model, quantized, samples))
 
 
 def _constant(ops: list[Operation], array: np.ndarray) -> SSAValue:
@@ -137,7 +137,7 @@ def test_unnormalized_attention_relu_softmax_and_mean_quantize():
     (softmax,) = [op for op in quantized.walk() if isinstance(op, ta.SoftmaxOp)]
     assert softmax.result.type.get_element_type() == ta.ui8
     # A mean of probabilities: scale 1/255 in, its own scale out.
-    (error,) = q.compare(model, quantized, samples)
+    (error,) = q.accuracy_loss(model, quantized, samples)
     assert error.shape == (1, 8)
     assert error.max_abs <= 0.05 * error.float_max_abs
 
@@ -147,7 +147,7 @@ def test_requant_never_wraps_and_takes_the_largest_shift():
     for _ in range(2000):
         ratio = 10 ** rng.uniform(-7, 1, rng.integers(1, 4))
         bound = rng.integers(1, 2**24, ratio.shape).astype(np.float64)
-        requant = q.requant_for(ratio, bound)
+        requant = ref.requant_for(ratio, bound)
         mul = np.broadcast_to(np.array(requant.mul, np.float64), ratio.shape)
         half = 2.0 ** (requant.shift - 1) if requant.shift else 0.0
         assert (bound * np.abs(mul) + half <= ta.INT32_MAX).all()
@@ -161,7 +161,7 @@ def test_requant_wrapping_would_be_caught():
     chosen multiplier stays exact, where a multiplier one shift finer would wrap."""
     w = np.full((64, 1), 127, np.int8)
     worst = ref.linear(np.full((1, 64), -128, np.int8), w, None)  # -128 * 127 * 64
-    requant = q.requant_for(0.004, 128 * 127 * 64)
+    requant = ref.requant_for(0.004, 128 * 127 * 64)
     assert requant(worst, np.int8)[0, 0] == -128
     finer = ref.Requant((requant.mul[0] * 2,), (0,), requant.shift + 1)
     assert finer(worst, np.int8)[0, 0] != -128

@@ -17,6 +17,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType
 
 from tinyattn.dialects.dense import numpy_dtype
+from tinyattn.dialects.memory import ALIGNMENT, MemoryLevel
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 
 HEADER = "model.h"
@@ -25,7 +26,8 @@ EXIT_IO_FAILED = 2  # an input file is missing or has the wrong size, or a write
 EXIT_ARENA_OVERRUN = 4  # a guard around an arena was overwritten (3 is TA_EXIT_TRAP)
 CANARY = (0xDE, 0xC0, 0x11, 0x7A) * 4  # arbitrary, unlikely as data; 16 bytes keep data aligned
 GUARDS = ("before", "after")  # the guard fields around an arena's data
-ARENA_SECTIONS = {"L1": ".tinyattn.l1", "L2": ".tinyattn.l2"}  # placed by runtime/link.ld
+# placed by runtime/link.ld
+ARENA_SECTIONS = {MemoryLevel.L1: ".tinyattn.l1", MemoryLevel.L2: ".tinyattn.l2"}
 
 _C_TYPES = {
     np.dtype(np.float32): "float",
@@ -156,7 +158,7 @@ def model_header(lowered: LoweredModel, target_name: str) -> str:
     usage = [
         *(
             f" *   static uint8_t {arena_name(a)}[{arena_bytes[a.level]}]\n"
-            f' *       __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned(16)));'
+            f' *       __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned({ALIGNMENT})));'
             for a in lowered.arenas
         ),
         f" *   {_call(lowered, [arena_name(a) for a in lowered.arenas])}",
@@ -213,14 +215,14 @@ def harness_source(lowered: LoweredModel) -> str:
     buffers = [
         *(
             f"static {c_type(s.dtype)} {v}[{prefix}_{v.upper()}_ELEMENTS] "
-            "__attribute__((aligned(16)));"
+            f"__attribute__((aligned({ALIGNMENT})));"
             for v, s in _tensors(lowered)
         ),
         *(
             f"static struct arena_{a.level.lower()} {{ uint8_t before[sizeof CANARY]; "
             f"uint8_t data[{prefix}_{arena_name(a).upper()}_BYTES]; "
             f"uint8_t after[sizeof CANARY]; }} {arena_name(a)}\n"
-            f'    __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned(16)));'
+            f'    __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned({ALIGNMENT})));'
             for a in lowered.arenas
         ),
     ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
+from tinyattn.dialects.memory import MemoryLevel
 from tinyattn.driver.layer_report import Layer, Occupancy
 
 
@@ -36,9 +37,9 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ArenaSpec:
-    """One static activation arena: the memory level it lives in (`L1`, `L2`) and its size."""
+    """One static activation arena: the memory level it lives in and its size."""
 
-    level: str
+    level: MemoryLevel
     size: int
 
 

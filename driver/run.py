@@ -30,6 +30,7 @@ from tinyattn.backend import toolchain
 from tinyattn.backend.pipeline import lower_to_object
 from tinyattn.backend.targets import Memory, Target, get_target
 from tinyattn.dialects.annotations import entry_function, tensor_signature
+from tinyattn.dialects.memory import MemoryLevel
 from tinyattn.driver.harness import (
     EXIT_ARENA_OVERRUN,
     EXIT_IO_FAILED,
@@ -190,7 +191,7 @@ def _lowered(
 def check_fits(lowered: LoweredModel, target: Target) -> None:
     """Fail early, with the numbers, when the arenas (plus the stack, which shares L2) or the
     weights exceed the target's memories; the linker has the last word on runnable targets."""
-    regions = {"L1": target.l1, "L2": target.l2}
+    regions = {MemoryLevel.L1: target.l1, MemoryLevel.L2: target.l2}
     needed: dict[Memory, int] = {target.l2: target.stack_size}
     for arena in lowered.arenas:
         memory = regions[arena.level]
@@ -253,8 +254,8 @@ def _compile(
             "params_bytes": lowered.params_bytes,
             "macs": lowered.macs,
             "activation_peak_bytes": lowered.activation_peak_bytes,
-            "l1_peak_bytes": lowered.level_peak_bytes.get("L1", 0),
-            "l2_peak_bytes": lowered.level_peak_bytes.get("L2", 0),
+            "l1_peak_bytes": lowered.level_peak_bytes.get(MemoryLevel.L1, 0),
+            "l2_peak_bytes": lowered.level_peak_bytes.get(MemoryLevel.L2, 0),
             "dma_bytes": lowered.dma_bytes,
             "code_bytes": artifacts.code_bytes,
             "arenas": {arena.level: arena.size for arena in lowered.arenas},

@@ -155,11 +155,14 @@ def _check_narrowing(op: KernelOp, channels: int) -> None:
 @irdl_op_definition
 class MatmulOp(KernelOp):
     """`out = epilogue(init + lhs · rhs)`: lhs [M, K]; rhs [K, N], or [N, K] with
-    `transpose_rhs` (a row-major K read as Kᵀ: no transpose is ever copied); out [M, N].
+    `transpose_rhs` (a row-major K read as Kᵀ: no transpose is ever copied); out [M, N], or
+    [N, M] holding the product transposed with `transpose_out` (V computed as Vᵀ, so that A·V
+    reads it depth-contiguous).
 
-    The accumulator starts at zero, at `bias` [N] broadcast over the rows, or at `acc` [M, N]
-    (partial sums, possibly `out` itself). f32: the epilogue is the optional `scale`. Integer:
-    8-bit lhs/rhs, i32 bias/acc, the i32 sum wraps; an 8-bit `out` needs `requant`.
+    The accumulator starts at zero, at `bias` [N] broadcast over the product's rows, or at
+    `acc` (partial sums in `out`'s layout, possibly `out` itself). f32: the epilogue is the
+    optional `scale`. Integer: 8-bit lhs/rhs, i32 bias/acc, the i32 sum wraps; an 8-bit `out`
+    needs `requant`.
     """
 
     name = "kernel.matmul"
@@ -171,6 +174,7 @@ class MatmulOp(KernelOp):
     output = operand_def(MemRefType)
 
     transpose_rhs = opt_prop_def(Attribute)  # a UnitAttr
+    transpose_out = opt_prop_def(Attribute)  # a UnitAttr
     scale = opt_prop_def(FloatAttr[Float32Type])
     requant = opt_prop_def(RequantAttr)
 
@@ -191,6 +195,7 @@ class MatmulOp(KernelOp):
         bias: SSAValue | None = None,
         acc: SSAValue | None = None,
         transpose_rhs: bool = False,
+        transpose_out: bool = False,
         scale: float | None = None,
         requant: RequantAttr | None = None,
         unsigned: Iterable[Role] = (),
@@ -199,6 +204,7 @@ class MatmulOp(KernelOp):
             ["lhs", "rhs", "bias" if bias else None, "acc" if acc else None, "out"],
             unsigned,
             transpose_rhs=UnitAttr() if transpose_rhs else None,
+            transpose_out=UnitAttr() if transpose_out else None,
             scale=None if scale is None else FloatAttr(scale, f32),
             requant=requant,
         )
@@ -210,25 +216,29 @@ class MatmulOp(KernelOp):
     def dims(self) -> tuple[int, int, int]:
         """(M, N, K): rows, columns and depth of the product."""
         m, k = _shape(self.lhs)
-        return m, _shape(self.output)[1], k
+        rows, cols = _shape(self.rhs)
+        return m, rows if self.transpose_rhs is not None else cols, k
 
     def verify_(self) -> None:
         for name in ("lhs", "rhs", "output"):
             _memref(getattr(self, name), f"operand '{name}'")
         self._verify_unsigned()
         m, k = _shape(self.lhs)
-        m_out, n = _shape(self.output)
-        if m_out != m:
-            raise VerifyException(f"'out' has {m_out} rows, 'lhs' has {m}")
-        rhs_shape = (n, k) if self.transpose_rhs is not None else (k, n)
-        _expect_shape(self.rhs, "operand 'rhs'", rhs_shape)
+        rhs_rows, rhs_cols = _shape(self.rhs)
+        if (rhs_cols if self.transpose_rhs is not None else rhs_rows) != k:
+            raise VerifyException(
+                f"operand 'rhs' {list(_shape(self.rhs))} does not have the depth {k} of 'lhs'"
+            )
+        _, n, _ = self.dims()
+        out_shape = (n, m) if self.transpose_out is not None else (m, n)
+        _expect_shape(self.output, "operand 'out'", out_shape)
         if self.bias is not None and self.acc is not None:
             raise VerifyException("the accumulator starts at 'bias' or at 'acc', not both")
         if self.bias is not None:
             _memref(self.bias, "operand 'bias'", 1)
             _expect_shape(self.bias, "operand 'bias'", (n,))
         if self.acc is not None:
-            _expect_shape(self.acc, "operand 'acc'", (m, n))
+            _expect_shape(self.acc, "operand 'acc'", out_shape)
         wide = [v for v in (self.bias, self.acc) if v is not None]
         if _element(self.lhs) == f32:
             for value, what in ((self.rhs, "rhs"), (self.output, "out")):

@@ -34,6 +34,7 @@ from tinyattn.driver.layer_report import (
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
 from tinyattn.lowering.convert_kernels_to_loops import ConvertKernelsToLoops
 from tinyattn.lowering.convert_tinyattn_to_kernels import ConvertTinyattnToKernels
+from tinyattn.lowering.kernel_registry import PACKED_WEIGHTS_TARGETS
 from tinyattn.lowering.lower_dma import LowerDMA
 from tinyattn.passes.depth_first_tile import DepthFirstTile
 from tinyattn.passes.fuse_weights import MODES, FuseWeights
@@ -65,12 +66,18 @@ class LowerOptions:
 
 def compile_pipeline(target: Target, options: LowerOptions) -> tuple[ModulePass, ...]:
     """The passes that compile a tensor-level module for `target`: FWSA, the attention
-    schedule through L1, kernel ops, the target's kernels, static arenas, DMA calls."""
+    schedule through L1 (weights packed for the target's kernels), kernel ops, the target's
+    kernels, static arenas, DMA calls."""
     single_level = len(target.levels) == 1
     tile = DepthFirstTile if options.schedule == "depth-first" else LayerwiseTile
     return (
         FuseWeights(mode=options.fuse_weights),
-        tile(l1_bytes=options.l1_bytes or target.l1.size, rows=options.rows, dma=not single_level),
+        tile(
+            l1_bytes=options.l1_bytes or target.l1.size,
+            rows=options.rows,
+            dma=not single_level,
+            pack_weights=target.kernels in PACKED_WEIGHTS_TARGETS,
+        ),
         ConvertTinyattnToKernels(),
         ConvertKernelsToLoops(target=target.kernels),
         PlanMemory(l1_bytes=target.l1.size, l2_bytes=target.l2.size, single_level=single_level),

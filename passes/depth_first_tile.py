@@ -44,6 +44,7 @@ from tinyattn.passes.tiling import (
     F32,
     Attention,
     AttentionTiling,
+    Packing,
     Precision,
     Staging,
     Tile,
@@ -61,6 +62,17 @@ NAME = "depth-first-tile"
 COPIED = ("x", "bo", "wq", "bq", "wk", "bk", "wqk", "bqk", "wv", "bv", "wo", "y", "out")
 
 
+# Packed, a head's projection weights are [P, E] (Wqk [E, E] transposed), Wo [E, P]: each
+# matmul reads its rhs by rows; V is computed transposed, [P, S].
+PACKING: Packing = {
+    "wq": ((0, 2, 1), lambda s, e, p, h: (h, p, e)),
+    "wk": ((0, 2, 1), lambda s, e, p, h: (h, p, e)),
+    "wqk": ((0, 2, 1), lambda s, e, p, h: (h, e, e)),
+    "wv": ((0, 2, 1), lambda s, e, p, h: (h, p, e)),
+    "wo": ((0, 2, 1), lambda s, e, p, h: (h, e, p)),
+}
+
+
 def l1_tiles(
     s: int,
     e: int,
@@ -69,18 +81,23 @@ def l1_tiles(
     fused: bool,
     copies: bool = True,
     precision: Precision = F32,
+    packed: bool = False,
 ) -> dict[str, Tile]:
     """The L1 buffers of one attention: shapes and element types. In int8 `y` holds the i32
     partial sums and `out` the requantized output rows. Without `copies` only the scratch
-    buffers, the rest being used in place."""
+    buffers, the rest being used in place. `packed` transposes the weight slices and V."""
     data, wide = precision.data, precision.wide
+
+    def matrix(rows_: int, cols: int) -> Tile:
+        return Tile((cols, rows_) if packed else (rows_, cols), data)
+
     weights = (
-        {"wqk": Tile((e, e), data), "bqk": Tile((e,), wide)}
+        {"wqk": matrix(e, e), "bqk": Tile((e,), wide)}
         if fused
         else {
-            "wq": Tile((e, p), data),
+            "wq": matrix(e, p),
             "bq": Tile((p,), wide),
-            "wk": Tile((e, p), data),
+            "wk": matrix(e, p),
             "bk": Tile((p,), wide),
             "k": Tile((s, p), data),
         }
@@ -89,10 +106,10 @@ def l1_tiles(
         "x": Tile((s, e), data),
         "bo": Tile((e,), wide),
         **weights,
-        "wv": Tile((e, p), data),
+        "wv": matrix(e, p),
         "bv": Tile((p,), wide),
-        "wo": Tile((p, e), data),
-        "v": Tile((s, p), data),
+        "wo": matrix(p, e),
+        "v": matrix(s, p),
         "q": Tile((rows, e if fused else p), data),
         "scores": Tile((rows, s), data),
         "context": Tile((rows, p), data),
@@ -124,6 +141,8 @@ class _Tiler:
     rows: int
     staging: Staging
 
+    packed: bool = False
+
     def rewrite(self) -> None:
         rewrite_attention(self.op, self.staging, self.emit)
 
@@ -133,11 +152,13 @@ class _Tiler:
         blocks = s // self.rows
         fused = isinstance(op, ta.FusedMHSAOp)
         precision = Precision.of(op)
-        buffers = operand_buffers(b, op)
+        buffers = operand_buffers(b, op, PACKING if self.packed else None)
+        packed = self.packed
         out = l2_buffer(b, op.result.name_hint, (s, e), op.result.type.get_element_type())
         tiles: dict[str, SSAValue | None] = {
             name: stage.copy(b, name, tile) if name in COPIED else stage.scratch(b, name, tile)
-            for name, tile in l1_tiles(s, e, p, self.rows, fused, precision=precision).items()
+            for name, tile in l1_tiles(s, e, p, self.rows, fused, precision=precision,
+                                       packed=packed).items()  # fmt: skip
         }
         x, bo = stage.fetch(b, [(buffers["x"], tiles["x"]), (buffers["bo"], tiles["bo"])], 1)
         # The partial sums over heads: the output itself in f32, i32 rows in int8.
@@ -157,8 +178,10 @@ class _Tiler:
             w = dict(zip(names, stage.fetch(bh, pairs, h), strict=True))
             if not fused:
                 bh.insert(kernel.MatmulOp(x, w["wk"], tiles["k"], bias=w["bk"],
-                                          requant=requant["k"], unsigned=x_lhs))  # fmt: skip
+                                          transpose_rhs=packed, requant=requant["k"],
+                                          unsigned=x_lhs))  # fmt: skip
             bh.insert(kernel.MatmulOp(x, w["wv"], tiles["v"], bias=w["bv"], requant=requant["v"],
+                                      transpose_rhs=packed, transpose_out=packed,
                                       unsigned=x_lhs))  # fmt: skip
 
             def block(br: LoopBuilder, r: SSAValue, _):
@@ -167,14 +190,14 @@ class _Tiler:
                 q, scores = tiles["q"], tiles["scores"]
                 if fused:
                     br.insert(kernel.MatmulOp(x_rows, w["wqk"], q, bias=w["bqk"],
-                                              requant=requant["qk"],
+                                              transpose_rhs=packed, requant=requant["qk"],
                                               unsigned=x_lhs))  # fmt: skip
                     br.insert(kernel.MatmulOp(q, x, scores, transpose_rhs=True,
                                               requant=requant["score"],
                                               unsigned=["rhs"] if x_unsigned else []))  # fmt: skip
                 else:
                     br.insert(kernel.MatmulOp(x_rows, w["wq"], q, bias=w["bq"],
-                                              requant=requant["q"],
+                                              transpose_rhs=packed, requant=requant["q"],
                                               unsigned=x_lhs))  # fmt: skip
                     br.insert(kernel.MatmulOp(q, tiles["k"], scores, transpose_rhs=True,
                                               scale=scale, requant=requant["score"]))  # fmt: skip
@@ -187,7 +210,7 @@ class _Tiler:
                                                scratch=tiles.get("row"),
                                                unsigned=probabilities_out))  # fmt: skip
                 context = tiles["context"]
-                br.insert(kernel.MatmulOp(scores, tiles["v"], context,
+                br.insert(kernel.MatmulOp(scores, tiles["v"], context, transpose_rhs=packed,
                                           requant=requant["context"],
                                           unsigned=probabilities_in))  # fmt: skip
                 out_rows = rows_of(br, out, row0, self.rows)
@@ -209,13 +232,14 @@ class _Tiler:
 
                     def first_head(bf: LoopBuilder):
                         bf.insert(kernel.MatmulOp(context, wo, y, bias=bo, requant=epilogue,
+                                                  transpose_rhs=packed,
                                                   unsigned=narrow_unsigned))  # fmt: skip
 
                     def later_head(bl: LoopBuilder):
                         later = (len(heads) - (0 in heads)) * blocks
                         stage.fetch(bl, [(acc_rows, tiles["y"])], later)
                         bl.insert(kernel.MatmulOp(context, wo, y, acc=partial_sums,
-                                                  requant=epilogue,
+                                                  requant=epilogue, transpose_rhs=packed,
                                                   unsigned=narrow_unsigned))  # fmt: skip
 
                     if 0 in heads:
@@ -253,10 +277,12 @@ class DepthFirstTile(AttentionTiling):
 
     name = NAME
 
+    PACKING = PACKING
+
     def working_set(self, attention: Attention, rows: int) -> int:
         s, e, p, _ = attention.dims()
         fused = isinstance(attention, ta.FusedMHSAOp)
         return l1_bytes_needed(s, e, p, rows, fused, self.dma, Precision.of(attention))
 
-    def rewrite(self, attention: Attention, rows: int, staging: Staging) -> None:
-        _Tiler(attention, rows, staging).rewrite()
+    def rewrite(self, attention: Attention, rows: int, staging: Staging, packed: bool) -> None:
+        _Tiler(attention, rows, staging, packed).rewrite()

@@ -41,6 +41,7 @@ from tinyattn.passes.tiling import (
     F32,
     Attention,
     AttentionTiling,
+    Packing,
     Precision,
     Staging,
     Tile,
@@ -105,11 +106,23 @@ def l1_bytes_needed(
     return max(tiles_bytes(tiles) for tiles in layer_tiles(s, e, p, h, rows, fused, precision))
 
 
+# Packed, a head's projection weights are [W, E] and Wo is [E, H P] (the concatenated heads'
+# Wo transposed): each matmul reads its rhs by rows; V is computed transposed, [H, P, S].
+PACKING: Packing = {
+    "wq": ((0, 2, 1), lambda s, e, p, h: (h, p, e)),
+    "wk": ((0, 2, 1), lambda s, e, p, h: (h, p, e)),
+    "wqk": ((0, 2, 1), lambda s, e, p, h: (h, e, e)),
+    "wv": ((0, 2, 1), lambda s, e, p, h: (h, p, e)),
+    "wo": ((2, 0, 1), lambda s, e, p, h: (e, h * p)),
+}
+
+
 @dataclass
 class _Tiler:
     op: Attention
     rows: int
     staging: Staging
+    packed: bool = False
 
     def rewrite(self) -> None:
         rewrite_attention(self.op, self.staging, self.emit)
@@ -120,7 +133,7 @@ class _Tiler:
         self.b = b
         self.precision = Precision.of(op)
         self.x_unsigned = op.x.type.get_element_type() == ta.ui8
-        x = operand_buffers(b, op)
+        x = operand_buffers(b, op, PACKING if self.packed else None)
         self.requant = stage_requants(op)
         if isinstance(op, ta.FusedMHSAOp):
             qk = self._project("qk", x["x"], x["wqk"], x["bqk"])
@@ -134,7 +147,7 @@ class _Tiler:
             self._scores(scores, q, key, per_head=True, scale=scale)
         if op.normalization.data == ta.SOFTMAX:
             self._softmax(scores)
-        v = self._project("v", x["x"], x["wv"], x["bv"])
+        v = self._project("v", x["x"], x["wv"], x["bv"], transposed=self.packed)
         context = self._context(scores, v)
         out = self._l2(op.result.name_hint, (s, e), op.result.type.get_element_type())
         self._output_projection(context, x["wo"], x["bo"], out)
@@ -174,18 +187,20 @@ class _Tiler:
 
         self.b.for_range(self.op.dims()[3], head)
 
-    def _project(self, name: str, x: SSAValue, weight: SSAValue, bias: SSAValue) -> SSAValue:
+    def _project(
+        self, name: str, x: SSAValue, weight: SSAValue, bias: SSAValue, transposed: bool = False
+    ) -> SSAValue:
         """[H, S, W] = X W[h] + b[h] (requantized by `{name}_requant`), per head and block of
-        rows."""
+        rows; `transposed`: stored as [H, W, S]."""
         s, e, _, h = self.op.dims()
-        width = weight.type.get_shape()[2]
+        width = weight.type.get_shape()[1 if self.packed else 2]
         data, wide = self.precision.data, self.precision.wide
-        result = self._l2(name, (h, s, width))
+        result = self._l2(name, (h, width, s) if transposed else (h, s, width))
         t = self._copies(
             x=Tile((self.rows, e), data),
-            w=Tile((e, width), data),
+            w=Tile((width, e) if self.packed else (e, width), data),
             b=Tile((width,), wide),
-            y=Tile((self.rows, width), data),
+            y=Tile((width, self.rows) if transposed else (self.rows, width), data),
         )
         stage = self.staging
 
@@ -196,9 +211,14 @@ class _Tiler:
 
         def per_block(br: LoopBuilder, hh: SSAValue, row0: SSAValue, w: dict[str, SSAValue]):
             (x_rows,) = stage.fetch(br, [(rows_of(br, x, row0, self.rows), t["x"])], self.steps)
-            dest = rows_of(br, head_slice(br, result, hh), row0, self.rows)
+            own = head_slice(br, result, hh)
+            if transposed:
+                dest = subview(br, own, [0, row0], [width, self.rows])
+            else:
+                dest = rows_of(br, own, row0, self.rows)
             y = computed_in(t["y"], dest)
             br.insert(kernel.MatmulOp(x_rows, w["w"], y, bias=w["b"], requant=self.requant[name],
+                                      transpose_rhs=self.packed, transpose_out=transposed,
                                       unsigned=["lhs"] if self.x_unsigned else []))  # fmt: skip
             stage.store(br, [(t["y"], dest)], self.steps)
 
@@ -270,7 +290,9 @@ class _Tiler:
         data = self.precision.data
         context = self._l2("context", (s, h, p))
         t = self._copies(
-            v=Tile((s, p), data), a=Tile((self.rows, s), data), c=Tile((self.rows, p), data)
+            v=Tile((p, s) if self.packed else (s, p), data),
+            a=Tile((self.rows, s), data),
+            c=Tile((self.rows, p), data),
         )
         probabilities = ["lhs"] if self.op.isoftmax is not None else []
         stage = self.staging
@@ -285,6 +307,7 @@ class _Tiler:
             dest = subview(br, context, [row0, hh, 0], [self.rows, 1, p], squeeze=(1,))
             c = computed_in(t["c"], dest)
             br.insert(kernel.MatmulOp(a, state["v"], c, requant=self.requant["context"],
+                                      transpose_rhs=self.packed,
                                       unsigned=probabilities))  # fmt: skip
             stage.store(br, [(t["c"], dest)], self.steps)
 
@@ -298,7 +321,7 @@ class _Tiler:
         s, e, p, h = self.op.dims()
         data, wide = self.precision.data, self.precision.wide
         t = self._copies(
-            wo=Tile((h * p, e), data),
+            wo=Tile((e, h * p) if self.packed else (h * p, e), data),
             bo=Tile((e,), wide),
             c=Tile((self.rows, h * p), data),
             y=Tile((self.rows, e), data),
@@ -306,7 +329,8 @@ class _Tiler:
         stage = self.staging
         b = self.b
         out_unsigned = self.op.result.type.get_element_type() == ta.ui8
-        weights, bias = stage.fetch(b, [(reshaped(b, wo, (h * p, e)), t["wo"]), (bo, t["bo"])], 1)
+        matrix = wo if self.packed else reshaped(b, wo, (h * p, e))
+        weights, bias = stage.fetch(b, [(matrix, t["wo"]), (bo, t["bo"])], 1)
         concatenated = reshaped(b, context, (s, h * p))
 
         def block(br: LoopBuilder, r: SSAValue, _):
@@ -316,6 +340,7 @@ class _Tiler:
             dest = rows_of(br, out, row0, self.rows)
             y = computed_in(t["y"], dest)
             br.insert(kernel.MatmulOp(c, weights, y, bias=bias, requant=self.requant["out"],
+                                      transpose_rhs=self.packed,
                                       unsigned=["out"] if out_unsigned else []))  # fmt: skip
             stage.store(br, [(t["y"], dest)], s // self.rows)
             return ()
@@ -330,10 +355,12 @@ class LayerwiseTile(AttentionTiling):
 
     name = NAME
 
+    PACKING = PACKING
+
     def working_set(self, attention: Attention, rows: int) -> int:
         s, e, p, h = attention.dims()
         fused = isinstance(attention, ta.FusedMHSAOp)
         return l1_bytes_needed(s, e, p, h, rows, fused, self.dma, Precision.of(attention))
 
-    def rewrite(self, attention: Attention, rows: int, staging: Staging) -> None:
-        _Tiler(attention, rows, staging).rewrite()
+    def rewrite(self, attention: Attention, rows: int, staging: Staging, packed: bool) -> None:
+        _Tiler(attention, rows, staging, packed).rewrite()

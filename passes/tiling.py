@@ -19,11 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from math import prod
+from typing import ClassVar
 
+import numpy as np
 from xdsl.context import Context
-from xdsl.dialects import bufferization, memref
+from xdsl.dialects import arith, bufferization, memref
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
+    DenseIntOrFPElementsAttr,
     MemRefType,
     ModuleOp,
     StridedLayoutAttr,
@@ -42,6 +45,7 @@ from tinyattn.dialects import dma
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.annotations import LAYER_ATTR, tag
 from tinyattn.dialects.builder import LoopBuilder, memref_type, storage_type
+from tinyattn.dialects.dense import from_numpy, to_numpy
 from tinyattn.dialects.memory import ALIGNMENT, MemoryLevel, aligned, element_bytes, nbytes
 
 Attention = ta.MHSAOp | ta.FusedMHSAOp
@@ -130,26 +134,32 @@ def choose_rows(
 class AttentionTiling(ModulePass, ABC):
     """The options and the driver both attention tiling passes share: each attention gets the
     largest row block whose L1 working set fits `l1-bytes` (`choose_rows`), then is rewritten;
-    `dma=false` (a single-level target) computes on the L2 data in place."""
+    `dma=false` (a single-level target) computes on the L2 data in place; `pack-weights`
+    rearranges constant weights (`PACKING`) so that every matmul reads its rhs along the depth
+    (`transpose_rhs`) and V is computed transposed, the layout of depth-contiguous kernels."""
 
     l1_bytes: int = 128 * 1024
     rows: int | str = "auto"
     dma: bool = True
+    pack_weights: bool = False
+
+    PACKING: ClassVar[Packing]
 
     @abstractmethod
     def working_set(self, attention: Attention, rows: int) -> int:
         """The L1 bytes `attention` needs with `rows`-row blocks."""
 
     @abstractmethod
-    def rewrite(self, attention: Attention, rows: int, staging: Staging) -> None:
-        """Replace `attention` by its tiled schedule."""
+    def rewrite(self, attention: Attention, rows: int, staging: Staging, packed: bool) -> None:
+        """Replace `attention` by its tiled schedule (its weights packed if `packed`)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for attention in [o for o in op.walk() if isinstance(o, Attention)]:
             rows = choose_rows(
                 self.name, attention, self.l1_bytes, self.rows, partial(self.working_set, attention)
             )
-            self.rewrite(attention, rows, Staging(copies=self.dma))
+            packed = self.pack_weights and packable(attention, self.PACKING)
+            self.rewrite(attention, rows, Staging(copies=self.dma), packed)
 
 
 def subview(
@@ -187,14 +197,57 @@ def rows_of(b: LoopBuilder, matrix: SSAValue, row0: SSAValue, rows: int) -> SSAV
     return subview(b, matrix, [row0, 0], [rows, matrix.type.get_shape()[1]])
 
 
-def operand_buffers(b: LoopBuilder, op: Attention) -> dict[str, SSAValue]:
-    """The attention's operands as memrefs, by name (x, wq, bq, ... or x, wqk, bqk, ...)."""
-    names = (
-        ["x", "wqk", "bqk", "wv", "bv", "wo", "bo"]
-        if isinstance(op, ta.FusedMHSAOp)
-        else ["x", "wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"]
+def operand_names(op: Attention) -> list[str]:
+    """The attention's operands by name (x, wq, bq, ... or x, wqk, bqk, ...)."""
+    if isinstance(op, ta.FusedMHSAOp):
+        return ["x", "wqk", "bqk", "wv", "bv", "wo", "bo"]
+    return ["x", "wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo"]
+
+
+# Weight packing: each weight rearranged offline so that a kernel reads it along the depth of
+# its product (rows of the rhs, `transpose_rhs`), the layout dot-product and SMLAD kernels
+# load by words. (axes permutation, then the 2-D or 3-D shape as a function of S, E, P, H.)
+Packing = dict[str, tuple[tuple[int, ...], Callable[[int, int, int, int], tuple[int, ...]]]]
+
+
+def packable(op: Attention, packing: Packing) -> bool:
+    """Whether every weight `packing` rearranges is a constant (known at compile time)."""
+    operands = dict(zip(operand_names(op), op.operands, strict=True))
+    return all(
+        name not in operands or isinstance(operands[name].owner, arith.ConstantOp)
+        for name in packing
     )
-    return {name: _buffer(b, value) for name, value in zip(names, op.operands, strict=True)}
+
+
+def operand_buffers(
+    b: LoopBuilder, op: Attention, packing: Packing | None = None
+) -> dict[str, SSAValue]:
+    """The attention's operands as memrefs, by name; with `packing` (where `packable`), its
+    weights rearranged offline: a permutation of their axes and a reshape, as new constants
+    named after them (no byte more: packing only reorders)."""
+    buffers: dict[str, SSAValue] = {}
+    made: dict[tuple[SSAValue, tuple], SSAValue] = {}  # one buffer per value and layout
+    for name, value in zip(operand_names(op), op.operands, strict=True):
+        perm, shape = packing[name] if packing and name in packing else ((), None)
+        layout = (perm, shape(*op.dims()) if shape else ())
+        if (value, layout) not in made:
+            source = _packed(b, value, perm, layout[1]) if shape else value
+            made[value, layout] = _buffer(b, source)
+        buffers[name] = made[value, layout]
+    return buffers
+
+
+def _packed(
+    b: LoopBuilder, value: SSAValue, perm: tuple[int, ...], shape: tuple[int, ...]
+) -> SSAValue:
+    """Constant `value` with its axes permuted by `perm`, reshaped to `shape`: a new constant."""
+    owner = value.owner
+    assert isinstance(owner, arith.ConstantOp)
+    assert isinstance(owner.value, DenseIntOrFPElementsAttr)
+    data = np.transpose(to_numpy(owner.value), perm).reshape(shape)
+    packed = b.insert(arith.ConstantOp(from_numpy(data, owner.value.get_element_type())))
+    packed.name_hint = value.name_hint
+    return packed
 
 
 def l2_buffer(
@@ -251,8 +304,8 @@ def rewrite_attention(
         emitted.append(current)
         current = current.next_op
     # The DMA bytes go on the first op that outlives the lowering, which resolves the tensor
-    # boundary (bufferization, the ui8 casts) away.
-    boundary = (bufferization.ToBufferOp, UnrealizedConversionCastOp)
+    # boundary (bufferization, the ui8 casts, the packed weights' tensor constants) away.
+    boundary = (bufferization.ToBufferOp, UnrealizedConversionCastOp, arith.ConstantOp)
     outliving_first = sorted(emitted, key=lambda o: isinstance(o, boundary))
     tag(outliving_first, op.attributes.get(LAYER_ATTR), staging.moved)
     op.detach()

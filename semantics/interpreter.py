@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from math import erf
 
 import numpy as np
-from xdsl.dialects import arith, func, math
+from xdsl.dialects import arith, func, llvm, math
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -225,11 +225,15 @@ class KernelFunctions(InterpreterFunctions):
     def run_matmul(self, interpreter: Interpreter, op: kernel.MatmulOp, args: PythonValues):
         lhs, rhs = _operand(op, args, 0), _operand(op, args, 1)
         rhs = rhs.T if op.transpose_rhs is not None else rhs
-        init = args[2] if len(args) == 4 else None  # bias [N] or partial sums [M, N]
+        transposed = op.transpose_out is not None
+        init = args[2] if len(args) == 4 else None  # bias [N] or partial sums (out's layout)
+        if init is not None and transposed and op.acc is not None:
+            init = init.T
         if op.scale is not None:
-            return _store(args, _scaled_product(lhs, rhs, init, op.scale.value.data))
-        requant = requant_of(op.requant)
-        return _store(args, ref.linear(lhs, rhs, init, requant, _narrow_dtype(op, args)))
+            product = _scaled_product(lhs, rhs, init, op.scale.value.data)
+        else:
+            product = ref.linear(lhs, rhs, init, requant_of(op.requant), _narrow_dtype(op, args))
+        return _store(args, product.T if transposed else product)
 
     @impl(kernel.SoftmaxOp)
     def run_softmax(self, interpreter: Interpreter, op: kernel.SoftmaxOp, args: PythonValues):
@@ -324,9 +328,51 @@ class ScalarArithFunctions(ArithFunctions):
     def run_extui(self, interpreter: Interpreter, op: arith.ExtUIOp, args: PythonValues):
         return (to_unsigned(int(args[0]), _width(interpreter, op.input.type)),)
 
+    @impl(arith.ShRUIOp)
+    def run_shrui(self, interpreter: Interpreter, op: arith.ShRUIOp, args: PythonValues):
+        width = _width(interpreter, op.result.type)
+        return (to_signed(to_unsigned(args[0], width) >> args[1], width),)
+
     @impl(arith.TruncIOp)
     def run_trunci(self, interpreter: Interpreter, op: arith.TruncIOp, args: PythonValues):
         return (to_signed(int(args[0]), _width(interpreter, op.result.type)),)
+
+
+def _halves(word: int) -> tuple[int, int]:
+    """The two signed 16-bit halves (low, high) of a 32-bit word."""
+    unsigned = to_unsigned(word, 32)
+    return to_signed(unsigned & 0xFFFF, 16), to_signed(unsigned >> 16, 16)
+
+
+def _bytes_0_2(word: int, signed: bool) -> int:
+    """Bytes 0 and 2 of a word, each widened to 16 bits (`SXTB16` / `UXTB16`)."""
+    unsigned = to_unsigned(word, 32)
+    low, high = unsigned & 0xFF, (unsigned >> 16) & 0xFF
+    if signed:
+        low, high = to_signed(low, 8) & 0xFFFF, to_signed(high, 8) & 0xFFFF
+    return to_signed(low | high << 16, 32)
+
+
+_ARM_INTRINSICS: dict[str, Callable[..., int]] = {
+    "llvm.arm.sxtb16": lambda x: _bytes_0_2(x, signed=True),
+    "llvm.arm.uxtb16": lambda x: _bytes_0_2(x, signed=False),
+    # SMLAD: acc + a.lo*b.lo + a.hi*b.hi, wrapping in 32 bits (the Q flag is not modelled)
+    "llvm.arm.smlad": lambda a, b, acc: to_signed(
+        to_unsigned(acc + sum(p * q for p, q in zip(_halves(a), _halves(b), strict=True)), 32), 32
+    ),
+}
+
+
+@register_impls
+class ArmIntrinsicFunctions(InterpreterFunctions):
+    """The Arm DSP intrinsics the thumbv7em micro-kernels call (`llvm.call_intrinsic`)."""
+
+    @impl(llvm.CallIntrinsicOp)
+    def run_intrinsic(self, interpreter: Interpreter, op: llvm.CallIntrinsicOp, args):
+        semantics = _ARM_INTRINSICS.get(op.intrin.data)
+        if semantics is None:
+            raise InterpretationError(f"no interpretation of intrinsic {op.intrin.data}")
+        return (semantics(*(int(a) for a in args)),)
 
 
 @register_impls
@@ -377,6 +423,7 @@ def evaluate(
         ScfFunctions(),
         ScalarArithFunctions(),
         ScalarMathFunctions(),
+        ArmIntrinsicFunctions(),
         TinyattnFunctions(),
         KernelFunctions(),
         MemrefFunctions(memory),

@@ -5,7 +5,7 @@ func.func @depth(%x: memref<4x8xf32>, %w: memref<6x3xf32>, %y: memref<4x3xf32>) 
   kernel.matmul %x, %w into %y : memref<4x8xf32>, memref<6x3xf32> into memref<4x3xf32>
   func.return
 }
-// CHECK: 'kernel.matmul' op operand 'rhs' must have shape [8, 3], got [6, 3]
+// CHECK: 'kernel.matmul' op operand 'rhs' [6, 3] does not have the depth 8 of 'lhs'
 
 // -----
 
@@ -13,7 +13,7 @@ func.func @transposed(%x: memref<4x8xf32>, %k: memref<8x6xf32>, %s: memref<4x6xf
   kernel.matmul %x, %k into %s {transpose_rhs} : memref<4x8xf32>, memref<8x6xf32> into memref<4x6xf32>
   func.return
 }
-// CHECK: 'kernel.matmul' op operand 'rhs' must have shape [6, 8], got [8, 6]
+// CHECK: 'kernel.matmul' op operand 'rhs' [8, 6] does not have the depth 8 of 'lhs'
 
 // -----
 
@@ -86,3 +86,11 @@ func.func @mean_shape(%x: memref<2x4x8xf32>, %m: memref<2x4xf32>) {
   func.return
 }
 // CHECK: 'kernel.mean' op operand 'out' must have shape [2, 8], got [2, 4]
+
+// -----
+
+func.func @transposed_out(%x: memref<4x8xf32>, %w: memref<8x3xf32>, %y: memref<4x3xf32>) {
+  kernel.matmul %x, %w into %y {transpose_out} : memref<4x8xf32>, memref<8x3xf32> into memref<4x3xf32>
+  func.return
+}
+// CHECK: 'kernel.matmul' op operand 'out' must have shape [3, 4], got [4, 3]

@@ -4,7 +4,7 @@
 // RUN: %tinyattn-opt --print-op-generic %s | %filecheck %s --check-prefix=GENERIC
 
 // CHECK-LABEL: func.func @f32
-func.func @f32(%x: memref<4x8xf32>, %w: memref<8x3xf32>, %b: memref<3xf32>, %k: memref<6x8xf32>, %y: memref<4x3xf32>, %s: memref<4x6xf32>, %g: memref<8xf32>, %x3: memref<2x4x8xf32>, %m: memref<2x8xf32>) {
+func.func @f32(%x: memref<4x8xf32>, %w: memref<8x3xf32>, %b: memref<3xf32>, %k: memref<6x8xf32>, %y: memref<4x3xf32>, %s: memref<4x6xf32>, %g: memref<8xf32>, %x3: memref<2x4x8xf32>, %m: memref<2x8xf32>, %yt: memref<6x4xf32>, %b6: memref<6xf32>) {
   // CHECK-NEXT: kernel.matmul %x, %w bias %b into %y : memref<4x8xf32>, memref<8x3xf32> bias memref<3xf32> into memref<4x3xf32>
   // GENERIC: "kernel.matmul"(%x, %w, %b, %y) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 1>}>
   kernel.matmul %x, %w bias %b into %y : memref<4x8xf32>, memref<8x3xf32> bias memref<3xf32> into memref<4x3xf32>
@@ -12,6 +12,8 @@ func.func @f32(%x: memref<4x8xf32>, %w: memref<8x3xf32>, %b: memref<3xf32>, %k: 
   kernel.matmul %x, %w acc %y into %y : memref<4x8xf32>, memref<8x3xf32> acc memref<4x3xf32> into memref<4x3xf32>
   // CHECK-NEXT: kernel.matmul %x, %k into %s {transpose_rhs, scale = 5.000000e-01 : f32} : memref<4x8xf32>, memref<6x8xf32> into memref<4x6xf32>
   kernel.matmul %x, %k into %s {transpose_rhs, scale = 0.5 : f32} : memref<4x8xf32>, memref<6x8xf32> into memref<4x6xf32>
+  // CHECK-NEXT: kernel.matmul %x, %k bias %b6 into %yt {transpose_rhs, transpose_out} : memref<4x8xf32>, memref<6x8xf32> bias memref<6xf32> into memref<6x4xf32>
+  kernel.matmul %x, %k bias %b6 into %yt {transpose_rhs, transpose_out} : memref<4x8xf32>, memref<6x8xf32> bias memref<6xf32> into memref<6x4xf32>
   // CHECK-NEXT: kernel.softmax %s into %s : memref<4x6xf32> into memref<4x6xf32>
   kernel.softmax %s into %s : memref<4x6xf32> into memref<4x6xf32>
   // CHECK-NEXT: kernel.layernorm %x, %g, %g into %x {epsilon = 1.000000e-05 : f32} : memref<4x8xf32>, memref<8xf32>, memref<8xf32> into memref<4x8xf32>

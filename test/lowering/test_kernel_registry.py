@@ -12,6 +12,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from tinyattn.dialects import kernel
 from tinyattn.driver.parsing import parse_module
 from tinyattn.lowering import convert_kernels_to_loops as ckl
+from tinyattn.lowering import kernel_registry as registry
 
 MODULE = """
 func.func @main(%x: memref<2x3xf32>, %w: memref<3x4xf32>, %xi: memref<2x3xi8>, %wi: memref<3x4xi8>, %y: memref<2x4xf32>, %yi: memref<2x4xi32>) {
@@ -25,10 +26,10 @@ func.func @main(%x: memref<2x3xf32>, %w: memref<3x4xf32>, %xi: memref<2x3xi8>, %
 @pytest.fixture
 def marked_f32_matmul(monkeypatch):
     """An rv32 lowering of f32 matmuls that leaves a mark, then emits the generic loops."""
-    monkeypatch.setitem(ckl._TARGET_KERNELS, "rv32", [])
+    monkeypatch.setitem(registry._TARGET_KERNELS, "rv32", [])
 
-    @ckl.register_kernel("rv32", kernel.MatmulOp, applies=lambda op: not op.is_integer())
-    def marked(ctx: ckl.KernelContext, op: kernel.KernelOp) -> None:
+    @registry.register_kernel("rv32", kernel.MatmulOp, applies=lambda op: not op.is_integer())
+    def marked(ctx: registry.KernelContext, op: kernel.KernelOp) -> None:
         ctx.builder.insert(func.CallOp("rv32_f32_matmul_was_here", [], []))
         ckl.GENERIC_KERNELS[kernel.MatmulOp](ctx, op)
 
@@ -60,4 +61,4 @@ def test_other_targets_use_the_generic_loops(marked_f32_matmul):
 
 def test_registering_for_an_unknown_target_is_refused():
     with pytest.raises(ValueError, match="unknown kernel target 'avr'"):
-        ckl.register_kernel("avr", kernel.MatmulOp)
+        registry.register_kernel("avr", kernel.MatmulOp)

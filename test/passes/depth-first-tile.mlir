@@ -5,6 +5,7 @@
 // RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=383" 2>&1 | %filecheck %s --check-prefix=SMALL
 // RUN: not %tinyattn-opt %s --depth-first-tile="rows=3" 2>&1 | %filecheck %s --check-prefix=DIVIDE
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=192 dma=false" | %filecheck %s --check-prefix=INPLACE
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=512 pack-weights=true" | %filecheck %s --check-prefix=PACKED
 // RUN: %tinyattn-opt %s --depth-first-tile --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory="l1-bytes=512" --lower-dma --print-op-generic | %mlir-opt --verify-each | %filecheck %s --check-prefix=LOWERED
 // REQUIRES: mlir
 
@@ -76,6 +77,19 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 // INPLACE:       kernel.matmul %context_l1, %{{.*}} bias %{{.*}} into %{{.*}} : memref<4x2xf32, "L1">, memref<2x4xf32, strided<[4, 1], offset: ?>> bias memref<4xf32> into memref<4x4xf32, strided<[4, 1], offset: ?>>
 // INPLACE-NOT: dma.start
 // INPLACE:     bufferization.to_tensor
+
+// Packed weights: each projection weight rearranged offline to [H, P, E] (one constant for the
+// three uses of %w), Wo to [H, E, P]; every matmul reads its rhs by rows; V is computed
+// transposed, [P, S], so that A·V reads it by rows too. The same bytes in L1.
+// PACKED:      %[[WT:.*]] = arith.constant dense<5.000000e-01> : tensor<2x2x4xf32>
+// PACKED-NEXT: bufferization.to_buffer %[[WT]] : tensor<2x2x4xf32> to memref<2x2x4xf32>
+// PACKED:      %[[WOT:.*]] = arith.constant dense<2.500000e-01> : tensor<2x4x2xf32>
+// PACKED:      %wq_l1 = memref.alloc() {alignment = 16 : i64} : memref<2x4xf32, "L1">
+// PACKED:      %v_l1 = memref.alloc() {alignment = 16 : i64} : memref<2x4xf32, "L1">
+// PACKED:      kernel.matmul %x_l1, %wk_l1 bias %bk_l1 into %k_l1 {transpose_rhs}
+// PACKED-NEXT: kernel.matmul %x_l1, %wv_l1 bias %bv_l1 into %v_l1 {transpose_rhs, transpose_out} : memref<4x4xf32, "L1">, memref<2x4xf32, "L1"> bias memref<2xf32, "L1"> into memref<2x4xf32, "L1">
+// PACKED:      kernel.matmul %scores_l1, %v_l1 into %context_l1 {transpose_rhs}
+// PACKED:      kernel.matmul %context_l1, %wo_l1 bias %bo_l1 into %y_l1 {transpose_rhs}
 
 // LOWERED: func.func private @ta_dma_start_2d(index, index, index, index, index, index) -> i32
 // LOWERED-LABEL: func.func @main(%{{.*}}: memref<4x4xf32>, %{{.*}}: memref<4x4xf32>, %{{.*}}: memref<512xi8>, %{{.*}}: memref<{{[0-9]+}}xi8>)

@@ -206,6 +206,10 @@ class LoopBuilder:
             return self.insert(arith.TruncIOp(value, typ))
         return self.insert(arith.ExtUIOp(value, typ) if unsigned else arith.ExtSIOp(value, typ))
 
+    def fma(self, a: SSAValue, b: SSAValue, c: SSAValue) -> SSAValue:
+        """`a * b + c` rounded once (floats)."""
+        return self.insert(math.FmaOp(a, b, c))
+
     def exp(self, x: SSAValue) -> SSAValue:
         return self.insert(math.ExpOp(x))
 

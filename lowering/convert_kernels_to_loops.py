@@ -19,8 +19,12 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import kernel
 from tinyattn.dialects.builder import LoopBuilder, ModuleGlobals
+from tinyattn.lowering import (  # noqa: F401  (they register the targets' kernels)
+    gap9_kernels,
+    rv32_kernels,
+    thumbv7em_kernels,
+)
 from tinyattn.lowering import loop_kernels as k
-from tinyattn.lowering import thumbv7em_kernels  # noqa: F401  (registers the thumbv7em kernels)
 from tinyattn.lowering.kernel_registry import (
     KERNEL_TARGETS,
     KernelContext,

@@ -363,9 +363,28 @@ _ARM_INTRINSICS: dict[str, Callable[..., int]] = {
 }
 
 
+def _dot4(a: int, b: int, a_signed: bool, b_signed: bool) -> int:
+    """The sum of the products of the four bytes of `a` and `b` (each signed or unsigned)."""
+
+    def lanes(word: int, signed: bool) -> list[int]:
+        raw = [(to_unsigned(word, 32) >> (8 * i)) & 0xFF for i in range(4)]
+        return [to_signed(x, 8) for x in raw] if signed else raw
+
+    return sum(x * y for x, y in zip(lanes(a, a_signed), lanes(b, b_signed), strict=True))
+
+
+# CORE-V dot products (rD += rs1 · rs2 over four bytes): the signedness of rs1 and rs2.
+_CORE_V_DOTS = {
+    "cv.sdotsp.b": (True, True),
+    "cv.sdotusp.b": (False, True),
+    "cv.sdotup.b": (False, False),
+}
+
+
 @register_impls
-class ArmIntrinsicFunctions(InterpreterFunctions):
-    """The Arm DSP intrinsics the thumbv7em micro-kernels call (`llvm.call_intrinsic`)."""
+class TargetInstructionFunctions(InterpreterFunctions):
+    """The target instructions micro-kernels use: the Arm DSP intrinsics (thumbv7em,
+    `llvm.call_intrinsic`) and the CORE-V dot products (gap9, `llvm.inline_asm`)."""
 
     @impl(llvm.CallIntrinsicOp)
     def run_intrinsic(self, interpreter: Interpreter, op: llvm.CallIntrinsicOp, args):
@@ -373,6 +392,15 @@ class ArmIntrinsicFunctions(InterpreterFunctions):
         if semantics is None:
             raise InterpretationError(f"no interpretation of intrinsic {op.intrin.data}")
         return (semantics(*(int(a) for a in args)),)
+
+    @impl(llvm.InlineAsmOp)
+    def run_inline_asm(self, interpreter: Interpreter, op: llvm.InlineAsmOp, args):
+        mnemonic = op.asm_string.data.split()[0]
+        if mnemonic not in _CORE_V_DOTS or op.constraints.data != "=r,r,r,0":
+            raise InterpretationError(f"no interpretation of inline assembly {op.asm_string}")
+        a, b, acc = (int(value) for value in args)
+        total = acc + _dot4(a, b, *_CORE_V_DOTS[mnemonic])
+        return (to_signed(to_unsigned(total, 32), 32),)
 
 
 @register_impls
@@ -382,6 +410,11 @@ class ScalarMathFunctions(InterpreterFunctions):
     @impl(math.ExpOp)
     def run_exp(self, interpreter: Interpreter, op: math.ExpOp, args: PythonValues):
         return (scalar(np.exp(np.float64(args[0])), op.result.type),)
+
+    @impl(math.FmaOp)
+    def run_fma(self, interpreter: Interpreter, op: math.FmaOp, args: PythonValues):
+        a, b, c = (np.float64(value) for value in args)
+        return (scalar(a * b + c, op.result.type),)
 
     @impl(math.SqrtOp)
     def run_sqrt(self, interpreter: Interpreter, op: math.SqrtOp, args: PythonValues):
@@ -423,7 +456,7 @@ def evaluate(
         ScfFunctions(),
         ScalarArithFunctions(),
         ScalarMathFunctions(),
-        ArmIntrinsicFunctions(),
+        TargetInstructionFunctions(),
         TinyattnFunctions(),
         KernelFunctions(),
         MemrefFunctions(memory),

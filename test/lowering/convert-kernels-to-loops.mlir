@@ -1,5 +1,4 @@
 // RUN: %tinyattn-opt --split-input-file --verify-diagnostics --convert-kernels-to-loops %s | %filecheck %s
-// RUN: %tinyattn-opt --split-input-file --verify-diagnostics --convert-kernels-to-loops="target=thumbv7em" %s | %filecheck %s
 // RUN: not %tinyattn-opt --convert-kernels-to-loops="target=avr" %s 2>&1 | %filecheck %s --check-prefix=TARGET
 
 // The generic lowering: a loop nest per output element, the accumulator a loop-carried value

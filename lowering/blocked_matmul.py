@@ -1,0 +1,180 @@
+"""Register-blocked matmul, the skeleton of every target's matmul micro-kernel.
+
+The outputs are computed in 2×2 blocks whose four accumulators stay in registers over the whole
+depth, so each operand element loaded serves two MACs; the odd last row and column take the same
+code with fewer accumulators. A `DepthStep` says how a target consumes `chunk` consecutive depth
+positions: how it loads a chunk of one operand row (a word of four int8 for SIMD dot products,
+or `chunk` scalars) and how it multiplies two such chunks into an accumulator (SMLADs, a
+`cv.sdotsp.b`, or scalar multiply-adds). The depth's remainder takes scalar MACs, and each output
+is finished once, after its sum: scaled (f32) or requantized (int8). The right operand is read
+as rows of length K whatever its layout (`Matrix.T()` for a [K, N] rhs), so scalar steps work on
+any layout and word steps where the kernel op's rhs is depth-contiguous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import IntegerType, MemRefType, i32
+from xdsl.ir import SSAValue
+
+from tinyattn.dialects import kernel
+from tinyattn.dialects.builder import LoopBuilder, compute_type, element_type
+from tinyattn.lowering import loop_kernels as k
+from tinyattn.lowering.kernel_registry import KernelContext
+
+WORD = 4  # int8 values per 32-bit word: the depth one load of an operand row covers
+
+
+def _depth_contiguous(value: SSAValue) -> bool:
+    """A 2-D 8-bit memref whose rows are contiguous (unit innermost stride)."""
+    typ = value.type
+    if not isinstance(typ, MemRefType) or typ.get_element_type() != IntegerType(8):
+        return False
+    strides = typ.get_strides()
+    return strides is not None and strides[-1] == 1
+
+
+def word_operands(op: kernel.KernelOp) -> bool:
+    """An int8 matmul whose operands are both read by rows of at least a word: the layout of
+    SIMD dot-product kernels (packed weights give it to every attention matmul)."""
+    return (
+        isinstance(op, kernel.MatmulOp)
+        and op.transpose_rhs is not None
+        and _depth_contiguous(op.lhs)
+        and _depth_contiguous(op.rhs)
+        and op.dims()[2] >= WORD
+    )
+
+
+def word(b: LoopBuilder, matrix: k.Matrix, row: SSAValue, col: SSAValue) -> SSAValue:
+    """The four bytes at (row, col..col+3) as one little-endian i32 (one `ldr` after LLVM)."""
+    word = None
+    for byte in range(WORD):
+        column = col if byte == 0 else b.insert(arith.AddiOp(col, b.index(byte)))
+        value = b.convert(b.load(matrix.ref, matrix.indices(row, column)), i32, unsigned=True)
+        if byte:
+            value = b.shl(value, b.constant(8 * byte, i32))
+        word = value if word is None else b.insert(arith.OrIOp(word, value))
+    assert word is not None
+    return word
+
+
+@dataclass(frozen=True)
+class DepthStep:
+    """How a kernel consumes `chunk` depth positions of one lhs row and one rhs row."""
+
+    chunk: int
+    # (builder, operand, row, first depth position) -> the loaded chunk (any value(s))
+    load: Callable[[LoopBuilder, k.Matrix, SSAValue, SSAValue], Any]
+    # (builder, lhs chunk, rhs chunk, accumulator) -> the new accumulator
+    mac: Callable[[LoopBuilder, Any, Any, SSAValue], SSAValue]
+
+
+def scalar_step(chunk: int, fused: bool = False) -> DepthStep:
+    """`chunk` scalar multiply-adds per step (f32 with `math.fma` where `fused`)."""
+
+    def load(b: LoopBuilder, matrix: k.Matrix, row: SSAValue, at: SSAValue) -> list[SSAValue]:
+        return [matrix.load(b, row, at if i == 0 else b.add(at, b.index(i))) for i in range(chunk)]
+
+    def mac(b: LoopBuilder, left: list[SSAValue], right: list[SSAValue], acc: SSAValue):
+        for x, y in zip(left, right, strict=True):
+            acc = b.fma(x, y, acc) if fused else b.add(acc, b.mul(x, y))
+        return acc
+
+    return DepthStep(chunk, load, mac)
+
+
+@dataclass(frozen=True)
+class _Operands:
+    """What every block of one matmul reads: its rows, initial value and epilogue."""
+
+    lhs: k.Matrix
+    rhs: k.Matrix  # row j: column j of the product's right operand
+    out: k.Matrix
+    depth: int
+    init: k.AccumulatorInit | None
+    scale: float | None
+    requant: k.Requant | None
+
+
+def _block(
+    b: LoopBuilder,
+    ops: _Operands,
+    step: DepthStep,
+    rows: Sequence[SSAValue],
+    cols: Sequence[SSAValue],
+) -> None:
+    """The outputs rows × cols (at most 2 × 2), accumulated in registers, then stored."""
+    blocks = [(i, j) for i in rows for j in cols]
+    zero = compute_type(element_type(ops.out.ref))
+    starts = [ops.init(b, i, j) if ops.init else b.constant(0, zero) for i, j in blocks]
+
+    def chunk(bk: LoopBuilder, t: SSAValue, accs: tuple[SSAValue, ...]) -> list[SSAValue]:
+        at = bk.mul(t, bk.index(step.chunk))
+        lefts = {i: step.load(bk, ops.lhs, i, at) for i in rows}
+        rights = {j: step.load(bk, ops.rhs, j, at) for j in cols}
+        return [
+            step.mac(bk, lefts[i], rights[j], acc) for (i, j), acc in zip(blocks, accs, strict=True)
+        ]
+
+    totals = list(b.for_range(ops.depth // step.chunk, chunk, init=starts))
+    for depth_at in range(ops.depth // step.chunk * step.chunk, ops.depth):
+        at = b.index(depth_at)
+        for index, (i, j) in enumerate(blocks):
+            product = b.mul(ops.lhs.load(b, i, at), ops.rhs.load(b, j, at))
+            totals[index] = b.add(totals[index], product)
+    for (i, j), total in zip(blocks, totals, strict=True):
+        if ops.scale is not None:
+            total = b.mul(total, b.constant(ops.scale, total.type))
+        ops.out.store(b, ops.requant(b, total, j) if ops.requant else total, i, j)
+
+
+def blocked_matmul(ctx: KernelContext, op: kernel.KernelOp, step: DepthStep) -> None:
+    """`op` as 2×2 register blocks (module docstring): full blocks, then the odd last column,
+    row and corner."""
+    assert isinstance(op, kernel.MatmulOp)
+    m, n, depth = op.dims()
+    if op.acc is not None:
+        partial_sums = k.Matrix(op.acc)
+        init = k.accumulate_into(partial_sums.T() if op.transpose_out else partial_sums)
+    elif op.bias is not None:
+        init = k.vector_init(op.bias)
+    else:
+        init = None
+    lhs, rhs, out = (k.Matrix(op.operands[i], unsigned=op.is_unsigned(i)) for i in (0, 1, -1))
+    ops = _Operands(
+        lhs,
+        rhs if op.transpose_rhs is not None else rhs.T(),
+        out.T() if op.transpose_out is not None else out,
+        depth,
+        init,
+        None if op.scale is None else op.scale.value.data,
+        ctx.requant(op),
+    )
+
+    def pair(b: LoopBuilder, index: SSAValue) -> list[SSAValue]:
+        first = b.mul(index, b.index(2))
+        return [first, b.add(first, b.index(1))]
+
+    def columns(b: LoopBuilder, rows: list[SSAValue]) -> None:
+        def column_pair(bj: LoopBuilder, jj: SSAValue, _):
+            _block(bj, ops, step, rows, pair(bj, jj))
+            return ()
+
+        if n // 2:
+            b.for_range(n // 2, column_pair)
+        if n % 2:
+            _block(b, ops, step, rows, [b.index(n - 1)])
+
+    def row_pair(bi: LoopBuilder, ii: SSAValue, _):
+        columns(bi, pair(bi, ii))
+        return ()
+
+    if m // 2:
+        ctx.builder.for_range(m // 2, row_pair)
+    if m % 2:
+        columns(ctx.builder, [ctx.builder.index(m - 1)])

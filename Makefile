@@ -32,3 +32,4 @@ bench: setup
 	$(BIN)/python bench/fwsa.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/int8.py
+	$(BIN)/python bench/kernels.py

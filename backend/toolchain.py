@@ -53,6 +53,8 @@ class RunResult:
     # Instructions executed between ta_count_begin and ta_count_end (QEMU
     # targets run with count=True whose program reached the markers); else None.
     instructions: int | None
+    # Per profiling region (run's profile_markers): (instructions, entries); else None.
+    profile: tuple[tuple[int, int], ...] | None = None
 
 
 def tool(name: str) -> str:
@@ -238,16 +240,15 @@ def link(target: Target, objects: Sequence[Path], out_elf: Path) -> Path:
     return out_elf
 
 
-def _marker_addresses(elf: Path) -> tuple[int, int]:
+def _addresses(elf: Path, names: Sequence[str]) -> list[int]:
+    """The code addresses of the functions `names` in `elf`."""
     out = execute([tool("llvm-nm-22"), "--defined-only", str(elf)], f"reading {elf.name}").stdout
     symbols = {name: int(addr, 16) for addr, _, name in (ln.split() for ln in out.splitlines())}
-    try:
-        # Bit 0 marks Thumb code in Arm symbol values; instruction addresses are even.
-        return symbols["ta_count_begin"] & ~1, symbols["ta_count_end"] & ~1
-    except KeyError:
-        raise ToolchainError(
-            f"llvm-nm-22: {elf.name} defines no ta_count_begin/ta_count_end (runtime not linked?)"
-        ) from None
+    missing = [name for name in names if name not in symbols]
+    if missing:
+        raise ToolchainError(f"llvm-nm-22: {elf.name} defines no {', '.join(missing)}")
+    # Bit 0 marks Thumb code in Arm symbol values; instruction addresses are even.
+    return [symbols[name] & ~1 for name in names]
 
 
 def _tail(console: str, chars: int = 400) -> str:
@@ -265,20 +266,24 @@ def run(
     count: bool = True,
     timeout: float = 60.0,
     build_dir: Path | None = None,
+    profile_markers: Sequence[str] = (),
 ) -> RunResult:
     """Run a linked program in `workdir` (where its ta_read_file/ta_write_file paths resolve).
 
     The host runs the executable directly (instructions is None). QEMU targets
     run under semihosting; with count=True the counting plugin (built into
     build_dir, default elf's directory) reports the instructions executed
-    between the markers. A timeout or a crash (trap handler exit code) raises
-    ToolchainError with the tail of the console.
+    between the markers, and with `profile_markers` (functions starting profiling regions)
+    the instructions and entries of each region. A timeout or a crash (trap handler exit code)
+    raises ToolchainError with the tail of the console.
     """
     elf, workdir = Path(elf).resolve(), Path(workdir)
     if not target.runnable:
         raise ToolchainError(f"{target.name} cannot be run: QEMU has no model for it")
     with tempfile.TemporaryDirectory(prefix="tinyattn-run-") as scratch:
         count_file = Path(scratch) / "count.txt"
+        profile_file = Path(scratch) / "profile.txt"
+        profile = None
         if target.is_host:
             cmd, runner = [str(elf)], elf.name
         else:
@@ -291,8 +296,12 @@ def run(
             ]  # fmt: skip
             if count:
                 plugin = build_count_plugin(build_dir or elf.parent)
-                begin, end = _marker_addresses(elf)
-                cmd += ["-plugin", f"{plugin},begin={begin:#x},end={end:#x},out={count_file}"]
+                begin, end = _addresses(elf, ["ta_count_begin", "ta_count_end"])
+                args = f"{plugin},begin={begin:#x},end={end:#x},out={count_file}"
+                if profile_markers:
+                    marks = ":".join(f"{a:#x}" for a in _addresses(elf, profile_markers))
+                    args += f",marks={marks},profile={profile_file}"
+                cmd += ["-plugin", args]
         try:
             proc = subprocess.run(
                 cmd, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
@@ -317,7 +326,10 @@ def run(
                 )
             counted, regions = map(int, count_file.read_text().split())
             instructions = counted if regions else None
-    return RunResult(proc.returncode, console, instructions)
+            if profile_markers and profile_file.exists():
+                lines = (line.split() for line in profile_file.read_text().splitlines())
+                profile = tuple((int(spent), int(entries)) for _, spent, entries in lines)
+    return RunResult(proc.returncode, console, instructions, profile)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ generic loops, measured in the same run.
 Three MHSA shapes (S/E/P/H: EEG 81/32/32/8, ECG 66/16/2/8, ATT 16/64/8/8), random weights with a
 fixed seed, in f32 and quantized by tinyattn-quantize on 8 random calibration samples; each runs
 on cortex-m4, cortex-m7 and rv32 in both schedules, with the target's kernels and with the
-generic loop nests (the target's `kernels` set to `generic`: today's code before micro-kernels).
+generic loop nests (the target's `kernels` set to `generic`: the code before micro-kernels),
+and the bundled models the same way.
 Instruction counts are exact (QEMU TCG plugin), every run matches its reference (int8 bit for
 bit), and the floor is MACs / 2 (one SMLAD is two MACs).
 """
@@ -31,6 +32,8 @@ from tinyattn.backend.targets import get_target
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.dense import from_numpy
 from tinyattn.frontend import quantize as q
+from tinyattn.frontend.onnx_import import import_model
+from tinyattn.models.generate import calibration_set, spec_named
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPES = {"EEG": (81, 32, 32, 8), "ECG": (66, 16, 2, 8), "ATT": (16, 64, 8, 8)}
@@ -51,9 +54,7 @@ def mhsa_module(s: int, e: int, p: int, h: int, seed: int = SEED) -> ModuleOp:
         data = (rng.standard_normal(shape) * scale).astype(np.float32)
         return b.insert(arith.ConstantOp(from_numpy(data))).result
 
-    weights = [
-        (constant(h, e, p, scale=e**-0.5), constant(h, p, scale=0.1)) for _ in range(3)
-    ]
+    weights = [(constant(h, e, p, scale=e**-0.5), constant(h, p, scale=0.1)) for _ in range(3)]
     out = (constant(h, p, e, scale=(h * p) ** -0.5), constant(e, scale=0.1))
     x = block.args[0]
     x.name_hint = "x"
@@ -70,49 +71,96 @@ def quantized(module: ModuleOp, s: int, e: int) -> tuple[ModuleOp, list[np.ndarr
     return int8, q.quantize_inputs(q.entry_function(int8), samples[-1])
 
 
-def _instructions(source, target: str, kernels: str, schedule: str, inputs) -> tuple[int, int]:
-    """(instructions, MACs) of one run, checked against the reference."""
+def _run(source, target: str, kernels: str, schedule: str, inputs, profile: bool = False):
+    """One run, checked against the reference."""
     chosen = dataclasses.replace(get_target(target), kernels=kernels)
-    report = run(source, target=chosen, inputs=inputs, options=LowerOptions(schedule=schedule))
+    options = LowerOptions(schedule=schedule)
+    report = run(source, target=chosen, inputs=inputs, options=options, profile=profile)
     if not report.match:
         sys.exit(f"{target} {schedule} {kernels}: a run does not match the reference")
-    return report.instructions, report.macs
+    return report
 
 
-def measure() -> list[str]:
+def _compare(label: str, precision: str, source, inputs, schedules=SCHEDULES) -> list[str]:
+    """A row per target and schedule: generic loops against the target's kernels."""
     rows = []
+    for target in TARGETS:
+        for schedule in schedules:
+            ours = _run(source, target, get_target(target).kernels, schedule, inputs)
+            generic = _run(source, target, "generic", schedule, inputs).instructions
+            count, macs = ours.instructions, ours.macs
+            print(label, precision, target, schedule, generic, count, file=sys.stderr)
+            rows.append(
+                f"| {label} | {precision} | {target} | {schedule} | {macs:,} | {generic:,} | "
+                f"{count:,} | {generic / count:.2f}x | {macs / count:.3f} | "
+                f"{count / (macs / 2):.1f}x |"
+            )
+    return rows
+
+
+def _split(label: str, precision: str, source, inputs) -> list[str]:
+    """The profiler's split of the default schedule on cortex-m4, most expensive first."""
+    report = _run(source, "cortex-m4", "thumbv7em", "depth-first", inputs, profile=True)
+    rows = []
+    for row in sorted(report.profile, key=lambda r: -r.instructions)[:6]:
+        rate = f"{row.mac_per_instruction:.3f}" if row.macs else "-"
+        rows.append(
+            f"| {label} | {precision} | {row.kernel} | {row.calls:,} | {row.macs:,} | "
+            f"{row.instructions:,} | {rate} | {100 * row.share:.1f}% |"
+        )
+    return rows
+
+
+def measure() -> tuple[list[str], list[str], list[str]]:
+    """The MHSA shapes (comparison, split) and the bundled models (comparison)."""
+    shapes, splits, models = [], [], []
     for shape, (s, e, p, h) in SHAPES.items():
         module = mhsa_module(s, e, p, h)
         int8, int8_inputs = quantized(module, s, e)
+        label = f"{shape} {s}/{e}/{p}/{h}"
         for precision, source, inputs in (("int8", int8, int8_inputs), ("f32", module, None)):
-            for target in TARGETS:
-                kernels = get_target(target).kernels
-                for schedule in SCHEDULES:
-                    ours, macs = _instructions(source, target, kernels, schedule, inputs)
-                    generic, _ = _instructions(source, target, "generic", schedule, inputs)
-                    print(shape, precision, target, schedule, generic, ours, file=sys.stderr)
-                    rows.append(
-                        f"| {shape} {s}/{e}/{p}/{h} | {precision} | {target} | {schedule} | "
-                        f"{macs:,} | {generic:,} | {ours:,} | {generic / ours:.2f}x | "
-                        f"{macs / ours:.3f} | {ours / (macs / 2):.1f}x |"
-                    )
-    return rows
+            shapes += _compare(label, precision, source, inputs)
+            splits += _split(label, precision, source, inputs)
+    for model in ("ecg", "radar", "eeg"):
+        path = REPO / "models" / f"{model}.onnx"
+        samples = [[x] for x in calibration_set(spec_named(model), CALIBRATION)["x"]]
+        int8 = q.quantize(import_model(path), samples)
+        int8_inputs = q.quantize_inputs(q.entry_function(int8), samples[-1])
+        for precision, source, inputs in (("int8", int8, int8_inputs), ("f32", path, None)):
+            models += _compare(model, precision, source, inputs, ("depth-first",))
+    return shapes, splits, models
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/kernels.md")
     args = parser.parse_args()
+    shapes, splits, models = measure()
+    header = (
+        "| {what} | precision | target | schedule | MACs | generic loops | target kernels | "
+        "speed-up | MAC/instr | x floor |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+    )
     text = "\n".join(
         [
-            "# Attention kernels: MHSA-only modules",
+            "# Attention kernels",
             "",
             f"Reproduce with `{COMMAND}`. {__doc__.split(chr(10) + chr(10))[2]}",
             "",
-            "| shape S/E/P/H | precision | target | schedule | MACs | generic loops | "
-            "target kernels | speed-up | MAC/instr | x floor |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
-            *measure(),
+            "## MHSA-only modules",
+            "",
+            header.format(what="shape S/E/P/H"),
+            *shapes,
+            "",
+            "## Where the instructions go (`tinyattn-run --profile`, cortex-m4, depth-first)",
+            "",
+            "| shape | precision | kernel | calls | MACs | instructions | MAC/instr | share |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
+            *splits,
+            "",
+            "## Bundled models (default schedule; int8 quantized on 8 calibration samples)",
+            "",
+            header.format(what="model"),
+            *models,
             "",
         ]
     )

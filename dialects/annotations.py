@@ -8,6 +8,9 @@
   their signedness.
 * `tinyattn.arena_bytes`, `tinyattn.live_peak_bytes` (on a planned function): what plan-memory
   decided.
+* `tinyattn.profile` (on a module whose kernels are instrumented): per profiling region, its
+  label and the MACs of one pass through it; region i starts with a call of
+  `profile_marker(i)`, region 0 being the code between kernels.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Iterable
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
+    ArrayAttr,
     DictionaryAttr,
     FunctionType,
     IntegerAttr,
@@ -33,6 +37,27 @@ DMA_ATTR = "tinyattn.dma_bytes"
 TENSOR_SIGNATURE = "tinyattn.tensor_signature"
 ARENA_BYTES = "tinyattn.arena_bytes"
 LIVE_PEAK_BYTES = "tinyattn.live_peak_bytes"
+PROFILE = "tinyattn.profile"
+PROFILE_OUTSIDE = "(between kernels: loops, DMA, glue)"
+
+
+def profile_marker(region: int) -> str:
+    """The function whose call starts profiling region `region`."""
+    return f"tinyattn_prof_{region}"
+
+
+def profile_regions(module: ModuleOp) -> list[tuple[str, int]]:
+    """(label, MACs per pass) of each profiling region of an instrumented module, else []."""
+    attr = module.attributes.get(PROFILE)
+    if not isinstance(attr, ArrayAttr):
+        return []
+    regions = []
+    for entry in attr.data:
+        assert isinstance(entry, DictionaryAttr)
+        label, macs = entry.data["label"], entry.data["macs"]
+        assert isinstance(label, StringAttr) and isinstance(macs, IntegerAttr)
+        regions.append((label.data, macs.value.data))
+    return regions
 
 
 def tag(ops: Iterable[Operation], layer: Attribute | None, dma_bytes: int | None = None) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import MemRefType
 
+from tinyattn.dialects.annotations import profile_marker, profile_regions
 from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.dialects.memory import ALIGNMENT, MemoryLevel
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
@@ -245,6 +246,13 @@ def harness_source(lowered: LoweredModel) -> str:
         f'    return fail("cannot write {output_file(i)}\\n", {EXIT_IO_FAILED});'
         for i in range(len(lowered.outputs))
     ]
+    # An instrumented model calls one marker per profiling region: distinct no-op functions
+    # whose addresses the profiler watches (`volatile asm` keeps them apart and alive).
+    markers = [
+        f"void __attribute__((noinline, used)) {profile_marker(region)}(void) "
+        f'{{ __asm__ volatile("" ::: "memory"); }}'
+        for region in range(len(profile_regions(lowered.module)))
+    ]
     return "\n".join(
         [
             f"/* harness.c: runs '{lowered.entry}' once for tinyattn-run. Generated; do not edit.",
@@ -256,6 +264,8 @@ def harness_source(lowered: LoweredModel) -> str:
             f"static const uint8_t CANARY[] = {{{', '.join(f'{b:#04x}' for b in CANARY)}}};",
             "",
             *buffers,
+            "",
+            *markers,
             "",
             "static void set_canary(uint8_t *canary) {",
             "  for (unsigned i = 0; i < sizeof CANARY; i++)",

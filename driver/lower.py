@@ -56,6 +56,7 @@ class LowerOptions:
     schedule: str = "depth-first"  # attention through L1: depth-first, or layer by layer
     l1_bytes: int | None = None  # the L1 budget of the tiling (default: the target's L1)
     rows: str = "auto"  # rows per tile, or "auto" (the largest that fits the L1 budget)
+    profile: bool = False  # mark each kernel's code as a region the profiler counts
 
     def __post_init__(self):
         if self.fuse_weights not in MODES:
@@ -79,7 +80,7 @@ def compile_pipeline(target: Target, options: LowerOptions) -> tuple[ModulePass,
             pack_weights=target.kernels in PACKED_WEIGHTS_TARGETS,
         ),
         ConvertTinyattnToKernels(),
-        ConvertKernelsToLoops(target=target.kernels),
+        ConvertKernelsToLoops(target=target.kernels, profile=options.profile),
         PlanMemory(l1_bytes=target.l1.size, l2_bytes=target.l2.size, single_level=single_level),
         LowerDMA(),
     )

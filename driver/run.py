@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,12 @@ from xdsl.utils.exceptions import DiagnosticException
 from tinyattn.backend import toolchain
 from tinyattn.backend.pipeline import lower_to_object
 from tinyattn.backend.targets import Memory, Target, get_target
-from tinyattn.dialects.annotations import entry_function, tensor_signature
+from tinyattn.dialects.annotations import (
+    entry_function,
+    profile_marker,
+    profile_regions,
+    tensor_signature,
+)
 from tinyattn.dialects.memory import MemoryLevel
 from tinyattn.driver.harness import (
     EXIT_ARENA_OVERRUN,
@@ -85,6 +90,46 @@ class CompileResult:
 
 
 @dataclass(frozen=True)
+class ProfileRow:
+    """One kernel op of a profiled run (or the code between kernels): how often it ran, the
+    MACs and instructions of all its runs, and its share of the instructions."""
+
+    kernel: str
+    calls: int
+    macs: int
+    instructions: int
+    share: float
+
+    @property
+    def mac_per_instruction(self) -> float:
+        return self.macs / self.instructions if self.instructions else 0.0
+
+
+def format_profile(rows: Sequence[ProfileRow]) -> str:
+    """The profile for people, most expensive first."""
+    header = ("kernel", "calls", "MACs", "instructions", "MAC/instr", "share")
+    body = [
+        (
+            row.kernel,
+            f"{row.calls:,}",
+            f"{row.macs:,}",
+            f"{row.instructions:,}",
+            f"{row.mac_per_instruction:.3f}" if row.macs else "-",
+            f"{100 * row.share:.1f}%",
+        )
+        for row in sorted(rows, key=lambda r: -r.instructions)
+    ]
+    widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in (header, *body)
+    )
+
+
+@dataclass(frozen=True)
 class RunReport:
     target: str
     match: bool
@@ -101,11 +146,14 @@ class RunReport:
     planned_dma_bytes: int  # what the compiler's schedule says they move
     level_peak_bytes: dict[str, int]  # per memory level, over the schedule
     outputs: tuple[np.ndarray, ...] = field(repr=False, compare=False)
+    profile: tuple[ProfileRow, ...] = ()  # per kernel op, with --profile
 
     def as_dict(self) -> dict:
         """The report without the output arrays; non-finite errors (NaN outputs) as null, so
         the result is strict JSON."""
         fields = {k: v for k, v in asdict(self).items() if k != "outputs"}
+        if not self.profile:
+            fields.pop("profile")
         return {
             k: None if isinstance(v, float) and not np.isfinite(v) else v for k, v in fields.items()
         }
@@ -131,7 +179,19 @@ class RunReport:
             ("code", f"{self.code_bytes:,} B"),
             ("DMA traffic", f"{self.dma_bytes:,} B (planned {self.planned_dma_bytes:,} B)"),
         ]
-        return "\n".join(f"{name:<14} {value}" for name, value in rows)
+        text = "\n".join(f"{name:<14} {value}" for name, value in rows)
+        if self.profile:
+            counted = sum(row.instructions for row in self.profile)
+            ratio = (
+                f", {counted / self.instructions:.1%} of the count above"
+                if self.instructions
+                else ""
+            )
+            text += (
+                f"\n\nprofile (instrumented build: {counted:,} instructions{ratio})\n"
+                + format_profile(self.profile)
+            )
+        return text
 
 
 def _target(target: str | Target) -> Target:
@@ -417,10 +477,12 @@ def run_model(
     reference: Reference | None = None,
     build_dir: Path | str | None = None,
     expect: Arrays | None = None,
+    profile: bool = False,
 ) -> RunReport:
     """Compile, link with a harness and the runtime, run on `target`, and compare the outputs
     with `expect`, the stored outputs of these inputs (match_expected), or else with
-    `reference` (default: the numpy interpreter on the tensor-level module).
+    `reference` (default: the numpy interpreter on the tensor-level module). `profile` adds
+    the instructions of each kernel op (from a second, instrumented build).
 
     Inputs are matched to the model's by name or position (match_inputs), and give an
     integerised ONNX model's inputs their signedness; without them they are random from `seed`.
@@ -448,33 +510,14 @@ def run_model(
         expected = match_expected(expect, lowered.outputs)
     else:
         expected = [np.asarray(r) for r in reference(arrays)]
+    build = Path(build_dir) if build_dir is not None else toolchain.cache_dir()
     with _directory(work_dir) as work:
-        build = Path(build_dir) if build_dir is not None else toolchain.cache_dir()
-        compiled = _compile(module, lowered, target, work / "model", keep_stages=False)
-        (work / "harness.c").write_text(harness_source(lowered))
-        harness = toolchain.compile_c(
-            target, work / "harness.c", work / "harness.o", extra_flags=(f"-I{compiled.out_dir}",)
+        compiled, result, outputs, dma_bytes = _build_and_run(
+            module, lowered, target, arrays, work, build
         )
-        runtime = toolchain.build_runtime(target, build)
-        elf = toolchain.link(target, [compiled.obj, harness, *runtime], work / "model.elf")
-        run_dir = work / "run"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir()
-        for index, array in enumerate(arrays):
-            (run_dir / input_file(index)).write_bytes(array.tobytes())
-        result = toolchain.run(target, elf, run_dir, build_dir=build)
-        if result.exit_code != 0:
-            reason = {EXIT_IO_FAILED: " (file I/O)", EXIT_ARENA_OVERRUN: " (arena overrun)"}
-            console = " | ".join(result.console.strip().splitlines()[-3:])
-            raise DriverError(
-                f"{elf.name} failed on {target.name} with exit code {result.exit_code}"
-                f"{reason.get(result.exit_code, '')}: {console}"
-            )
-        outputs = tuple(
-            np.fromfile(run_dir / output_file(index), np.dtype(spec.dtype)).reshape(spec.shape)
-            for index, spec in enumerate(lowered.outputs)
-        )
-        dma_bytes = int(np.fromfile(run_dir / STATS_FILE, "<u8")[0])
+        regions: tuple[ProfileRow, ...] = ()
+        if profile:
+            regions = _profile(module, source, target, options, arrays, work / "profile", build)
     if len(expected) != len(outputs):
         raise DriverError(f"the model has {len(outputs)} outputs; the reference {len(expected)}")
     results = [compare(ours, ref) for ours, ref in zip(outputs, expected, strict=True)]
@@ -494,5 +537,72 @@ def run_model(
         dma_bytes=dma_bytes,
         planned_dma_bytes=lowered.dma_bytes,
         level_peak_bytes=lowered.level_peak_bytes,
+        profile=regions,
         outputs=outputs,
+    )
+
+
+def _build_and_run(
+    module: ModuleOp | None,
+    lowered: LoweredModel,
+    target: Target,
+    arrays: Sequence[np.ndarray],
+    work: Path,
+    build: Path,
+) -> tuple[CompileResult, toolchain.RunResult, tuple[np.ndarray, ...], int]:
+    """Compile `lowered` into work/, link it with a harness and the runtime, run it on
+    `arrays`: the compile, the run, the outputs and the DMA bytes moved. An instrumented
+    model's profiling regions are counted (toolchain.run's profile_markers)."""
+    compiled = _compile(module, lowered, target, work / "model", keep_stages=False)
+    (work / "harness.c").write_text(harness_source(lowered))
+    harness = toolchain.compile_c(
+        target, work / "harness.c", work / "harness.o", extra_flags=(f"-I{compiled.out_dir}",)
+    )
+    runtime = toolchain.build_runtime(target, build)
+    elf = toolchain.link(target, [compiled.obj, harness, *runtime], work / "model.elf")
+    run_dir = work / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    for index, array in enumerate(arrays):
+        (run_dir / input_file(index)).write_bytes(array.tobytes())
+    markers = [profile_marker(i) for i in range(len(profile_regions(lowered.module)))]
+    result = toolchain.run(target, elf, run_dir, build_dir=build, profile_markers=markers)
+    if result.exit_code != 0:
+        reason = {EXIT_IO_FAILED: " (file I/O)", EXIT_ARENA_OVERRUN: " (arena overrun)"}
+        console = " | ".join(result.console.strip().splitlines()[-3:])
+        raise DriverError(
+            f"{elf.name} failed on {target.name} with exit code {result.exit_code}"
+            f"{reason.get(result.exit_code, '')}: {console}"
+        )
+    outputs = tuple(
+        np.fromfile(run_dir / output_file(index), np.dtype(spec.dtype)).reshape(spec.shape)
+        for index, spec in enumerate(lowered.outputs)
+    )
+    dma_bytes = int(np.fromfile(run_dir / STATS_FILE, "<u8")[0])
+    return compiled, result, outputs, dma_bytes
+
+
+def _profile(
+    module: ModuleOp | None,
+    source: Source,
+    target: Target,
+    options: LowerOptions | None,
+    arrays: Sequence[np.ndarray],
+    work: Path,
+    build: Path,
+) -> tuple[ProfileRow, ...]:
+    """The instructions of each kernel op, from a second build whose kernels are marked as
+    profiling regions (the markers' calls cost a few instructions each: that build's total
+    is not the model's count)."""
+    if module is None or target.is_host:
+        raise DriverError("--profile needs a model file or module and an emulated target")
+    profiled = lower(module, target, replace(options or LowerOptions(), profile=True))
+    _, result, _, _ = _build_and_run(module, profiled, target, arrays, work, build)
+    regions = profile_regions(profiled.module)
+    if result.profile is None or len(result.profile) != len(regions):
+        raise DriverError(f"{target.name}: the profiler counted no regions")
+    total = sum(spent for spent, _ in result.profile) or 1
+    return tuple(
+        ProfileRow(label, entries, macs * entries, spent, spent / total)
+        for (label, macs), (spent, entries) in zip(regions, result.profile, strict=True)
     )

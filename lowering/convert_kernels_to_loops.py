@@ -11,13 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import kernel
+from tinyattn.dialects.annotations import PROFILE, PROFILE_OUTSIDE, profile_marker
 from tinyattn.dialects.builder import LoopBuilder, ModuleGlobals
 from tinyattn.lowering import (  # noqa: F401  (they register the targets' kernels)
     gap9_kernels,
@@ -131,13 +133,47 @@ GENERIC_KERNELS: dict[type[kernel.KernelOp], KernelLowering] = {
 }
 
 
+def _label(op: kernel.KernelOp) -> tuple[str, int]:
+    """A kernel op as a profile shows it (op, shape, what it computes) and its MACs."""
+    if isinstance(op, kernel.MatmulOp):
+        m, n, depth = op.dims()
+        shape, macs = f"{m}x{n}x{depth}", m * n * depth
+    else:
+        shape, macs = "x".join(map(str, _shape(op.operands[0]))), 0
+    fn = f" {op.fn.data}" if isinstance(op, kernel.MapOp) else ""
+    into = op.out.name_hint or (op.out.owner.results[0].name_hint if op.out.owner else None)
+    return f"{op.name.removeprefix('kernel.')}{fn} {shape}" + (f" -> %{into}" if into else ""), macs
+
+
+def _instrument(module: ModuleOp, ops: list[kernel.KernelOp]) -> None:
+    """Mark each kernel op's code as a profiling region (annotations.PROFILE): a call of its
+    marker before, of region 0's after; the markers are external no-op functions."""
+    regions = [(PROFILE_OUTSIDE, 0)]
+    for op in ops:
+        regions.append(_label(op))
+        block = op.parent_block()
+        assert block is not None
+        block.insert_op_before(func.CallOp(profile_marker(len(regions) - 1), [], []), op)
+        block.insert_op_after(func.CallOp(profile_marker(0), [], []), op)
+    for region in range(len(regions)):
+        module.body.block.add_op(func.FuncOp.external(profile_marker(region), [], []))
+    module.attributes[PROFILE] = ArrayAttr(
+        [
+            DictionaryAttr({"label": StringAttr(label), "macs": IntegerAttr(macs, i64)})
+            for label, macs in regions
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class ConvertKernelsToLoops(ModulePass):
-    """Lower every kernel op through `target`'s kernels, falling back to loop nests."""
+    """Lower every kernel op through `target`'s kernels, falling back to loop nests;
+    `profile` marks each kernel's code as a region the profiler counts on its own."""
 
     name = "convert-kernels-to-loops"
 
     target: str = "generic"
+    profile: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.target not in KERNEL_TARGETS:
@@ -145,7 +181,10 @@ class ConvertKernelsToLoops(ModulePass):
                 f"{self.name}: unknown target '{self.target}' (one of {', '.join(KERNEL_TARGETS)})"
             )
         module_globals = ModuleGlobals(op)
-        for kernel_op in [o for o in op.walk() if isinstance(o, kernel.KernelOp)]:
+        kernel_ops = [o for o in op.walk() if isinstance(o, kernel.KernelOp)]
+        if self.profile:
+            _instrument(op, kernel_ops)
+        for kernel_op in kernel_ops:
             context = KernelContext(LoopBuilder(InsertPoint.before(kernel_op)), module_globals)
             lowering_for(self.target, kernel_op, GENERIC_KERNELS)(context, kernel_op)
             kernel_op.detach()

@@ -1,12 +1,13 @@
 """`tinyattn-run`: compile a model, run it on a target and check it against the reference.
 
     tinyattn-run model.(onnx|mlir) --target T [--inputs x.npz [--expect y.npz]] [--seed N]
-                 [--json]
+                 [--json] [--profile]
 
 Runs under QEMU (or natively for `host`), compares every output with the numpy reference, or
 with the stored outputs of `--expect` (as Deeploy's test vectors come: `--inputs DIR/inputs.npz
 --expect DIR/outputs.npz`), and prints the report: match, errors, instructions,
-MAC/instruction, memory (`--json`: one JSON object). Integer outputs must match bit for bit.
+MAC/instruction, memory (`--json`: one JSON object) and, with `--profile`, the instructions of
+each kernel op. Integer outputs must match bit for bit.
 Exit status 0 on a match, 1 on a mismatch or an error.
 """
 
@@ -42,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also count the instructions of each kernel op (MACs, MAC/instruction, share), "
+        "from a second build whose kernels are marked as regions",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -56,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             options=options_from(args),
             expect=expect,
+            profile=args.profile,
         )
         print(json.dumps(report.as_dict()) if args.json else report.format())
         return 0 if report.match else 1

@@ -3,13 +3,20 @@
  * runtime's counting markers, exactly and repeatably.
  *
  *   qemu-system-... -plugin count_plugin.so,begin=0xADDR,end=0xADDR,out=FILE
+ *                   [,marks=0xADDR0:0xADDR1:...,profile=FILE]
  *
  * Every instruction gets an inline 64-bit add (no helper call, so counting is
  * cheap and exact). The first instruction of ta_count_begin and of
  * ta_count_end additionally gets a callback: begin snapshots the running
  * total, end adds (total - snapshot) to the result. At exit FILE receives
  * "<instructions> <regions>\n", regions being the number of begin/end pairs.
- * Single vCPU boards only (the total is one plain counter).
+ *
+ * Profiling: mark i is the address of a function the profiled program calls
+ * where region i starts (region 0 is the code between kernels). Each mark's
+ * first instruction gets a callback that charges the instructions since the
+ * last switch to the region being left, so every counted instruction lands in
+ * exactly one region. The profile FILE receives "<region> <instructions>
+ * <entries>\n" per region. Single vCPU boards only (plain counters).
  *
  * Debian ships QEMU with plugin support but without qemu-plugin.h, so the
  * few declarations used are written out below; they match the plugin API
@@ -43,15 +50,41 @@ void qemu_plugin_register_atexit_cb(qemu_plugin_id_t, qemu_plugin_udata_cb_t, vo
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
+#define MAX_MARKS 4096
+
 static uint64_t total, snapshot, counted, regions;
 static uint64_t begin_addr, end_addr;
-static const char *out_path;
+static const char *out_path, *profile_path;
+static uint64_t marks[MAX_MARKS], spent[MAX_MARKS], entries[MAX_MARKS];
+static size_t n_marks, current;
+static int inside; /* between ta_count_begin and ta_count_end */
+static uint64_t switched; /* the total at the last region switch */
 
-static void on_begin(unsigned int vcpu, void *udata) { snapshot = total; }
+static void charge(void) {
+  spent[current] += total - switched;
+  switched = total;
+}
+
+static void on_begin(unsigned int vcpu, void *udata) {
+  snapshot = switched = total;
+  current = 0;
+  inside = 1;
+}
 
 static void on_end(unsigned int vcpu, void *udata) {
   counted += total - snapshot;
   regions++;
+  if (inside)
+    charge();
+  inside = 0;
+}
+
+static void on_mark(unsigned int vcpu, void *udata) {
+  if (!inside)
+    return;
+  charge();
+  current = (size_t)(uintptr_t)udata;
+  entries[current]++;
 }
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
@@ -64,6 +97,10 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_begin, QEMU_PLUGIN_CB_NO_REGS, NULL);
     if (pc == end_addr)
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_end, QEMU_PLUGIN_CB_NO_REGS, NULL);
+    for (size_t m = 0; m < n_marks; m++)
+      if (pc == marks[m])
+        qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS,
+                                               (void *)(uintptr_t)m);
   }
 }
 
@@ -73,6 +110,24 @@ static void write_result(qemu_plugin_id_t id, void *udata) {
     fprintf(f, "%" PRIu64 " %" PRIu64 "\n", counted, regions);
     fclose(f);
   }
+  FILE *p = profile_path ? fopen(profile_path, "w") : NULL;
+  if (p) {
+    for (size_t m = 0; m < n_marks; m++)
+      fprintf(p, "%zu %" PRIu64 " %" PRIu64 "\n", m, spent[m], entries[m]);
+    fclose(p);
+  }
+}
+
+/* "0xA:0xB:..." -> marks; 0 if the list is empty or too long. */
+static int parse_marks(const char *list) {
+  for (const char *s = list; *s && n_marks < MAX_MARKS;) {
+    char *next;
+    marks[n_marks++] = strtoull(s, &next, 0);
+    if (next == s)
+      return 0;
+    s = *next == ':' ? next + 1 : next;
+  }
+  return n_marks > 0 && n_marks < MAX_MARKS;
 }
 
 __attribute__((visibility("default"))) int
@@ -84,6 +139,14 @@ qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char
       end_addr = strtoull(argv[i] + 4, NULL, 0);
     else if (!strncmp(argv[i], "out=", 4))
       out_path = argv[i] + 4;
+    else if (!strncmp(argv[i], "profile=", 8))
+      profile_path = argv[i] + 8;
+    else if (!strncmp(argv[i], "marks=", 6)) {
+      if (!parse_marks(argv[i] + 6)) {
+        fprintf(stderr, "count_plugin: bad marks '%s'\n", argv[i] + 6);
+        return -1;
+      }
+    }
     else {
       fprintf(stderr, "count_plugin: unknown argument '%s'\n", argv[i]);
       return -1;

@@ -1,5 +1,15 @@
 // RUN: %tinyattn-opt --split-input-file --verify-diagnostics --convert-kernels-to-loops %s | %filecheck %s
 // RUN: not %tinyattn-opt --convert-kernels-to-loops="target=avr" %s 2>&1 | %filecheck %s --check-prefix=TARGET
+// RUN: %tinyattn-opt --split-input-file --verify-diagnostics --convert-kernels-to-loops="profile=true" %s | %filecheck %s --check-prefix=PROFILE
+
+// Profiling: each kernel's code is a region that starts with a call of its marker and ends
+// with one of region 0's; the module lists each region's label and MACs per pass.
+// PROFILE: builtin.module attributes {tinyattn.profile = [{label = "(between kernels: loops, DMA, glue)", macs = 0 : i64}, {label = "matmul 4x6x8 -> %s", macs = 192 : i64}]}
+// PROFILE:   func.call @tinyattn_prof_1() : () -> ()
+// PROFILE:   scf.for
+// PROFILE:   func.call @tinyattn_prof_0() : () -> ()
+// PROFILE:   func.func private @tinyattn_prof_0() -> ()
+// PROFILE:   func.func private @tinyattn_prof_1() -> ()
 
 // The generic lowering: a loop nest per output element, the accumulator a loop-carried value
 // started at the bias; the transposed rhs is read as K[j, k] (no copy); the scale applies once.

@@ -108,7 +108,7 @@ def _block(
     rows: Sequence[SSAValue],
     cols: Sequence[SSAValue],
 ) -> None:
-    """The outputs rows × cols (at most 2 × 2), accumulated in registers, then stored."""
+    """The outputs rows × cols, accumulated in registers, then stored."""
     blocks = [(i, j) for i in rows for j in cols]
     zero = compute_type(element_type(ops.out.ref))
     starts = [ops.init(b, i, j) if ops.init else b.constant(0, zero) for i, j in blocks]
@@ -133,9 +133,11 @@ def _block(
         ops.out.store(b, ops.requant(b, total, j) if ops.requant else total, i, j)
 
 
-def blocked_matmul(ctx: KernelContext, op: kernel.KernelOp, step: DepthStep) -> None:
-    """`op` as 2×2 register blocks (module docstring): full blocks, then the odd last column,
-    row and corner."""
+def blocked_matmul(
+    ctx: KernelContext, op: kernel.KernelOp, step: DepthStep, block: tuple[int, int] = (2, 2)
+) -> None:
+    """`op` in register blocks of `block` = (rows, columns) outputs (module docstring): full
+    blocks, then the last columns and rows that do not fill one, a row or column at a time."""
     assert isinstance(op, kernel.MatmulOp)
     m, n, depth = op.dims()
     if op.acc is not None:
@@ -155,26 +157,27 @@ def blocked_matmul(ctx: KernelContext, op: kernel.KernelOp, step: DepthStep) -> 
         None if op.scale is None else op.scale.value.data,
         ctx.requant(op),
     )
+    block_rows, block_cols = block
 
-    def pair(b: LoopBuilder, index: SSAValue) -> list[SSAValue]:
-        first = b.mul(index, b.index(2))
-        return [first, b.add(first, b.index(1))]
+    def group(b: LoopBuilder, index: SSAValue, size: int) -> list[SSAValue]:
+        first = b.mul(index, b.index(size))
+        return [first, *(b.add(first, b.index(offset)) for offset in range(1, size))]
 
     def columns(b: LoopBuilder, rows: list[SSAValue]) -> None:
-        def column_pair(bj: LoopBuilder, jj: SSAValue, _):
-            _block(bj, ops, step, rows, pair(bj, jj))
+        def column_group(bj: LoopBuilder, jj: SSAValue, _):
+            _block(bj, ops, step, rows, group(bj, jj, block_cols))
             return ()
 
-        if n // 2:
-            b.for_range(n // 2, column_pair)
-        if n % 2:
-            _block(b, ops, step, rows, [b.index(n - 1)])
+        if n // block_cols:
+            b.for_range(n // block_cols, column_group)
+        for col in range(n // block_cols * block_cols, n):
+            _block(b, ops, step, rows, [b.index(col)])
 
-    def row_pair(bi: LoopBuilder, ii: SSAValue, _):
-        columns(bi, pair(bi, ii))
+    def row_group(bi: LoopBuilder, ii: SSAValue, _):
+        columns(bi, group(bi, ii, block_rows))
         return ()
 
-    if m // 2:
-        ctx.builder.for_range(m // 2, row_pair)
-    if m % 2:
-        columns(ctx.builder, [ctx.builder.index(m - 1)])
+    if m // block_rows:
+        ctx.builder.for_range(m // block_rows, row_group)
+    for row in range(m // block_rows * block_rows, m):
+        columns(ctx.builder, [ctx.builder.index(row)])

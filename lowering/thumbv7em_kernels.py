@@ -9,9 +9,9 @@ block of outputs held in registers (`blocked_matmul`): 4 loads, 8 widenings and 
 16 MACs. Sums wrap in i32 as the generic loops' do (SMLAD's overflow flag is not read), so the
 result is bit-exact with them.
 
-f32 matmul (any layout): the same 2×2 blocks with fused multiply-adds (`vfma.f32`), four depth
-positions per loop trip; f32 results match the reference within the usual tolerance (FMA rounds
-once where mul + add round twice).
+f32 matmul (any layout): 4×4 blocks of fused multiply-adds (`vfma.f32`), 8 loads per 16 MACs;
+f32 results match the reference within the usual tolerance (FMA rounds once where mul + add
+round twice). Block shapes are the fastest measured on EEG's attention (bench/results/kernels.md).
 """
 
 from __future__ import annotations
@@ -65,5 +65,5 @@ def dual_mac_matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
 
 @register_kernel("thumbv7em", kernel.MatmulOp, applies=lambda op: not op.is_integer())
 def fma_matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
-    """f32: 2×2 register blocks of `vfma.f32`, four depth positions per loop trip."""
-    blocked_matmul(ctx, op, scalar_step(WORD, fused=True))
+    """f32: 4×4 register blocks of `vfma.f32` (16 of the FPU's 32 registers accumulate)."""
+    blocked_matmul(ctx, op, scalar_step(1, fused=True), block=(4, 4))

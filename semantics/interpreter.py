@@ -328,6 +328,21 @@ class ScalarArithFunctions(ArithFunctions):
     def run_extui(self, interpreter: Interpreter, op: arith.ExtUIOp, args: PythonValues):
         return (to_unsigned(int(args[0]), _width(interpreter, op.input.type)),)
 
+    @impl(arith.FPToSIOp)
+    def run_fptosi(self, interpreter: Interpreter, op: arith.FPToSIOp, args: PythonValues):
+        return (int(np.trunc(np.float64(args[0]))),)
+
+    @impl(arith.SIToFPOp)
+    def run_sitofp(self, interpreter: Interpreter, op: arith.SIToFPOp, args: PythonValues):
+        return (scalar(float(args[0]), op.result.type),)
+
+    @impl(arith.BitcastOp)
+    def run_bitcast(self, interpreter: Interpreter, op: arith.BitcastOp, args: PythonValues):
+        """Between i32 and f32: the same 32 bits."""
+        if isinstance(op.result.type, IntegerType):
+            return (int(np.float32(args[0]).view(np.int32)),)
+        return (np.int32(to_signed(to_unsigned(args[0], 32), 32)).view(np.float32),)
+
     @impl(arith.ShRUIOp)
     def run_shrui(self, interpreter: Interpreter, op: arith.ShRUIOp, args: PythonValues):
         width = _width(interpreter, op.result.type)

@@ -1,4 +1,4 @@
-"""Every target's matmul micro-kernel computes what `kernel.matmul` means: random operands of
+"""Every target's micro-kernel computes what its kernel op means: random operands of
 awkward shapes (odd rows and columns, depths with a remainder), every signedness, every
 accumulator start, transposed results, per-channel requantization to i8 and ui8, and f32; the
 kernel-level module and its loop level after each target's lowering evaluate to the same
@@ -11,8 +11,10 @@ import itertools
 
 import numpy as np
 import pytest
+from requires import target_param
 from xdsl.context import Context
 
+from tinyattn.api import run
 from tinyattn.driver.parsing import parse_module
 from tinyattn.lowering.convert_kernels_to_loops import ConvertKernelsToLoops
 from tinyattn.semantics.interpreter import evaluate
@@ -111,3 +113,22 @@ def test_kernel_matches_the_op(target, dims, x_type, w_type, init, out):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_array_equal(got, expected)
+
+
+SOFTMAX = """
+func.func @main(%x: tensor<6x40xf32>) -> tensor<6x40xf32> {
+  %s = tinyattn.softmax %x : (tensor<6x40xf32>) -> tensor<6x40xf32>
+  func.return %s : tensor<6x40xf32>
+}
+"""
+
+
+@pytest.mark.parametrize("target", [target_param("host"), target_param("cortex-m4")])
+def test_softmax_exponential_over_its_whole_range(target, build_dir):
+    """`exp_nonpositive` against numpy: score spreads from 1e-3 to 300 (terms down to e^-300,
+    below the smallest float, and rows dominated by one score), on the host and the M4."""
+    rng = np.random.default_rng(4)
+    spreads = np.array([1e-3, 1.0, 10.0, 80.0, 150.0, 300.0], np.float32)[:, None]
+    x = (rng.uniform(-1, 0, (6, 40)) * spreads).astype(np.float32)
+    report = run(parse_module(SOFTMAX, "softmax.mlir"), target, inputs=[x], build_dir=build_dir)
+    assert report.match, report.format()

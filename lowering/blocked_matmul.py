@@ -1,8 +1,9 @@
 """Register-blocked matmul, the skeleton of every target's matmul micro-kernel.
 
-The outputs are computed in 2×2 blocks whose four accumulators stay in registers over the whole
-depth, so each operand element loaded serves two MACs; the odd last row and column take the same
-code with fewer accumulators. A `DepthStep` says how a target consumes `chunk` consecutive depth
+The outputs are computed in blocks of R×C (2×2 by default; each target picks the shape its
+registers hold best) whose accumulators stay in registers over the whole depth, so each operand
+element loaded serves C or R MACs; the rows and columns left over take the same code with fewer
+accumulators. A `DepthStep` says how a target consumes `chunk` consecutive depth
 positions: how it loads a chunk of one operand row (a word of four int8 for SIMD dot products,
 or `chunk` scalars) and how it multiplies two such chunks into an accumulator (SMLADs, a
 `cv.sdotsp.b`, or scalar multiply-adds). The depth's remainder takes scalar MACs, and each output
@@ -52,15 +53,15 @@ def word_operands(op: kernel.KernelOp) -> bool:
 
 def word(b: LoopBuilder, matrix: k.Matrix, row: SSAValue, col: SSAValue) -> SSAValue:
     """The four bytes at (row, col..col+3) as one little-endian i32 (one `ldr` after LLVM)."""
-    word = None
+    packed = None
     for byte in range(WORD):
         column = col if byte == 0 else b.insert(arith.AddiOp(col, b.index(byte)))
         value = b.convert(b.load(matrix.ref, matrix.indices(row, column)), i32, unsigned=True)
         if byte:
             value = b.shl(value, b.constant(8 * byte, i32))
-        word = value if word is None else b.insert(arith.OrIOp(word, value))
-    assert word is not None
-    return word
+        packed = value if packed is None else b.insert(arith.OrIOp(packed, value))
+    assert packed is not None
+    return packed
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,9 @@ def _softmax(ctx: KernelContext, op: kernel.KernelOp) -> None:
         k.softmax_rows(ctx.builder, rows, cols, x, out)
     else:
         assert op.scratch is not None
-        k.isoftmax_rows(ctx.builder, rows, cols, x, out, op.isoftmax, op.scratch)
+        k.check_isoftmax_fits_i32(op.isoftmax, cols)
+        table = ctx.table(op, "isoftmax_exp", k.isoftmax_exponentials(op.isoftmax))
+        k.isoftmax_rows(ctx.builder, rows, cols, x, out, op.isoftmax, op.scratch, table)
 
 
 def _layernorm(ctx: KernelContext, op: kernel.KernelOp) -> None:

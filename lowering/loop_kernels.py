@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import IntegerType, f32, i8, i32
+from xdsl.dialects.builtin import IndexType, IntegerType, f32, i8, i32
 from xdsl.ir import SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
@@ -223,6 +223,18 @@ def softmax_rows(b: LoopBuilder, rows: int, cols: int, x: Matrix, out: Matrix) -
     b.for_range(rows, row)
 
 
+def isoftmax_exponentials(params: ta.ISoftmaxAttr) -> list[int]:
+    """I-BERT's `e = (a*(p + b)^2 + c) >> z` for every `-xt = max - x` in [0, 255] (8-bit
+    rows: no other difference exists), with `z = min(floor(-xt / log2), 31)` and
+    `p = xt + z*log2`: the exact values of the reference's unbounded integers."""
+    a, coeff_b, c, log2, _ = (param.data for param in params.parameters)
+    exponentials = []
+    for neg in range(256):
+        z = min(neg // log2, 31)
+        exponentials.append((a * (z * log2 - neg + coeff_b) ** 2 + c) >> z)
+    return exponentials
+
+
 def isoftmax_rows(
     b: LoopBuilder,
     rows: int,
@@ -231,16 +243,16 @@ def isoftmax_rows(
     out: Matrix,
     params: ta.ISoftmaxAttr,
     scratch: SSAValue,
+    exponentials: SSAValue,
 ) -> None:
     """I-BERT integer softmax of each row of 8-bit `x` into unsigned 8-bit `out` (may be `x`:
     a row is written only after it was read), as QuantLib's iSoftmax, in i32:
-    `xt = x - max`, `z = min(floor(-xt / log2), 31)`, `p = xt + z*log2`,
-    `e = (a*(p + b)^2 + c) >> z`, `out = floor(e*(n_levels - 1) / sum(e))` (unsigned division).
-    `scratch` (i32 [cols]) keeps a row's `e` between the sum and the division."""
+    `e = exponentials[max - x]` (the i32 table of `isoftmax_exponentials`: one load where the
+    polynomial takes a division, a clamp, three multiplies and a shift), then
+    `out = floor(e*(n_levels - 1) / sum(e))` (unsigned division). `scratch` (i32 [cols]) keeps
+    a row's `e` between the sum and the division. `check_isoftmax_fits_i32` first."""
     assert element_type(x.ref) == i8, "isoftmax_rows reads 8-bit scores"
-    a, coeff_b, c, log2, levels = (param.data for param in params.parameters)
-    _check_isoftmax_fits_i32(params, cols)
-    log2 = min(log2, 256)  # z is 0 for any larger log2 (-xt <= 255): a divisor that fits i32
+    levels = params.n_levels.data
 
     def row(br: LoopBuilder, i: SSAValue, _):
         (peak,) = br.for_range(
@@ -250,15 +262,8 @@ def isoftmax_rows(
         )
 
         def exponentiate(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
-            def const(value: int) -> SSAValue:
-                # The polynomial is a ring expression whose value fits i32 (checked), so its
-                # coefficients may as well wrap.
-                return i32_constant(bj, value)
-
-            neg = bj.sub(peak, x.load(bj, i, j))  # -xt >= 0: floor and unsigned division agree
-            z = bj.min(bj.udiv(neg, const(log2)), const(31))
-            shifted = bj.add(bj.sub(bj.mul(z, const(log2)), neg), const(coeff_b))  # p + b
-            e = bj.shr(bj.add(bj.mul(bj.mul(shifted, shifted), const(a)), const(c)), z)
+            neg = bj.sub(peak, x.load(bj, i, j))  # max - x in [0, 255]
+            e = bj.load(exponentials, [bj.insert(arith.IndexCastOp(neg, IndexType()))])
             bj.store(e, scratch, [j])
             return (bj.add(acc[0], e),)
 
@@ -275,16 +280,14 @@ def isoftmax_rows(
     b.for_range(rows, row)
 
 
-def _check_isoftmax_fits_i32(params: ta.ISoftmaxAttr, cols: int) -> None:
+def check_isoftmax_fits_i32(params: ta.ISoftmaxAttr, cols: int) -> None:
     """Raise unless i32 arithmetic computes `params` on 8-bit rows of `cols` exactly as the
     reference's unbounded integers: for every `x - max` in [-255, 0], `a*(p + b)^2 + c` in
-    [0, 2^31), and `e*(n_levels - 1)` and the row sum below 2^32 (unsigned), the sum nonzero."""
+    [0, 2^31) (so each exponential fits the i32 table), and `e*(n_levels - 1)` and the row sum
+    below 2^32 (unsigned), the sum nonzero."""
     a, coeff_b, c, log2, levels = (param.data for param in params.parameters)
-    polys, exps = [], []
-    for neg in range(256):
-        z = min(neg // log2, 31)
-        polys.append(a * (z * log2 - neg + coeff_b) ** 2 + c)
-        exps.append(polys[-1] >> z)
+    polys = [a * (min(neg // log2, 31) * log2 - neg + coeff_b) ** 2 + c for neg in range(256)]
+    exps = isoftmax_exponentials(params)
     problems = [
         (min(polys) < 0 or max(polys) >= 2**31, "a*(p + b)^2 + c leaves [0, 2^31)"),
         (max(exps) * (levels - 1) >= 2**32, "e*(n_levels - 1) reaches 2^32"),

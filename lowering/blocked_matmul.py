@@ -73,6 +73,9 @@ class DepthStep:
     load: Callable[[LoopBuilder, k.Matrix, SSAValue, SSAValue], Any]
     # (builder, lhs chunk, rhs chunk, accumulator) -> the new accumulator
     mac: Callable[[LoopBuilder, Any, Any, SSAValue], SSAValue]
+    # Load each lhs row's chunk just before its MACs, so fewer values are live at once (fewer
+    # spills where a chunk takes several registers, as SMLAD's two widened pairs).
+    rows_in_turn: bool = False
 
 
 def scalar_step(chunk: int, fused: bool = False) -> DepthStep:
@@ -116,11 +119,14 @@ def _block(
 
     def chunk(bk: LoopBuilder, t: SSAValue, accs: tuple[SSAValue, ...]) -> list[SSAValue]:
         at = bk.mul(t, bk.index(step.chunk))
-        lefts = {i: step.load(bk, ops.lhs, i, at) for i in rows}
+        lefts = {} if step.rows_in_turn else {i: step.load(bk, ops.lhs, i, at) for i in rows}
         rights = {j: step.load(bk, ops.rhs, j, at) for j in cols}
-        return [
-            step.mac(bk, lefts[i], rights[j], acc) for (i, j), acc in zip(blocks, accs, strict=True)
-        ]
+        sums = dict(zip(blocks, accs, strict=True))
+        for i in rows:
+            left = step.load(bk, ops.lhs, i, at) if step.rows_in_turn else lefts[i]
+            for j in cols:
+                sums[i, j] = step.mac(bk, left, rights[j], sums[i, j])
+        return [sums[block] for block in blocks]
 
     totals = list(b.for_range(ops.depth // step.chunk, chunk, init=starts))
     for depth_at in range(ops.depth // step.chunk * step.chunk, ops.depth):

@@ -54,6 +54,7 @@ DUAL_MAC = DepthStep(
     lambda b, left, right, acc: _intrinsic(
         b, "smlad", left[1], right[1], _intrinsic(b, "smlad", left[0], right[0], acc)
     ),
+    rows_in_turn=True,
 )
 
 

@@ -70,6 +70,7 @@ def compile_pipeline(target: Target, options: LowerOptions) -> tuple[ModulePass,
     schedule through L1 (weights packed for the target's kernels), kernel ops, the target's
     kernels, static arenas, DMA calls."""
     single_level = len(target.levels) == 1
+    packed = target.kernels in PACKED_WEIGHTS_TARGETS
     tile = DepthFirstTile if options.schedule == "depth-first" else LayerwiseTile
     return (
         FuseWeights(mode=options.fuse_weights),
@@ -77,9 +78,9 @@ def compile_pipeline(target: Target, options: LowerOptions) -> tuple[ModulePass,
             l1_bytes=options.l1_bytes or target.l1.size,
             rows=options.rows,
             dma=not single_level,
-            pack_weights=target.kernels in PACKED_WEIGHTS_TARGETS,
+            pack_weights=packed,
         ),
-        ConvertTinyattnToKernels(),
+        ConvertTinyattnToKernels(pack_weights=packed),
         ConvertKernelsToLoops(target=target.kernels, profile=options.profile),
         PlanMemory(l1_bytes=target.l1.size, l2_bytes=target.l2.size, single_level=single_level),
         LowerDMA(),

@@ -19,7 +19,7 @@ data. The integer semantics are the kernel ops' (dialects/kernel.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 
 from xdsl.context import Context
@@ -50,6 +50,7 @@ from tinyattn.dialects.builder import (
     reshaped,
     storage_type,
 )
+from tinyattn.dialects.dense import from_numpy, to_numpy
 from tinyattn.dialects.memory import ALIGNMENT
 
 
@@ -62,9 +63,11 @@ def _is_unsigned(value: SSAValue) -> bool:
 
 @dataclass
 class _Lowering:
-    """Where the kernel ops of one function go, and how to make scratch buffers."""
+    """Where the kernel ops of one function go, how to make scratch buffers, and which weight
+    tensors are held packed (transposed, [N, K])."""
 
     builder: LoopBuilder
+    packed: set[SSAValue] = field(default_factory=set)
 
     def alloc(self, shape: Sequence[int], element: Attribute) -> SSAValue:
         return self.builder.insert(
@@ -106,6 +109,7 @@ def _lower_linear(low: _Lowering, op: ta.LinearOp, refs: list[SSAValue], out: SS
             refs[1],
             y,
             bias=refs[2] if len(refs) > 2 else None,
+            transpose_rhs=op.weight in low.packed,
             requant=op.requant,
             unsigned=_unsigned([("lhs", op.x), ("out", op.result)]),
         )
@@ -205,9 +209,10 @@ LOWERINGS: dict[type[Operation], OpLowering] = {
 
 
 class _FunctionConverter:
-    def __init__(self, module_globals: ModuleGlobals, old: func.FuncOp):
+    def __init__(self, module_globals: ModuleGlobals, old: func.FuncOp, pack_weights: bool):
         self.globals = module_globals
         self.old = old
+        self.pack_weights = pack_weights
         self.refs: dict[SSAValue, SSAValue] = {}
 
     def convert(self) -> func.FuncOp:
@@ -266,7 +271,11 @@ class _FunctionConverter:
         if isinstance(op, func.ReturnOp):
             return
         if isinstance(op, arith.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr):
-            self.refs[op.result] = self.globals.constant(b, op.result.name_hint, op.value, self.old)
+            data = op.value
+            if self.pack_weights and _only_linear_weight(op.result):
+                data = from_numpy(to_numpy(data).T, data.get_element_type())
+                low.packed.add(op.result)
+            self.refs[op.result] = self.globals.constant(b, op.result.name_hint, data, self.old)
             return
         if isinstance(op, bufferization.ToBufferOp):
             op.memref.replace_all_uses_with(self.refs[op.tensor])
@@ -315,6 +324,20 @@ class _FunctionConverter:
             source = _matrix(b, buffer, count)
             out = _matrix(b, reshaped(b, destinations[tensor], _shape(tensor)), count)
             b.builder.insert(kernel.MapOp("copy", [source], out))
+
+
+def _only_linear_weight(value: SSAValue) -> bool:
+    """An int8 2-D constant used only as the weight of `tinyattn.linear`s: it may be stored
+    packed, [N, K], for kernels that read the rhs by words (f32 kernels read any layout)."""
+    typ = value.type
+    uses = list(value.uses)
+    return (
+        isinstance(typ, TensorType)
+        and len(typ.get_shape()) == 2
+        and isinstance(typ.get_element_type(), IntegerType)
+        and bool(uses)
+        and all(isinstance(u.operation, ta.LinearOp) and u.index == 1 for u in uses)
+    )
 
 
 def _is_storage_view(op: Operation) -> bool:
@@ -369,9 +392,13 @@ def _top_level(op: Operation, block: Block) -> Operation | None:
 
 @dataclass(frozen=True)
 class ConvertTinyattnToKernels(ModulePass):
-    """Bufferize tensor-level tinyattn functions into memref functions of kernel ops."""
+    """Bufferize tensor-level tinyattn functions into memref functions of kernel ops;
+    `pack-weights` stores constant int8 `linear` weights transposed ([N, K], read by rows:
+    `transpose_rhs`), the layout of word-loading kernels."""
 
     name = "convert-tinyattn-to-kernels"
+
+    pack_weights: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         module_globals = ModuleGlobals(op)
@@ -382,6 +409,6 @@ class ConvertTinyattnToKernels(ModulePass):
                 isinstance(o, Operation) and o.dialect_name() == "tinyattn" for o in function.walk()
             ):
                 continue
-            new = _FunctionConverter(module_globals, function).convert()
+            new = _FunctionConverter(module_globals, function, self.pack_weights).convert()
             op.body.block.insert_op_before(new, function)
             op.body.block.erase_op(function)

@@ -23,7 +23,7 @@ pytest:
 demo: setup
 	$(BIN)/tinyattn-import $(DEMO_MODEL) --elide-weights --summary
 	@echo "== $(DEMO_MODEL) on cortex-m4 (mps2-an386) =="
-	$(BIN)/tinyattn-run $(DEMO_MODEL) --target cortex-m4
+	$(BIN)/tinyattn-run $(DEMO_MODEL) --target cortex-m4 --profile
 	@echo "== $(DEMO_MODEL) on rv32 (riscv32 virt) =="
 	$(BIN)/tinyattn-run $(DEMO_MODEL) --target rv32
 

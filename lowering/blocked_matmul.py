@@ -147,13 +147,7 @@ def blocked_matmul(
     blocks, then the last columns and rows that do not fill one, a row or column at a time."""
     assert isinstance(op, kernel.MatmulOp)
     m, n, depth = op.dims()
-    if op.acc is not None:
-        partial_sums = k.Matrix(op.acc)
-        init = k.accumulate_into(partial_sums.T() if op.transpose_out else partial_sums)
-    elif op.bias is not None:
-        init = k.vector_init(op.bias)
-    else:
-        init = None
+    init = k.matmul_init(op)
     lhs, rhs, out = (k.Matrix(op.operands[i], unsigned=op.is_unsigned(i)) for i in (0, 1, -1))
     ops = _Operands(
         lhs,

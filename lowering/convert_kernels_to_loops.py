@@ -48,13 +48,7 @@ def _matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
     assert isinstance(op, kernel.MatmulOp)
     m, n, depth = op.dims()
     rhs = _matrix(op, 1)
-    if op.acc is not None:
-        partial_sums = k.Matrix(op.acc)
-        init = k.accumulate_into(partial_sums.T() if op.transpose_out else partial_sums)
-    elif op.bias is not None:
-        init = k.vector_init(op.bias)
-    else:
-        init = None
+    init = k.matmul_init(op)
     out = _matrix(op, -1)
     k.matmul(
         ctx.builder,

@@ -23,6 +23,7 @@ from xdsl.dialects.builtin import IndexType, IntegerType, f32, i8, i32
 from xdsl.ir import SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
+from tinyattn.dialects import kernel
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.builder import LoopBuilder, compute_type, element_type, is_integer
 from tinyattn.semantics.reference import wrap_int32
@@ -124,6 +125,17 @@ def vector_init(bias: SSAValue, prefix: Sequence[SSAValue] = ()) -> AccumulatorI
 def accumulate_into(matrix: Matrix) -> AccumulatorInit:
     """The accumulator starts at the output's current value (a partial sum)."""
     return lambda b, row, col: matrix.load(b, row, col)
+
+
+def matmul_init(op: kernel.MatmulOp) -> AccumulatorInit | None:
+    """Where a `kernel.matmul`'s accumulator starts: its partial sums (in the layout of its
+    out), its bias, or zero (None)."""
+    if op.acc is not None:
+        partial_sums = Matrix(op.acc)
+        return accumulate_into(partial_sums.T() if op.transpose_out else partial_sums)
+    if op.bias is not None:
+        return vector_init(op.bias)
+    return None
 
 
 def matmul(

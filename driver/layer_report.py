@@ -12,7 +12,7 @@ belongs to the layer before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects import func
@@ -133,12 +133,17 @@ def format_layers(layers: Iterable[Layer]) -> str:
         )
         for layer in layers
     ]
+    return format_table(header, rows, left=2)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> str:
+    """Aligned columns for people: the first `left` left-justified (names), the rest
+    right-justified (numbers)."""
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    lines = [
+    return "\n".join(
         "  ".join(
-            cell.ljust(width) if i < 2 else cell.rjust(width)
+            cell.ljust(width) if i < left else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         )
         for row in (header, *rows)
-    ]
-    return "\n".join(lines)
+    )

@@ -47,6 +47,7 @@ from tinyattn.driver.harness import (
     model_header,
     output_file,
 )
+from tinyattn.driver.layer_report import format_table
 from tinyattn.driver.lower import LowerOptions, lower_module
 from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
 from tinyattn.driver.parsing import parse_module
@@ -119,14 +120,7 @@ def format_profile(rows: Sequence[ProfileRow]) -> str:
         )
         for row in sorted(rows, key=lambda r: -r.instructions)
     ]
-    widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in (header, *body)
-    )
+    return format_table(header, body, left=1)
 
 
 @dataclass(frozen=True)
@@ -494,6 +488,8 @@ def run_model(
         raise DriverError(
             f"{target.name} is compile-only (QEMU cannot run it); use tinyattn-compile"
         )
+    if profile and (target.is_host or isinstance(source, LoweredModel)):
+        raise DriverError("--profile needs a model file or module and an emulated target")
     if expect is not None and reference is not None:
         raise DriverError("pass a reference or expected outputs, not both")
     module, lowered = _lowered(source, target, options, inputs)
@@ -517,7 +513,8 @@ def run_model(
         )
         regions: tuple[ProfileRow, ...] = ()
         if profile:
-            regions = _profile(module, source, target, options, arrays, work / "profile", build)
+            assert module is not None  # checked before the first build
+            regions = _profile(module, target, options, arrays, work / "profile", build)
     if len(expected) != len(outputs):
         raise DriverError(f"the model has {len(outputs)} outputs; the reference {len(expected)}")
     results = [compare(ours, ref) for ours, ref in zip(outputs, expected, strict=True)]
@@ -583,8 +580,7 @@ def _build_and_run(
 
 
 def _profile(
-    module: ModuleOp | None,
-    source: Source,
+    module: ModuleOp,
     target: Target,
     options: LowerOptions | None,
     arrays: Sequence[np.ndarray],
@@ -594,8 +590,6 @@ def _profile(
     """The instructions of each kernel op, from a second build whose kernels are marked as
     profiling regions (the markers' calls cost a few instructions each: that build's total
     is not the model's count)."""
-    if module is None or target.is_host:
-        raise DriverError("--profile needs a model file or module and an emulated target")
     profiled = lower(module, target, replace(options or LowerOptions(), profile=True))
     _, result, _, _ = _build_and_run(module, profiled, target, arrays, work, build)
     regions = profile_regions(profiled.module)

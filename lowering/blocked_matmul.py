@@ -5,7 +5,7 @@ registers hold best) whose accumulators stay in registers over the whole depth, 
 element loaded serves C or R MACs; the rows and columns left over take the same code with fewer
 accumulators. A `DepthStep` says how a target consumes `chunk` consecutive depth
 positions: how it loads a chunk of one operand row (a word of four int8 for SIMD dot products,
-or `chunk` scalars) and how it multiplies two such chunks into an accumulator (SMLADs, a
+or one scalar) and how it multiplies two such chunks into an accumulator (SMLADs, a
 `cv.sdotsp.b`, or scalar multiply-adds). The depth's remainder takes scalar MACs, and each output
 is finished once, after its sum: scaled (f32) or requantized (int8). The right operand is read
 as rows of length K whatever its layout (`Matrix.T()` for a [K, N] rhs), so scalar steps work on
@@ -78,18 +78,13 @@ class DepthStep:
     rows_in_turn: bool = False
 
 
-def scalar_step(chunk: int, fused: bool = False) -> DepthStep:
-    """`chunk` scalar multiply-adds per step (f32 with `math.fma` where `fused`)."""
+def scalar_step(fused: bool = False) -> DepthStep:
+    """One scalar multiply-add per depth position (f32 with `math.fma` where `fused`)."""
 
-    def load(b: LoopBuilder, matrix: k.Matrix, row: SSAValue, at: SSAValue) -> list[SSAValue]:
-        return [matrix.load(b, row, at if i == 0 else b.add(at, b.index(i))) for i in range(chunk)]
+    def mac(b: LoopBuilder, x: SSAValue, y: SSAValue, acc: SSAValue) -> SSAValue:
+        return b.fma(x, y, acc) if fused else b.add(acc, b.mul(x, y))
 
-    def mac(b: LoopBuilder, left: list[SSAValue], right: list[SSAValue], acc: SSAValue):
-        for x, y in zip(left, right, strict=True):
-            acc = b.fma(x, y, acc) if fused else b.add(acc, b.mul(x, y))
-        return acc
-
-    return DepthStep(chunk, load, mac)
+    return DepthStep(1, lambda b, matrix, row, at: matrix.load(b, row, at), mac)
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def _label(op: kernel.KernelOp) -> tuple[str, int]:
     else:
         shape, macs = "x".join(map(str, _shape(op.operands[0]))), 0
     fn = f" {op.fn.data}" if isinstance(op, kernel.MapOp) else ""
-    into = op.out.name_hint or (op.out.owner.results[0].name_hint if op.out.owner else None)
+    into = op.out.name_hint
     return f"{op.name.removeprefix('kernel.')}{fn} {shape}" + (f" -> %{into}" if into else ""), macs
 
 

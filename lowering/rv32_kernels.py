@@ -16,10 +16,10 @@ from tinyattn.lowering.kernel_registry import KernelContext, register_kernel
 
 @register_kernel("rv32", kernel.MatmulOp, applies=lambda op: op.is_integer())
 def blocked_int8_matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
-    blocked_matmul(ctx, op, scalar_step(1), block=(4, 2))
+    blocked_matmul(ctx, op, scalar_step(), block=(4, 2))
 
 
 @register_kernel("rv32", kernel.MatmulOp, applies=lambda op: not op.is_integer())
 @register_kernel("gap9", kernel.MatmulOp, applies=lambda op: not op.is_integer())
 def blocked_f32_matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
-    blocked_matmul(ctx, op, scalar_step(1, fused=True), block=(4, 4))
+    blocked_matmul(ctx, op, scalar_step(fused=True), block=(4, 4))

@@ -67,4 +67,4 @@ def dual_mac_matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
 @register_kernel("thumbv7em", kernel.MatmulOp, applies=lambda op: not op.is_integer())
 def fma_matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
     """f32: 4×4 register blocks of `vfma.f32` (16 of the FPU's 32 registers accumulate)."""
-    blocked_matmul(ctx, op, scalar_step(1, fused=True), block=(4, 4))
+    blocked_matmul(ctx, op, scalar_step(fused=True), block=(4, 4))

@@ -44,3 +44,11 @@ def test_profile_through_the_cli(target, capsys):
     assert report["profile"] and {"kernel", "calls", "macs", "instructions", "share"} <= set(
         report["profile"][0]
     )
+
+
+def test_profile_on_the_host_is_refused_before_any_build(tmp_path, capsys):
+    """The host has no instruction counter: one line, before anything is compiled."""
+    status = run_tool.main([str(MODELS / "ecg.onnx"), "--target", "host", "--profile"])
+    err = capsys.readouterr().err
+    assert status != 0 and err.count("\n") == 1 and "Traceback" not in err
+    assert "--profile needs a model file or module and an emulated target" in err

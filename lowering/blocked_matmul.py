@@ -39,15 +39,15 @@ def _depth_contiguous(value: SSAValue) -> bool:
     return strides is not None and strides[-1] == 1
 
 
-def word_operands(op: kernel.KernelOp) -> bool:
-    """An int8 matmul whose operands are both read by rows of at least a word: the layout of
-    SIMD dot-product kernels (packed weights give it to every attention matmul)."""
+def word_operands(op: kernel.KernelOp, depth: int = WORD) -> bool:
+    """An int8 matmul whose operands are both read by rows of at least `depth` (a word): the
+    layout of SIMD dot-product kernels (packed weights give it to every attention matmul)."""
     return (
         isinstance(op, kernel.MatmulOp)
         and op.transpose_rhs is not None
         and _depth_contiguous(op.lhs)
         and _depth_contiguous(op.rhs)
-        and op.dims()[2] >= WORD
+        and op.dims()[2] >= depth
     )
 
 
@@ -76,6 +76,31 @@ class DepthStep:
     # Load each lhs row's chunk just before its MACs, so fewer values are live at once (fewer
     # spills where a chunk takes several registers, as SMLAD's two widened pairs).
     rows_in_turn: bool = False
+    # Emit up to this many steps straight, without a loop: every address is then a base and a
+    # constant offset (the accumulators keep their registers; no loop counter or moving base).
+    unrolled: int = 0
+
+
+# (builder, position of the row in its group, step index) -> the row's chunk of that step
+Chunks = Callable[[LoopBuilder, SSAValue, SSAValue], Any]
+# (builder, operand, first row, number of rows) -> how blocks read that group of rows. A staging
+# copies the group once (a row block of the lhs, a panel of rhs rows) into the form the step
+# reads fastest, e.g. widened to int16 pairs for SMLAD, so that unpacking is not repeated for
+# every block that reads the rows.
+Staging = Callable[[LoopBuilder, k.Matrix, SSAValue, int], Chunks]
+
+
+def direct(step: DepthStep) -> Staging:
+    """No copy: blocks read the operand's rows in place through `step.load`."""
+
+    def stage(b: LoopBuilder, matrix: k.Matrix, first: SSAValue, count: int) -> Chunks:
+        def chunks(bk: LoopBuilder, position: SSAValue, t: SSAValue) -> Any:
+            at = bk.mul(t, bk.index(step.chunk))
+            return step.load(bk, matrix, bk.add(first, position), at)
+
+        return chunks
+
+    return stage
 
 
 def scalar_step(fused: bool = False) -> DepthStep:
@@ -100,80 +125,123 @@ class _Operands:
     requant: k.Requant | None
 
 
+@dataclass(frozen=True)
+class _Group:
+    """Consecutive rows of one operand (`first`, `first + 1`, ...) and how blocks read them."""
+
+    first: SSAValue
+    chunks: Chunks
+
+    def rows(self, b: LoopBuilder, positions: Sequence[SSAValue]) -> list[SSAValue]:
+        return [b.add(self.first, position) for position in positions]
+
+
 def _block(
     b: LoopBuilder,
     ops: _Operands,
     step: DepthStep,
-    rows: Sequence[SSAValue],
-    cols: Sequence[SSAValue],
+    left: _Group,
+    row_positions: Sequence[SSAValue],
+    right: _Group,
+    col_positions: Sequence[SSAValue],
 ) -> None:
-    """The outputs rows × cols, accumulated in registers, then stored."""
-    blocks = [(i, j) for i in rows for j in cols]
+    """The outputs at the given rows × columns of the two groups, accumulated in registers,
+    then stored."""
+    rows, cols = left.rows(b, row_positions), right.rows(b, col_positions)
+    blocks = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
     zero = compute_type(element_type(ops.out.ref))
-    starts = [ops.init(b, i, j) if ops.init else b.constant(0, zero) for i, j in blocks]
+    starts = [ops.init(b, rows[i], cols[j]) if ops.init else b.constant(0, zero) for i, j in blocks]
 
     def chunk(bk: LoopBuilder, t: SSAValue, accs: tuple[SSAValue, ...]) -> list[SSAValue]:
-        at = bk.mul(t, bk.index(step.chunk))
-        lefts = {} if step.rows_in_turn else {i: step.load(bk, ops.lhs, i, at) for i in rows}
-        rights = {j: step.load(bk, ops.rhs, j, at) for j in cols}
+        def lhs(i: int) -> Any:
+            return left.chunks(bk, row_positions[i], t)
+
+        lefts = {} if step.rows_in_turn else {i: lhs(i) for i in range(len(rows))}
+        rights = [right.chunks(bk, position, t) for position in col_positions]
         sums = dict(zip(blocks, accs, strict=True))
-        for i in rows:
-            left = step.load(bk, ops.lhs, i, at) if step.rows_in_turn else lefts[i]
-            for j in cols:
-                sums[i, j] = step.mac(bk, left, rights[j], sums[i, j])
+        for i in range(len(rows)):
+            chunk_i = lhs(i) if step.rows_in_turn else lefts[i]
+            for j, chunk_j in enumerate(rights):
+                sums[i, j] = step.mac(bk, chunk_i, chunk_j, sums[i, j])
         return [sums[block] for block in blocks]
 
-    totals = list(b.for_range(ops.depth // step.chunk, chunk, init=starts))
-    for depth_at in range(ops.depth // step.chunk * step.chunk, ops.depth):
+    covered = ops.depth // step.chunk * step.chunk
+    steps = covered // step.chunk
+    if steps <= step.unrolled:
+        totals = starts
+        for t in range(steps):
+            totals = chunk(b, b.index(t), tuple(totals))
+    else:
+        totals = list(b.for_range(steps, chunk, init=starts))
+    for depth_at in range(covered, ops.depth):
         at = b.index(depth_at)
         for index, (i, j) in enumerate(blocks):
-            product = b.mul(ops.lhs.load(b, i, at), ops.rhs.load(b, j, at))
+            product = b.mul(ops.lhs.load(b, rows[i], at), ops.rhs.load(b, cols[j], at))
             totals[index] = b.add(totals[index], product)
     for (i, j), total in zip(blocks, totals, strict=True):
         if ops.scale is not None:
             total = b.mul(total, b.constant(ops.scale, total.type))
-        ops.out.store(b, ops.requant(b, total, j) if ops.requant else total, i, j)
+        ops.out.store(b, ops.requant(b, total, cols[j]) if ops.requant else total, rows[i], cols[j])
+
+
+def _groups(
+    b: LoopBuilder, extent: int, size: int, body: Callable[[LoopBuilder, SSAValue, int], None]
+) -> None:
+    """`body(first, count)` over [0, extent) in groups of `size` (a loop), then the rest."""
+    if extent // size == 1:
+        body(b, b.index(0), size)
+    elif extent // size:
+
+        def group(bg: LoopBuilder, index: SSAValue, _):
+            body(bg, bg.mul(index, bg.index(size)), size)
+            return ()
+
+        b.for_range(extent // size, group)
+    if extent % size:
+        body(b, b.index(extent // size * size), extent % size)
 
 
 def blocked_matmul(
-    ctx: KernelContext, op: kernel.KernelOp, step: DepthStep, block: tuple[int, int] = (2, 2)
+    ctx: KernelContext,
+    op: kernel.KernelOp,
+    step: DepthStep,
+    block: tuple[int, int] = (2, 2),
+    stage_rows: Staging | None = None,
+    stage_cols: Staging | None = None,
+    panel: int = 0,
 ) -> None:
-    """`op` in register blocks of `block` = (rows, columns) outputs (module docstring): full
-    blocks, then the last columns and rows that do not fill one, a row or column at a time."""
+    """`op` in register blocks of `block` = (rows, columns) outputs (module docstring); the
+    columns in panels of `panel` (0: all) whose rhs rows `stage_cols` copies once per panel,
+    each block's lhs rows copied by `stage_rows` once per row block and panel (both read in
+    place where not given). The rows and columns that do not fill a block form a smaller one."""
     assert isinstance(op, kernel.MatmulOp)
     m, n, depth = op.dims()
-    init = k.matmul_init(op)
-    lhs, rhs, out = (k.Matrix(op.operands[i], unsigned=op.is_unsigned(i)) for i in (0, 1, -1))
+    lhs, rhs, out = (k.Matrix.operand(op, i) for i in (0, 1, -1))
     ops = _Operands(
         lhs,
         rhs if op.transpose_rhs is not None else rhs.T(),
         out.T() if op.transpose_out is not None else out,
         depth,
-        init,
+        k.matmul_init(op),
         None if op.scale is None else op.scale.value.data,
         ctx.requant(op),
     )
     block_rows, block_cols = block
+    rows_staging, cols_staging = stage_rows or direct(step), stage_cols or direct(step)
 
-    def group(b: LoopBuilder, index: SSAValue, size: int) -> list[SSAValue]:
-        first = b.mul(index, b.index(size))
-        return [first, *(b.add(first, b.index(offset)) for offset in range(1, size))]
+    def in_panel(b: LoopBuilder, col_first: SSAValue, width: int) -> None:
+        right = _Group(col_first, cols_staging(b, ops.rhs, col_first, width))
 
-    def columns(b: LoopBuilder, rows: list[SSAValue]) -> None:
-        def column_group(bj: LoopBuilder, jj: SSAValue, _):
-            _block(bj, ops, step, rows, group(bj, jj, block_cols))
-            return ()
+        def row_block(bi: LoopBuilder, row_first: SSAValue, height: int) -> None:
+            left = _Group(row_first, rows_staging(bi, ops.lhs, row_first, height))
+            row_positions = [bi.index(p) for p in range(height)]
 
-        if n // block_cols:
-            b.for_range(n // block_cols, column_group)
-        for col in range(n // block_cols * block_cols, n):
-            _block(b, ops, step, rows, [b.index(col)])
+            def col_block(bj: LoopBuilder, position: SSAValue, count: int) -> None:
+                cols = [bj.add(position, bj.index(q)) for q in range(count)]
+                _block(bj, ops, step, left, row_positions, right, cols)
 
-    def row_group(bi: LoopBuilder, ii: SSAValue, _):
-        columns(bi, group(bi, ii, block_rows))
-        return ()
+            _groups(bi, width, block_cols, col_block)
 
-    if m // block_rows:
-        ctx.builder.for_range(m // block_rows, row_group)
-    for row in range(m // block_rows * block_rows, m):
-        columns(ctx.builder, [ctx.builder.index(row)])
+        _groups(b, m, block_rows, row_block)
+
+    _groups(ctx.builder, n, panel or n, in_panel)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -31,13 +32,9 @@ from tinyattn.lowering.kernel_registry import (
     KERNEL_TARGETS,
     KernelContext,
     KernelLowering,
+    StackScratch,
     lowering_for,
 )
-
-
-def _matrix(op: kernel.KernelOp, index: int) -> k.Matrix:
-    """Operand `index` of `op` as a matrix, unsigned as the op says."""
-    return k.Matrix(op.operands[index], unsigned=op.is_unsigned(index))
 
 
 def _shape(value: SSAValue) -> tuple[int, ...]:
@@ -47,15 +44,15 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
 def _matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
     assert isinstance(op, kernel.MatmulOp)
     m, n, depth = op.dims()
-    rhs = _matrix(op, 1)
+    rhs = k.Matrix.operand(op, 1)
     init = k.matmul_init(op)
-    out = _matrix(op, -1)
+    out = k.Matrix.operand(op, -1)
     k.matmul(
         ctx.builder,
         m,
         n,
         depth,
-        _matrix(op, 0),
+        k.Matrix.operand(op, 0),
         rhs.T() if op.transpose_rhs is not None else rhs,
         out.T() if op.transpose_out is not None else out,
         init,
@@ -67,20 +64,17 @@ def _matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
 def _softmax(ctx: KernelContext, op: kernel.KernelOp) -> None:
     assert isinstance(op, kernel.SoftmaxOp)
     rows, cols = _shape(op.x)
-    x, out = _matrix(op, 0), _matrix(op, -1)
+    x, out = k.Matrix.operand(op, 0), k.Matrix.operand(op, -1)
     if op.isoftmax is None:
         k.softmax_rows(ctx.builder, rows, cols, x, out)
     else:
-        assert op.scratch is not None
-        k.check_isoftmax_fits_i32(op.isoftmax, cols)
-        table = ctx.table(op, "isoftmax_exp", k.isoftmax_exponentials(op.isoftmax))
-        k.isoftmax_rows(ctx.builder, rows, cols, x, out, op.isoftmax, op.scratch, table)
+        k.isoftmax(ctx.builder, op, partial(ctx.table, op))
 
 
 def _layernorm(ctx: KernelContext, op: kernel.KernelOp) -> None:
     assert isinstance(op, kernel.LayerNormOp)
     rows, cols = _shape(op.x)
-    x, out = _matrix(op, 0), _matrix(op, -1)
+    x, out = k.Matrix.operand(op, 0), k.Matrix.operand(op, -1)
     if op.ilayernorm is None:
         assert op.epsilon is not None
         k.layernorm_rows(ctx.builder, rows, cols, x, op.gamma, op.beta, op.epsilon.value.data, out)
@@ -106,9 +100,15 @@ def _map_function(op: kernel.MapOp) -> Callable[[LoopBuilder, list[SSAValue]], S
 def _map(ctx: KernelContext, op: kernel.KernelOp) -> None:
     assert isinstance(op, kernel.MapOp)
     rows, cols = _shape(op.output)
-    inputs = [_matrix(op, index) for index in range(len(op.inputs))]
+    inputs = [k.Matrix.operand(op, index) for index in range(len(op.inputs))]
     k.elementwise(
-        ctx.builder, rows, cols, inputs, _matrix(op, -1), _map_function(op), ctx.requant(op)
+        ctx.builder,
+        rows,
+        cols,
+        inputs,
+        k.Matrix.operand(op, -1),
+        _map_function(op),
+        ctx.requant(op),
     )
 
 
@@ -176,12 +176,14 @@ class ConvertKernelsToLoops(ModulePass):
             raise PassFailedException(
                 f"{self.name}: unknown target '{self.target}' (one of {', '.join(KERNEL_TARGETS)})"
             )
-        module_globals = ModuleGlobals(op)
+        module_globals, scratch = ModuleGlobals(op), StackScratch()
         kernel_ops = [o for o in op.walk() if isinstance(o, kernel.KernelOp)]
         if self.profile:
             _instrument(op, kernel_ops)
         for kernel_op in kernel_ops:
-            context = KernelContext(LoopBuilder(InsertPoint.before(kernel_op)), module_globals)
+            context = KernelContext(
+                LoopBuilder(InsertPoint.before(kernel_op)), module_globals, scratch
+            )
             lowering_for(self.target, kernel_op, GENERIC_KERNELS)(context, kernel_op)
             kernel_op.detach()
             kernel_op.erase()

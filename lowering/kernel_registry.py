@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects.builtin import i32
+from xdsl.dialects import func, memref
+from xdsl.dialects.builtin import MemRefType, StridedLayoutAttr, i32
 from xdsl.ir import Operation, SSAValue
 
 from tinyattn.dialects import kernel
@@ -32,17 +33,60 @@ KERNEL_TARGETS = ("generic", "thumbv7em", "rv32", "gap9")
 PACKED_WEIGHTS_TARGETS = ("thumbv7em", "gap9")
 
 
+class StackScratch:
+    """One stack buffer per function that every kernel in it shares for its scratch (kernels
+    run one after the other), allocated at the function's entry: a static frame slot of the
+    largest kernel's need, not a stack growth per call or per loop iteration."""
+
+    def __init__(self):
+        self.allocations: dict[func.FuncOp, memref.AllocaOp] = {}
+
+    def allocation(self, op: Operation, words: int) -> SSAValue:
+        """The buffer of the function around `op`, grown to at least `words` i32."""
+        function = op.parent_op()
+        while not isinstance(function, func.FuncOp):
+            assert function is not None, "a kernel op outside a function"
+            function = function.parent_op()
+        old = self.allocations.get(function)
+        if old is not None and old.memref.type.get_shape()[0] >= words:
+            return old.memref
+        alloca = memref.AllocaOp.get(i32, shape=[words])
+        entry = function.body.blocks.first
+        assert entry is not None and entry.first_op is not None
+        entry.insert_op_before(alloca, entry.first_op)
+        if old is not None:
+            old.memref.replace_all_uses_with(alloca.memref)
+            old.detach()
+            old.erase()
+        self.allocations[function] = alloca
+        return alloca.memref
+
+
 @dataclass(frozen=True)
 class KernelContext:
-    """Where a lowering emits its code, and how it makes module-level constant tables."""
+    """Where a lowering emits its code, how it makes module-level constant tables, and its
+    stack scratch."""
 
     builder: LoopBuilder
     globals: ModuleGlobals
+    scratch: StackScratch
 
     def table(self, op: Operation, name: str, values: Sequence[int]) -> SSAValue:
         """A read-only i32 table of `values`, readable at the builder's position."""
         data = from_numpy(np.array(values, np.int32), i32)
         return self.globals.constant(self.builder, name, data, op)
+
+    def stack_buffers(self, op: Operation, *words: int) -> list[SSAValue]:
+        """Scratch buffers of `words` i32 each (1-D), on the stack of the function around `op`
+        (module docstring of `StackScratch`)."""
+        whole = self.scratch.allocation(op, sum(words))
+        views, offset = [], 0
+        for count in words:
+            result = MemRefType(i32, [count], StridedLayoutAttr([1], offset))
+            view = memref.SubviewOp(whole, [], [], [], [offset], [count], [1], result)
+            views.append(self.builder.insert(view))
+            offset += count
+        return views
 
     def requant(self, op: kernel.KernelOp) -> k.Requant | None:
         """The epilogue of `op`'s `requant` (None without one), clipping to its out's type."""

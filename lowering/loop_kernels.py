@@ -57,6 +57,11 @@ class Matrix:
     def T(self) -> Matrix:
         return Matrix(self.ref, self.fixed, not self.transposed, self.unsigned)
 
+    @staticmethod
+    def operand(op: kernel.KernelOp, index: int) -> Matrix:
+        """Operand `index` of `op`, unsigned as the op says."""
+        return Matrix(op.operands[index], unsigned=op.is_unsigned(index))
+
     @property
     def lowest(self) -> int:
         """The smallest value an integer element can hold."""
@@ -247,6 +252,24 @@ def isoftmax_exponentials(params: ta.ISoftmaxAttr) -> list[int]:
     return exponentials
 
 
+# (builder, row) -> the largest element of the row, in i32
+RowMax = Callable[[LoopBuilder, SSAValue], SSAValue]
+
+
+def scalar_row_max(cols: int, x: Matrix) -> RowMax:
+    """The row maximum by one compare per element."""
+
+    def row_max(b: LoopBuilder, i: SSAValue) -> SSAValue:
+        (peak,) = b.for_range(
+            cols,
+            lambda bj, j, acc: (bj.max(acc[0], x.load(bj, i, j)),),
+            init=(b.constant(x.lowest, i32),),
+        )
+        return peak
+
+    return row_max
+
+
 def isoftmax_rows(
     b: LoopBuilder,
     rows: int,
@@ -256,22 +279,20 @@ def isoftmax_rows(
     params: ta.ISoftmaxAttr,
     scratch: SSAValue,
     exponentials: SSAValue,
+    row_max: RowMax,
 ) -> None:
     """I-BERT integer softmax of each row of 8-bit `x` into unsigned 8-bit `out` (may be `x`:
     a row is written only after it was read), as QuantLib's iSoftmax, in i32:
     `e = exponentials[max - x]` (the i32 table of `isoftmax_exponentials`: one load where the
     polynomial takes a division, a clamp, three multiplies and a shift), then
     `out = floor(e*(n_levels - 1) / sum(e))` (unsigned division). `scratch` (i32 [cols]) keeps
-    a row's `e` between the sum and the division. `check_isoftmax_fits_i32` first."""
+    a row's `e` between the sum and the division; `row_max` finds a row's maximum.
+    `check_isoftmax_fits_i32` first."""
     assert element_type(x.ref) == i8, "isoftmax_rows reads 8-bit scores"
     levels = params.n_levels.data
 
     def row(br: LoopBuilder, i: SSAValue, _):
-        (peak,) = br.for_range(
-            cols,
-            lambda bj, j, acc: (bj.max(acc[0], x.load(bj, i, j)),),
-            init=(br.constant(x.lowest, i32),),
-        )
+        peak = row_max(br, i)
 
         def exponentiate(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
             neg = bj.sub(peak, x.load(bj, i, j))  # max - x in [0, 255]
@@ -290,6 +311,25 @@ def isoftmax_rows(
         return ()
 
     b.for_range(rows, row)
+
+
+def isoftmax(
+    b: LoopBuilder,
+    op: kernel.SoftmaxOp,
+    table: Callable[[str, Sequence[int]], SSAValue],
+    row_max: Callable[[int, Matrix], RowMax] = scalar_row_max,
+) -> None:
+    """`op`'s integer softmax (`isoftmax_rows`), its exponentials in a constant i32 table that
+    `table(name, values)` makes, its row maxima found by `row_max(cols, x)`."""
+    assert op.isoftmax is not None and op.scratch is not None
+    rows, cols = op.x.type.get_shape()  # type: ignore[attr-defined]
+    check_isoftmax_fits_i32(op.isoftmax, cols)
+    x = Matrix.operand(op, 0)
+    exponentials = table("isoftmax_exp", isoftmax_exponentials(op.isoftmax))
+    isoftmax_rows(
+        b, rows, cols, x, Matrix.operand(op, -1), op.isoftmax, op.scratch, exponentials,
+        row_max(cols, x),
+    )  # fmt: skip
 
 
 def check_isoftmax_fits_i32(params: ta.ISoftmaxAttr, cols: int) -> None:

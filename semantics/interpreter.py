@@ -378,14 +378,23 @@ _ARM_INTRINSICS: dict[str, Callable[..., int]] = {
 }
 
 
+def _lanes(word: int, signed: bool) -> list[int]:
+    """The four bytes of a word, low first, each signed or unsigned."""
+    raw = [(to_unsigned(word, 32) >> (8 * i)) & 0xFF for i in range(4)]
+    return [to_signed(x, 8) for x in raw] if signed else raw
+
+
+def _word(lanes: Sequence[int]) -> int:
+    return to_signed(sum((x & 0xFF) << (8 * i) for i, x in enumerate(lanes)), 32)
+
+
 def _dot4(a: int, b: int, a_signed: bool, b_signed: bool) -> int:
     """The sum of the products of the four bytes of `a` and `b` (each signed or unsigned)."""
+    return sum(x * y for x, y in zip(_lanes(a, a_signed), _lanes(b, b_signed), strict=True))
 
-    def lanes(word: int, signed: bool) -> list[int]:
-        raw = [(to_unsigned(word, 32) >> (8 * i)) & 0xFF for i in range(4)]
-        return [to_signed(x, 8) for x in raw] if signed else raw
 
-    return sum(x * y for x, y in zip(lanes(a, a_signed), lanes(b, b_signed), strict=True))
+# The byte-lane subtractions that set the GE flags (signed or not) and SEL, which reads them.
+_SUB8 = {"llvm.arm.ssub8": True, "llvm.arm.usub8": False}
 
 
 # CORE-V dot products (rD += rs1 · rs2 over four bytes): the signedness of rs1 and rs2.
@@ -401,12 +410,23 @@ class TargetInstructionFunctions(InterpreterFunctions):
     """The target instructions micro-kernels use: the Arm DSP intrinsics (thumbv7em,
     `llvm.call_intrinsic`) and the CORE-V dot products (gap9, `llvm.inline_asm`)."""
 
+    # The APSR.GE flags of the four byte lanes, as the last SSUB8/USUB8 set them.
+    ge: tuple[bool, ...] = (False,) * 4
+
     @impl(llvm.CallIntrinsicOp)
     def run_intrinsic(self, interpreter: Interpreter, op: llvm.CallIntrinsicOp, args):
-        semantics = _ARM_INTRINSICS.get(op.intrin.data)
+        name, values = op.intrin.data, [int(a) for a in args]
+        if name in _SUB8:
+            a, b = (_lanes(value, _SUB8[name]) for value in values)
+            self.ge = tuple(x >= y for x, y in zip(a, b, strict=True))
+            return (_word([x - y for x, y in zip(a, b, strict=True)]),)
+        if name == "llvm.arm.sel":
+            a, b = (_lanes(value, False) for value in values)
+            return (_word([x if ge else y for x, ge, y in zip(a, self.ge, b, strict=True)]),)
+        semantics = _ARM_INTRINSICS.get(name)
         if semantics is None:
-            raise InterpretationError(f"no interpretation of intrinsic {op.intrin.data}")
-        return (semantics(*(int(a) for a in args)),)
+            raise InterpretationError(f"no interpretation of intrinsic {name}")
+        return (semantics(*values),)
 
     @impl(llvm.InlineAsmOp)
     def run_inline_asm(self, interpreter: Interpreter, op: llvm.InlineAsmOp, args):

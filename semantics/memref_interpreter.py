@@ -245,9 +245,17 @@ class MemrefFunctions(InterpreterFunctions):
 
     @impl(memref.AllocOp)
     def run_alloc(self, interpreter: Interpreter, op: memref.AllocOp, args: PythonValues):
+        return (self._allocate(op),)
+
+    @impl(memref.AllocaOp)
+    def run_alloca(self, interpreter: Interpreter, op: memref.AllocaOp, args: PythonValues):
+        """A kernel's stack scratch: fresh memory per call of its function (never freed: the
+        interpreter runs one call)."""
+        return (self._allocate(op),)
+
+    def _allocate(self, op: memref.AllocOp | memref.AllocaOp) -> np.ndarray:
         typ = _memref_type(op.memref)
-        shape = _static_shape(op, typ)
-        return (self.memory.allocate(shape, numpy_dtype(typ.get_element_type())),)
+        return self.memory.allocate(_static_shape(op, typ), numpy_dtype(typ.get_element_type()))
 
     @impl(memref.DeallocOp)
     def run_dealloc(self, interpreter: Interpreter, op: memref.DeallocOp, args: PythonValues):

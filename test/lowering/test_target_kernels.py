@@ -81,7 +81,9 @@ func.func @main(%x: memref<{m}x{depth}x{storage}>, %out: memref<{out_shape}x{out
 
 CASES = [
     *itertools.product(
-        [(5, 7, 9), (4, 6, 8), (1, 3, 4), (3, 1, 13)],
+        # depths: words with a remainder of 1 (9, 13), none (8, 4), a last pair alone (2) or
+        # after words (6); 70 columns span two panels of the Cortex-M kernel's widened rhs
+        [(5, 7, 9), (4, 6, 8), (1, 3, 4), (3, 1, 13), (6, 5, 2), (5, 70, 6)],
         ["i8", "ui8"],
         ["i8", "ui8"],
         ["zero", "bias", "transposed"],
@@ -113,6 +115,37 @@ def test_kernel_matches_the_op(target, dims, x_type, w_type, init, out):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_array_equal(got, expected)
+
+
+ISOFTMAX = """
+func.func @main(%x: memref<4x{cols}xi8>, %out: memref<4x{cols}xi8>) attributes {{tinyattn.tensor_signature = (tensor<4x{cols}x{x_type}>) -> tensor<4x{cols}xui8>}} {{
+  %row = memref.alloc() : memref<{cols}xi32>
+  kernel.softmax %x scratch %row into %out {{unsigned = array<i64: {unsigned}>, isoftmax = #tinyattn.isoftmax<coeff_a = 1, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256>}} : memref<4x{cols}xi8> scratch memref<{cols}xi32> into memref<4x{cols}xi8>
+  memref.dealloc %row : memref<{cols}xi32>
+  func.return
+}}
+"""
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("cols", [3, 4, 11])
+@pytest.mark.parametrize("x_type", ["i8", "ui8"])
+def test_integer_softmax_kernel_matches_the_op(target, cols, x_type):
+    """Row maxima four lanes at a time (Cortex-M) and the rest: rows holding the type's
+    extremes, a maximum in the last (remainder) column, and random rows."""
+    unsigned = "0, 2" if x_type == "ui8" else "2"
+    text = ISOFTMAX.format(cols=cols, x_type=x_type, unsigned=unsigned)
+    dtype = np.uint8 if x_type == "ui8" else np.int8
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(cols)
+    x = rng.integers(info.min, info.max, (4, cols), dtype, endpoint=True)
+    x[0] = info.min
+    x[1, :] = info.min
+    x[1, -1] = info.max
+    expected = evaluate(parse_module(text, "softmax.mlir"), [x])[0]
+    lowered = parse_module(text, "softmax.mlir")
+    ConvertKernelsToLoops(target=target).apply(Context(), lowered)
+    np.testing.assert_array_equal(evaluate(lowered, [x])[0], expected)
 
 
 SOFTMAX = """

@@ -103,13 +103,19 @@ def direct(step: DepthStep) -> Staging:
     return stage
 
 
-def scalar_step(fused: bool = False) -> DepthStep:
-    """One scalar multiply-add per depth position (f32 with `math.fma` where `fused`)."""
+def scalar_step(fused: bool = False, chunk: int = 1) -> DepthStep:
+    """One scalar multiply-add per depth position (f32 with `math.fma` where `fused`), `chunk`
+    positions a step (an unrolled loop, for a target whose LLVM does not unroll it)."""
 
-    def mac(b: LoopBuilder, x: SSAValue, y: SSAValue, acc: SSAValue) -> SSAValue:
-        return b.fma(x, y, acc) if fused else b.add(acc, b.mul(x, y))
+    def load(b: LoopBuilder, matrix: k.Matrix, row: SSAValue, at: SSAValue) -> list[SSAValue]:
+        return [matrix.load(b, row, b.add(at, b.index(d))) for d in range(chunk)]
 
-    return DepthStep(1, lambda b, matrix, row, at: matrix.load(b, row, at), mac)
+    def mac(b: LoopBuilder, xs: list[SSAValue], ys: list[SSAValue], acc: SSAValue) -> SSAValue:
+        for x, y in zip(xs, ys, strict=True):
+            acc = b.fma(x, y, acc) if fused else b.add(acc, b.mul(x, y))
+        return acc
+
+    return DepthStep(chunk, load, mac)
 
 
 @dataclass(frozen=True)

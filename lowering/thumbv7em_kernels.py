@@ -10,9 +10,10 @@ rows, then each block of 4 lhs rows. A 4×2 block of outputs then accumulates in
 and the two row pointers; a wider step spills). The widening costs a load, two extends and two
 stores per four elements of a row, once per panel, against the block's 1.5 loads and 2
 widenings per four MACs when widened in the loop. The panel's width keeps the buffer within
-`PANEL_BYTES`. Sums wrap in i32 as the generic loops' do (SMLAD's overflow flag is not read), so
-the result is bit-exact with them. A depth of 1, or an rhs read across its rows, takes 4×2
-blocks of scalar multiply-adds.
+`SCRATCH_BYTES`; a matmul too deep for a row block and a two-column panel in it (a depth
+above 341) takes the scalar blocks, as do a depth of 1 and an rhs read across its rows. Sums
+wrap in i32 as the generic loops' do (SMLAD's overflow flag is not read), so the result is
+bit-exact with them.
 
 Integer softmax: the row maximum four byte lanes at a time (`SSUB8`/`USUB8` + `SEL`), the rest
 as the generic kernel.
@@ -71,8 +72,21 @@ PAIR_MAC = DepthStep(
     unrolled=16,
 )
 DUAL_MAC_BLOCK = (4, 2)
-# Stack bytes for a panel of widened rhs rows: it bounds the panel's width.
-PANEL_BYTES = 2048
+# The stack bytes the widened operands may take (a row block and a panel of at least a block's
+# columns; every kernel of a function shares them): deeper matmuls take the scalar blocks.
+SCRATCH_BYTES = 4096
+
+
+def _scratch_rows(depth: int) -> int:
+    """Rows of widened operands (int16: 2 bytes per depth position) the scratch holds."""
+    return SCRATCH_BYTES // (2 * depth)
+
+
+def _widenable(op: kernel.KernelOp) -> bool:
+    """Depth-contiguous int8 operands of a depth of at least a pair, whose row block and
+    narrowest panel fit the scratch."""
+    rows, cols = DUAL_MAC_BLOCK
+    return word_operands(op, depth=2) and _scratch_rows(op.dims()[2]) >= rows + cols
 
 
 def _last_pair(b: LoopBuilder, matrix: k.Matrix, row: SSAValue, at: int) -> SSAValue:
@@ -114,13 +128,14 @@ def _widened(buffer: SSAValue, depth: int) -> Staging:
     return stage
 
 
-@register_kernel("thumbv7em", kernel.MatmulOp, applies=partial(word_operands, depth=2))
+@register_kernel("thumbv7em", kernel.MatmulOp, applies=_widenable)
 def widened_matmul(ctx: KernelContext, op: kernel.KernelOp) -> None:
     """int8: 4×2 register blocks of SMLADs on both operands widened once (module docstring)."""
     _, n, depth = op.dims()
-    panel = min(n, max(DUAL_MAC_BLOCK[1], PANEL_BYTES // (2 * depth) // 2 * 2))
+    block_rows, block_cols = DUAL_MAC_BLOCK
+    panel = min(n, (_scratch_rows(depth) - block_rows) // block_cols * block_cols)
     row_words = depth // 2
-    rows, cols = ctx.stack_buffers(op, DUAL_MAC_BLOCK[0] * row_words, panel * row_words)
+    rows, cols = ctx.stack_buffers(op, block_rows * row_words, panel * row_words)
     blocked_matmul(
         ctx,
         op,

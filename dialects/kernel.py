@@ -45,11 +45,18 @@ from xdsl.irdl import (
     opt_operand_def,
     opt_prop_def,
     prop_def,
+    traits_def,
     var_operand_def,
 )
 from xdsl.utils.exceptions import VerifyException
 
-from tinyattn.dialects.tinyattn import IGeluAttr, ILayerNormAttr, ISoftmaxAttr, RequantAttr
+from tinyattn.dialects.tinyattn import (
+    IGeluAttr,
+    ILayerNormAttr,
+    ISoftmaxAttr,
+    RequantAttr,
+    StaticShapes,
+)
 
 MAP_FUNCTIONS = ("copy", "add", "relu", "gelu")
 
@@ -58,6 +65,7 @@ class KernelOp(IRDLOperation):
     """What every kernel op has: the 8-bit operands holding unsigned data, and `out`."""
 
     irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(StaticShapes())
 
     unsigned = opt_prop_def(DenseArrayBase[I64])
 

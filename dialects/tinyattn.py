@@ -20,6 +20,7 @@ from xdsl.dialects.builtin import (
     IntAttr,
     IntegerAttr,
     IntegerType,
+    MemRefType,
     Signedness,
     StringAttr,
     TensorType,
@@ -27,7 +28,7 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue
+from xdsl.ir import Attribute, Dialect, Operation, ParametrizedAttribute, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
@@ -43,11 +44,33 @@ from xdsl.irdl import (
 )
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
-from xdsl.traits import Pure
+from xdsl.traits import OpTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 
 i8 = IntegerType(8)
 ui8 = IntegerType(8, Signedness.UNSIGNED)
+
+
+class StaticShapes(OpTrait):
+    """Every tensor or memref the op reads or writes has a static shape of positive
+    dimensions: the compiler plans every byte of memory before the program runs."""
+
+    def verify(self, op: Operation) -> None:
+        for kind, values in (("operand", op.operands), ("result", op.results)):
+            for index, value in enumerate(values):
+                if not isinstance(value.type, TensorType | MemRefType):
+                    continue
+                shape = value.type.get_shape()
+                if any(dim < 0 for dim in shape):
+                    raise VerifyException(
+                        f"{kind} {index} ({value.type}) has a dynamic dimension; "
+                        "shapes must be static"
+                    )
+                if 0 in shape:
+                    raise VerifyException(
+                        f"{kind} {index} ({value.type}) has a dimension of size 0; "
+                        "dimensions must be positive"
+                    )
 
 # ---------------------------------------------------------------------------------------------
 # Attributes
@@ -334,7 +357,7 @@ class _AttentionBase(IRDLOperation):
     context_requant = opt_prop_def(RequantAttr)
     out_requant = opt_prop_def(RequantAttr)
 
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), StaticShapes())
     irdl_options = (ParsePropInAttrDict(),)
 
     # Names of the extra int8 requantizations of the score stage's left operand.
@@ -580,7 +603,7 @@ _FORMAT = "attr-dict `:` functional-type(operands, results)"
 
 
 class _TensorOp(IRDLOperation):
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), StaticShapes())
     irdl_options = (ParsePropInAttrDict(),)
 
 

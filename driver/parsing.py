@@ -6,14 +6,17 @@ A parse error or an op that does not verify becomes one `DiagnosticException` wh
 
 from __future__ import annotations
 
+import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import AnyFloat, DenseIntOrFPElementsAttr, ModuleOp
 from xdsl.ir import Operation
 from xdsl.parser import Parser
 from xdsl.universe import Universe
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 from xdsl.utils.lexer import Span
 
+from tinyattn.dialects.dense import to_numpy
 from tinyattn.driver.registry import TINYATTN_UNIVERSE
 
 
@@ -75,12 +78,24 @@ def parse_module(text: str, file_name: str) -> ModuleOp:
     """Parse and verify a module; any problem is one DiagnosticException line."""
     ctx = Context()
     register_dialects(ctx)
-    parser = LocatingParser(ctx, text, file_name)
     try:
+        parser = LocatingParser(ctx, text, file_name)  # reads the first token
         module = parser.parse_module()
     except ParseError as error:
         raise DiagnosticException(f"{where(error.span)}: {error.msg}") from None
     except VerifyException as error:  # an attribute that does not verify
         raise DiagnosticException(f"{where(parser.pos_span())}: {error}") from None
     verify_one_line(module, parser.positions)
+    _check_finite(module, parser.positions)
     return module
+
+
+def _check_finite(module: ModuleOp, positions: dict[Operation, Span]) -> None:
+    """Refuse a float constant holding NaN or infinity: no model means it, and it would only
+    surface as NaN outputs that no comparison can judge."""
+    for op in module.walk():
+        if isinstance(op, arith.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr):
+            floats = isinstance(op.value.get_element_type(), AnyFloat)
+            if floats and not np.isfinite(to_numpy(op.value)).all():
+                place = where(positions[op]) if op in positions else _name(op)
+                raise DiagnosticException(f"{place}: a constant holds NaN or infinite values")

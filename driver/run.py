@@ -373,6 +373,8 @@ def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
             f"input '{spec.name}': expected {dtype} {list(spec.shape)}, "
             f"got {array.dtype} {list(array.shape)}"
         )
+    if dtype.kind == "f" and not np.isfinite(array).all():
+        raise DriverError(f"input '{spec.name}' holds NaN or infinite values")
     return np.ascontiguousarray(array)
 
 
@@ -505,7 +507,12 @@ def run_model(
     if expect is not None:
         expected = match_expected(expect, lowered.outputs)
     else:
-        expected = [np.asarray(r) for r in reference(arrays)]
+        try:
+            expected = [np.asarray(r) for r in reference(arrays)]
+        except MemoryError as error:
+            reason = str(error).splitlines()[0][:200] if str(error) else "out of memory"
+            message = f"the reference does not fit this machine's memory: {reason}"
+            raise DriverError(message) from None
     build = Path(build_dir) if build_dir is not None else toolchain.cache_dir()
     with _directory(work_dir) as work:
         compiled, result, outputs, dma_bytes = _build_and_run(

@@ -134,11 +134,48 @@ def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
     return np.asarray(helper.get_attribute_value(attribute), dtype)
 
 
+def check_model(model: onnx.ModelProto) -> None:
+    """Refuse, with one line, what no pattern should see: a model newer than the ONNX library
+    that reads it, a float initializer holding NaN or infinity, nodes sharing a name, and a node
+    reading a value no earlier node, input or initializer provides (a cycle, or nodes out of
+    topological order)."""
+    if model.ir_version > onnx.IR_VERSION:
+        raise OnnxImportError(
+            f"IR version {model.ir_version} is newer than this importer reads "
+            f"(up to {onnx.IR_VERSION})"
+        )
+    newest = onnx.defs.onnx_opset_version()
+    for entry in model.opset_import:
+        if entry.domain in DEFAULT_DOMAINS and entry.version > newest:
+            raise OnnxImportError(
+                f"opset {entry.version} is newer than this importer reads (up to {newest})"
+            )
+    graph, named = model.graph, set()
+    for init in graph.initializer:
+        value = numpy_helper.to_array(init)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise OnnxImportError(f"initializer '{init.name}' holds NaN or infinite values")
+    known = {info.name for info in graph.input} | {init.name for init in graph.initializer}
+    for index, node in enumerate(graph.node):
+        label = Node(node, index).label()
+        if node.name and node.name in named:
+            raise OnnxImportError(f"two nodes are named '{node.name}'; node names must be unique")
+        named.add(node.name)
+        for name in node.input:
+            if name and name not in known:
+                raise OnnxImportError(
+                    f"{label} reads '{name}' before any node computes it (the graph has a "
+                    "cycle or is not in topological order)"
+                )
+        known.update(node.output)
+
+
 class OnnxGraph:
     """The main graph of a model, with shapes completed by ONNX shape inference if the model
     does not carry them for every value."""
 
     def __init__(self, model: onnx.ModelProto):
+        check_model(model)
         graph = model.graph
         types = _type_table(graph)
         if any(
@@ -209,6 +246,11 @@ class OnnxGraph:
                 raise Mismatch(
                     f"tensor '{name}' has a symbolic dimension{symbol} (axis {axis}); "
                     "static shapes are required"
+                )
+            if dim.dim_value <= 0:
+                raise Mismatch(
+                    f"tensor '{name}' has dimension {dim.dim_value} (axis {axis}); every "
+                    "dimension must be positive"
                 )
             dims.append(dim.dim_value)
         return tuple(dims)

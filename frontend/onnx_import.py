@@ -41,7 +41,7 @@ from tinyattn.frontend.onnx_graph import (
     element_type_name,
 )
 
-__all__ = ["INTEGER_PATTERNS", "OnnxImportError", "PATTERNS", "import_model"]
+__all__ = ["INTEGER_PATTERNS", "OnnxImportError", "PATTERNS", "import_model", "model_from_bytes"]
 
 _IN_LAYERNORM = p.only_inside("a layer-norm pattern")
 _IN_ELEMENTWISE_PATTERNS = p.only_inside("an attention, layer-norm or GELU pattern")
@@ -203,7 +203,14 @@ def _build(graph: OnnxGraph, matches: list[p.Match], input_types: list[TensorTyp
     emitter = p.Emitter(builder, values)
     for match in matches:
         name = match.root.outputs[0]
+        emitted = len(block.ops)
         result = match.emit(emitter)
+        for op in list(block.ops)[emitted:]:
+            try:
+                op.verify()
+            except VerifyException as error:
+                reason = " ".join(str(error).split()).removeprefix("Operation does not verify: ")
+                raise OnnxImportError(f"{match.root.label()}: {reason}") from None
         expected = p.squeeze_batch(graph.shape(name))
         if result.type.get_shape() != expected:
             raise OnnxImportError(
@@ -227,7 +234,11 @@ def _build(graph: OnnxGraph, matches: list[p.Match], input_types: list[TensorTyp
 def _load(path: str | os.PathLike) -> onnx.ModelProto:
     """Read an ONNX file; OSError if it cannot be read, OnnxImportError if it is no model."""
     with open(path, "rb") as stream:
-        data = stream.read()
+        return model_from_bytes(stream.read())
+
+
+def model_from_bytes(data: bytes) -> onnx.ModelProto:
+    """The ONNX model serialized in `data`; OnnxImportError if it is no model."""
     try:
         model = onnx.load_model_from_string(data)
     except DecodeError as error:

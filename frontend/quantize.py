@@ -771,7 +771,11 @@ def load_calibration(path: str | os.PathLike, function: func.FuncOp) -> list[lis
                 raise QuantizeError(
                     f"no calibration data for input '{name}' (the archive has {have})"
                 )
-            array = archive[name]
+            try:
+                array = archive[name]
+            except (ValueError, EOFError, zipfile.BadZipFile) as error:  # e.g. object arrays
+                reason = f"calibration input '{name}' cannot be read ({error})"
+                raise QuantizeError(reason) from None
             shape = list(arg.type.get_shape())
             if array.ndim != len(shape) + 1 or list(array.shape[1:]) != shape:
                 raise QuantizeError(

@@ -134,6 +134,11 @@ class PlanMemory(ModulePass):
     l2_bytes: int | None = None
     single_level: bool = False  # one physical memory: L1 buffers go into the L2 arena too
 
+    def __post_init__(self):
+        for option, size in (("l1-bytes", self.l1_bytes), ("l2-bytes", self.l2_bytes)):
+            if size is not None and size <= 0:
+                raise ValueError(f"{self.name}: {option} must be positive, got {size}")
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         capacities = {
             level: size

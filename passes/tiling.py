@@ -145,6 +145,10 @@ class AttentionTiling(ModulePass, ABC):
 
     PACKING: ClassVar[Packing]
 
+    def __post_init__(self):
+        if self.l1_bytes <= 0:
+            raise ValueError(f"{self.name}: l1-bytes must be positive, got {self.l1_bytes}")
+
     @abstractmethod
     def working_set(self, attention: Attention, rows: int) -> int:
         """The L1 bytes `attention` needs with `rows`-row blocks."""

@@ -16,13 +16,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
+from tinyattn.backend.files import write_bytes_atomically
 from tinyattn.backend.targets import TARGETS
 from tinyattn.driver.layer_report import format_layers
 from tinyattn.driver.lower import SCHEDULES
-from tinyattn.driver.run import compile_model, load_model, lower
+from tinyattn.driver.run import DriverError, compile_model, load_model, lower
 from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
-from tinyattn.tools.memory_plot import plot_occupancy
+from tinyattn.tools.memory_plot import plot_format, render_occupancy
 
 PROG = "tinyattn-compile"
 
@@ -49,6 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             schedule: lower(module, args.target, replace(options, schedule=schedule))
             for schedule in (SCHEDULES if args.plot else ())
         }
+        plot = None
+        if args.plot:  # drawn before anything is written, so a failure writes nothing
+            if not Path(args.plot).absolute().parent.is_dir():
+                raise DriverError(f"{args.plot}: no such directory")
+            title = f"{args.model} on {args.target}"
+            try:
+                plot = render_occupancy(schedules, title, plot_format(args.plot))
+            except ValueError as error:  # matplotlib: a format it cannot write
+                raise DriverError(f"{args.plot}: {error}") from None
         result = compile_model(
             schedules.get(options.schedule) or module,
             args.target,
@@ -65,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"(L1 {report['l1_peak_bytes']:,} B, L2 {report['l2_peak_bytes']:,} B), "
                 f"{report['dma_bytes']:,} B DMA"
             )
-        if args.plot:
-            plot_occupancy(args.plot, schedules, f"{args.model} on {args.target}")
+        if plot is not None:
+            write_bytes_atomically(args.plot, plot)
         return 0
 
     return run_main(PROG, body)

@@ -7,13 +7,13 @@ An integerised (QuantLib/Deeploy) graph does not store its inputs' signedness: `
 sample inputs, and each input gets the smallest type holding their values, unsigned first, as
 Deeploy does (0..254 -> ui8); without them every input is i8.
 
-Errors are one line `tinyattn-import: error: <file>: <message>` on stderr with exit status 1;
-`-o` is written atomically, so a failed run never leaves a partial file behind.
+Errors are one line `tinyattn-import: error: <file>: <message>` on stderr with exit status 2
+(`tinyattn.tools.cli`); `-o` is written atomically, so a failed run never leaves a partial file
+behind.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import re
@@ -25,6 +25,7 @@ from tinyattn.backend.files import write_atomically
 from tinyattn.driver.run import DriverError, load_inputs
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 from tinyattn.semantics.cost import format_summary
+from tinyattn.tools.cli import ArgumentParser, run_main
 
 PROG = "tinyattn-import"
 
@@ -59,13 +60,8 @@ def _module_text(
     return result
 
 
-def _error(path: str, message: str) -> int:
-    print(f"{PROG}: error: {path}: {message}", file=sys.stderr)
-    return 1
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("model", help="the ONNX model file")
     parser.add_argument("-o", "--output", help="write the module here instead of stdout")
     parser.add_argument(
@@ -85,23 +81,26 @@ def main(argv: list[str] | None = None) -> int:
         help="print large constants as dense_resource<__elided__>, for reading (not parseable)",
     )
     args = parser.parse_args(argv)
-    try:
-        text = _module_text(args.model, args.inputs, args.generic, args.summary, args.elide_weights)
-    except DriverError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
-    except OnnxImportError as error:
-        return _error(args.model, str(error))
-    except OSError as error:
-        return _error(args.model, error.strerror or str(error))
-    if not args.output:
-        sys.stdout.write(text)
+
+    def body() -> int:
+        try:
+            text = _module_text(
+                args.model, args.inputs, args.generic, args.summary, args.elide_weights
+            )
+        except OnnxImportError as error:
+            raise OnnxImportError(f"{args.model}: {error}") from None
+        except OSError as error:
+            raise DriverError(f"{args.model}: {error.strerror or error}") from None
+        if not args.output:
+            sys.stdout.write(text)
+            return 0
+        try:
+            write_atomically(args.output, text)
+        except OSError as error:
+            raise DriverError(f"{args.output}: cannot write: {error.strerror or error}") from None
         return 0
-    try:
-        write_atomically(args.output, text)
-    except OSError as error:
-        return _error(args.output, f"cannot write: {error.strerror or error}")
-    return 0
+
+    return run_main(PROG, body)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,16 @@
 
 The x axis counts layers (tensor-level ops), each layer's top-level steps spread evenly over
 its unit, so the schedules line up layer by layer however many loops each emits; the y axis is
-the live activation bytes, stacked per memory level. matplotlib draws it off-screen (Agg), and
-the file appears only once complete.
+the live activation bytes, stacked per memory level. matplotlib draws it off-screen (Agg) into
+memory; tinyattn-compile writes the file only after the compilation succeeded.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 
-from tinyattn.backend.files import atomic_path
 from tinyattn.driver.layer_report import Occupancy
 from tinyattn.driver.lowered_model import LoweredModel
 
@@ -30,7 +30,8 @@ def layer_positions(timeline: Occupancy) -> list[float]:
     return positions
 
 
-def plot_occupancy(path: Path | str, schedules: Mapping[str, LoweredModel], title: str) -> None:
+def render_occupancy(schedules: Mapping[str, LoweredModel], title: str, fmt: str = "png") -> bytes:
+    """The figure, encoded as `fmt` (a model without activation buffers draws a flat line)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,21 +40,32 @@ def plot_occupancy(path: Path | str, schedules: Mapping[str, LoweredModel], titl
     figure, axes = pyplot.subplots(
         1, len(schedules), figsize=(6 * len(schedules), 4), sharey=True, squeeze=False
     )
-    for axis, (schedule, lowered) in zip(axes[0], schedules.items(), strict=True):
-        timeline = lowered.occupancy
-        assert timeline is not None
-        x = layer_positions(timeline)
-        levels = list(timeline.live)
-        axis.stackplot(x, *(timeline.live[level] for level in levels), labels=levels, step="post")
-        axis.set_title(f"{schedule}: peak {lowered.activation_peak_bytes:,} B")
-        axis.set_xlabel("layer")
-        axis.set_ylabel("live activation bytes")
-        axis.legend(loc="upper right")
-        axis.grid(alpha=0.3)
-    figure.suptitle(title)
-    figure.tight_layout()
     try:
-        with atomic_path(path) as scratch:
-            figure.savefig(scratch, format=Path(path).suffix.lstrip(".") or "png", dpi=100)
+        for axis, (schedule, lowered) in zip(axes[0], schedules.items(), strict=True):
+            timeline = lowered.occupancy
+            assert timeline is not None
+            x = layer_positions(timeline)
+            levels = [level for level in timeline.live if any(timeline.live[level])]
+            if levels:
+                series = [timeline.live[level] for level in levels]
+                axis.stackplot(x, *series, labels=levels, step="post")
+                axis.legend(loc="upper right")
+            else:
+                axis.plot(x or [0], [0] * len(x or [0]), label="no activation buffers")
+                axis.legend(loc="upper right")
+            axis.set_title(f"{schedule}: peak {lowered.activation_peak_bytes:,} B")
+            axis.set_xlabel("layer")
+            axis.set_ylabel("live activation bytes")
+            axis.grid(alpha=0.3)
+        figure.suptitle(title)
+        figure.tight_layout()
+        encoded = io.BytesIO()
+        figure.savefig(encoded, format=fmt, dpi=100)
+        return encoded.getvalue()
     finally:
         pyplot.close(figure)
+
+
+def plot_format(path: Path | str) -> str:
+    """The image format a plot path asks for (its suffix; png without one)."""
+    return Path(path).suffix.lstrip(".").lower() or "png"

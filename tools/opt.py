@@ -2,14 +2,17 @@
 
 Besides xdsl-opt's `-p a,b{opt=v}`, every registered pass is also a flag of its own,
 `--fuse-weights` or `--depth-first-tile="l1-bytes=65536 rows=4"`; flags and `-p` pipelines run in
-the order given. Bad input ends in one line `tinyattn-opt: error: FILE:LINE:COL: reason` and
-exit status 1 (with `--verify-diagnostics`, the line is printed and the run goes on).
+the order given. An `.onnx` input is imported first (as tinyattn-import does). Bad input ends in
+one line `tinyattn-opt: error: FILE:LINE:COL: reason` and exit status 2 (`tinyattn.tools.cli`;
+with `--verify-diagnostics`, the line is printed and the run goes on); `-o` appears whole or
+not at all.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from contextlib import redirect_stdout
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
@@ -20,8 +23,12 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyExcepti
 from xdsl.utils.lexer import Span
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from tinyattn.backend.files import atomic_path
 from tinyattn.driver.parsing import LocatingParser, register_dialects, verify_one_line, where
 from tinyattn.driver.registry import TINYATTN_UNIVERSE
+from tinyattn.frontend.onnx_graph import OnnxImportError
+from tinyattn.frontend.onnx_import import import_model, model_from_bytes
+from tinyattn.tools.cli import run_main
 
 TOOL = "tinyattn-opt"
 
@@ -74,7 +81,14 @@ class TinyattnOptMain(xDSLOptMain):
             finally:
                 self.positions = parser.positions
 
+        def parse_onnx(io: IO[bytes]) -> ModuleOp:
+            try:
+                return import_model(model_from_bytes(io.read()))
+            except OnnxImportError as error:
+                raise DiagnosticException(f"{self.get_input_name()}: {error}") from None
+
         self.available_frontends["mlir"] = parse_mlir
+        self.available_frontends["onnx"] = parse_onnx
 
     def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0):
         self.chunk_line_offset = start_offset
@@ -92,22 +106,39 @@ class TinyattnOptMain(xDSLOptMain):
         self.pipeline = PassPipeline.parse_spec(self.available_passes, self.args.passes, verify)
 
 
+def _output_file(argv: list[str]) -> tuple[list[str], str | None]:
+    """`argv` without its `-o`/`--output-file`, and that path (None: stdout)."""
+    rest, output, args = [], None, iter(argv)
+    for arg in args:
+        if arg in ("-o", "--output-file"):
+            output = next(args, None)
+        elif arg.startswith("--output-file="):
+            output = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    return rest, output
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pass_names = [*TINYATTN_UNIVERSE.all_passes, *get_all_passes()]
-    try:
+    args, output = _output_file(argv)
+
+    def body() -> int:
         try:
-            opt = TinyattnOptMain(args=expand_pass_flags(argv, pass_names))
+            opt = TinyattnOptMain(args=expand_pass_flags(args, pass_names))
         except ValueError as error:  # an unknown pass or a bad pass option
             raise DiagnosticException(str(error)) from None
-        opt.run()
-    except DiagnosticException as error:
-        print(f"{TOOL}: error: {str(error).splitlines()[0]}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"{TOOL}: error: {error.filename}: {error.strerror}", file=sys.stderr)
-        return 1
-    return 0
+        if output is None:
+            opt.run()
+            return 0
+        with atomic_path(output) as scratch, open(scratch, "w") as stream:
+            opt.args.output_file = None
+            with redirect_stdout(stream):
+                opt.run()
+        return 0
+
+    return run_main(TOOL, body)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ returns 8-bit tensors and records their scales in `tinyattn.input_scales` and
 
 The accuracy loss against the float model on the calibration set is printed on stderr, one line
 per output; `--report` also writes it as JSON. Errors are one line
-`tinyattn-quantize: error: <file>: <message>` on stderr with exit status 1; `-o` and `--report`
-are written atomically, so a failed run never leaves a partial file behind.
+`tinyattn-quantize: error: <file>: <message>` on stderr with exit status 2
+(`tinyattn.tools.cli`); `-o` and `--report` are written atomically, and only once both can be,
+so a failed run never leaves a file behind.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException
 
-from tinyattn.backend.files import write_atomically
+from tinyattn.backend.files import write_all_atomically
 from tinyattn.dialects.annotations import entry_function
 from tinyattn.driver.parsing import parse_module
+from tinyattn.driver.run import DriverError
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 from tinyattn.frontend.quantize import (
     INPUT_SCALES,
@@ -40,20 +42,17 @@ from tinyattn.frontend.quantize import (
     quantize,
     recorded_scales,
 )
-from tinyattn.tools.cli import ArgumentParser
+from tinyattn.tools.cli import ArgumentParser, run_main
 
 PROG = "tinyattn-quantize"
 
 
-class _Failure(Exception):
-    """A one-line error, `<file>: <message>`."""
-
-
-def _write(path: str, text: str) -> None:
+def _write(files: dict[str, str]) -> None:
+    """Write every file whole, or none of them."""
     try:
-        write_atomically(path, text)
+        write_all_atomically(files)
     except OSError as error:
-        raise _Failure(f"{path}: cannot write: {error.strerror or error}") from None
+        raise DriverError(f"{error.filename}: cannot write: {error.strerror or error}") from None
 
 
 def _load_model(path: str) -> ModuleOp:
@@ -63,11 +62,11 @@ def _load_model(path: str) -> ModuleOp:
             return parse_module(Path(path).read_text(), path)
         return import_model(path)
     except DiagnosticException as error:  # `FILE:LINE:COL: reason`
-        raise _Failure(str(error)) from None
+        raise DriverError(str(error)) from None
     except OnnxImportError as error:
-        raise _Failure(f"{path}: {error}") from None
+        raise DriverError(f"{path}: {error}") from None
     except OSError as error:
-        raise _Failure(f"{path}: {error.strerror or str(error)}") from None
+        raise DriverError(f"{path}: {error.strerror or str(error)}") from None
 
 
 def _summary(error: OutputError, index: int) -> str:
@@ -110,28 +109,28 @@ def _run(args) -> int:
     try:
         function = entry_function(module)
     except DiagnosticException as error:
-        raise _Failure(f"{args.model}: {error}") from None
+        raise DriverError(f"{args.model}: {error}") from None
     try:
         samples = load_calibration(args.calib, function)
     except QuantizeError as error:
-        raise _Failure(f"{args.calib}: {error}") from None
+        raise DriverError(f"{args.calib}: {error}") from None
     except OSError as error:
-        raise _Failure(f"{args.calib}: {error.strerror or str(error)}") from None
+        raise DriverError(f"{args.calib}: {error.strerror or str(error)}") from None
     per_channel = not args.per_tensor
     try:
         quantized = quantize(module, samples, per_channel=per_channel)
     except QuantizeError as error:
-        raise _Failure(f"{args.model}: {error}") from None
+        raise DriverError(f"{args.model}: {error}") from None
     errors = accuracy_loss(module, quantized, samples)
     text = io.StringIO()
     Printer(stream=text).print_op(quantized)
     text.write("\n")
-    if args.output:
-        _write(args.output, text.getvalue())
-    else:
-        sys.stdout.write(text.getvalue())
+    files = {args.output: text.getvalue()} if args.output else {}
     if args.report:
-        _write(args.report, _report(quantized, errors, len(samples), per_channel))
+        files[args.report] = _report(quantized, errors, len(samples), per_channel)
+    _write(files)
+    if not args.output:
+        sys.stdout.write(text.getvalue())
     print(f"{PROG}: int8 against f32 on {len(samples)} calibration samples:", file=sys.stderr)
     for index, error in enumerate(errors):
         print(_summary(error, index), file=sys.stderr)
@@ -152,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report", help="also write the accuracy loss and the scales as JSON")
     args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except _Failure as failure:
-        print(f"{PROG}: error: {failure}", file=sys.stderr)
-        return 1
+    return run_main(PROG, lambda: _run(args))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ with the stored outputs of `--expect` (as Deeploy's test vectors come: `--inputs
 --expect DIR/outputs.npz`), and prints the report: match, errors, instructions,
 MAC/instruction, memory (`--json`: one JSON object) and, with `--profile`, the instructions of
 each kernel op. Integer outputs must match bit for bit.
-Exit status 0 on a match, 1 on a mismatch or an error.
+Exit status 0 on a match, 1 on a mismatch, 2 for bad input (`tinyattn.tools.cli`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,16 @@ import sys
 from collections.abc import Sequence
 
 from tinyattn.backend.targets import TARGETS
-from tinyattn.driver.run import DriverError, load_inputs, run_model
-from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
+from tinyattn.driver.run import load_inputs, run_model
+from tinyattn.tools.cli import (
+    EXIT_MISMATCH,
+    ArgumentParser,
+    UsageError,
+    add_lowering_options,
+    count,
+    options_from,
+    run_main,
+)
 
 PROG = "tinyattn-run"
 
@@ -41,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=".npz with the outputs expected from --inputs (by name, else in order), compared "
         "instead of the reference",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--seed", type=count(0), default=0, help="seed of the random inputs")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument(
         "--profile",
@@ -53,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         if args.expect and not args.inputs:
-            raise DriverError("--expect needs the --inputs it was computed from")
+            raise UsageError("--expect needs the --inputs it was computed from")
         inputs = load_inputs(args.inputs) if args.inputs else None
         expect = load_inputs(args.expect) if args.expect else None
         report = run_model(
@@ -66,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile=args.profile,
         )
         print(json.dumps(report.as_dict()) if args.json else report.format())
-        return 0 if report.match else 1
+        return 0 if report.match else EXIT_MISMATCH
 
     return run_main(PROG, body)
 

@@ -90,7 +90,7 @@ def test_expect_match_and_mismatch(target, vectors, capsys):
 def test_bad_expect_file_is_one_line(arrays, message, vectors, capsys):
     directory, _ = vectors
     np.savez(directory / "bad.npz", **arrays)
-    assert _run(directory, "bad.npz", "--target", "host") == 1
+    assert _run(directory, "bad.npz", "--target", "host") == 2
     _one_error_line(capsys, "tinyattn-run", message)
 
 
@@ -98,10 +98,10 @@ def test_expect_needs_inputs_and_a_readable_file(vectors, capsys):
     directory, _ = vectors
     model = str(directory / "network.onnx")
     expect = str(directory / "outputs.npz")
-    assert run_tool.main([model, "--target", "host", "--expect", expect]) == 1
+    assert run_tool.main([model, "--target", "host", "--expect", expect]) == 2
     _one_error_line(capsys, "tinyattn-run", "--expect needs the --inputs it was computed from")
     (directory / "corrupt.npz").write_bytes(b"PK\x03\x04 not a zip")
-    assert _run(directory, "corrupt.npz", "--target", "host") == 1
+    assert _run(directory, "corrupt.npz", "--target", "host") == 2
     _one_error_line(capsys, "tinyattn-run", "corrupt.npz: not a readable .npz file")
 
 
@@ -154,11 +154,11 @@ def test_import_inputs_give_the_signedness(integer_model, tmp_path, capsys):
 
 def test_import_bad_inputs_are_one_line(integer_model, tmp_path, capsys):
     missing = tmp_path / "missing.npz"
-    assert import_onnx.main([str(integer_model), "--inputs", str(missing)]) == 1
+    assert import_onnx.main([str(integer_model), "--inputs", str(missing)]) == 2
     _one_error_line(capsys, "tinyattn-import", f"{missing}: no such file")
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, np.zeros((SEQ, EMBED), np.int64))
-    assert import_onnx.main([str(integer_model), "--inputs", str(wrong)]) == 1
+    assert import_onnx.main([str(integer_model), "--inputs", str(wrong)]) == 2
     _one_error_line(
         capsys,
         "tinyattn-import",

@@ -246,11 +246,11 @@ def _one_error_line(capsys, prog: str, message: str) -> None:
 def test_run_tool_rejects_bad_inputs(tensor_model, tmp_path, capsys):
     bad_shape = tmp_path / "shape.npz"
     np.savez(bad_shape, x=np.zeros((2, 8), np.float32))
-    assert run_tool.main([str(tensor_model), "--target", "host", "--inputs", str(bad_shape)]) == 1
+    assert run_tool.main([str(tensor_model), "--target", "host", "--inputs", str(bad_shape)]) == 2
     _one_error_line(capsys, "tinyattn-run", "input 'x': expected float32 [4, 8]")
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 not a zip")
-    assert run_tool.main([str(tensor_model), "--target", "host", "--inputs", str(corrupt)]) == 1
+    assert run_tool.main([str(tensor_model), "--target", "host", "--inputs", str(corrupt)]) == 2
     _one_error_line(capsys, "tinyattn-run", "corrupt.npz: not a readable .npz file")
 
 
@@ -258,15 +258,15 @@ def test_compile_tool_rejects_corrupt_onnx_and_bad_mlir(tmp_path, capsys):
     corrupt = tmp_path / "model.onnx"
     corrupt.write_bytes(b"\x08\x07garbage")
     out = tmp_path / "out"
-    assert compile_tool.main([str(corrupt), "--target", "rv32", "-o", str(out)]) == 1
+    assert compile_tool.main([str(corrupt), "--target", "rv32", "-o", str(out)]) == 2
     _one_error_line(capsys, "tinyattn-compile", "model.onnx: not an ONNX model")
     broken = tmp_path / "model.mlir"
     broken.write_text("func.func @main() -> tensor<4xf32> {\n  func.return %y : tensor<4xf32>\n}\n")
-    assert compile_tool.main([str(broken), "--target", "rv32", "-o", str(out)]) == 1
+    assert compile_tool.main([str(broken), "--target", "rv32", "-o", str(out)]) == 2
     _one_error_line(capsys, "tinyattn-compile", "values used but not defined: [%y]")
     with pytest.raises(SystemExit) as exit_status:  # usage errors exit from argparse
         compile_tool.main([str(broken), "--target", "m0", "-o", str(out)])
-    assert exit_status.value.code == 1
+    assert exit_status.value.code == 2
     _one_error_line(capsys, "tinyattn-compile", "invalid choice: 'm0'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.mlir", "model.onnx"]
 
@@ -287,7 +287,7 @@ def test_installed_script_fails_without_traceback(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("tinyattn-compile: error: ") and proc.stderr.count("\n") == 1
 
 
@@ -301,7 +301,7 @@ def test_activations_too_large_for_the_target_is_one_line(tmp_path, capsys):
         "}\n"
     )
     out = tmp_path / "out"
-    assert compile_tool.main([str(model), "--target", "cortex-m4", "-o", str(out)]) == 1
+    assert compile_tool.main([str(model), "--target", "cortex-m4", "-o", str(out)]) == 2
     assert capsys.readouterr().err == (
         "tinyattn-compile: error: cortex-m4: @main needs 1048576 bytes of L2 for its "
         "activations, but L2 has 655360 bytes\n"
@@ -321,7 +321,7 @@ def test_run_tool_schedule_flags(capsys):
     assert tiled["match"] and layerwise["match"]
     assert 0 < tiled["dma_bytes"] < layerwise["dma_bytes"]
     assert tiled["activation_peak_bytes"] < layerwise["activation_peak_bytes"]
-    assert run_tool.main([model, "--target", "rv32", "--l1-bytes", "4096"]) == 1
+    assert run_tool.main([model, "--target", "rv32", "--l1-bytes", "4096"]) == 2
     assert capsys.readouterr().err == (
         "tinyattn-run: error: rv32: depth-first-tile: the attention (S=66 E=16 P=2) needs at "
         "least 6272 bytes of L1 with 1-row blocks, but l1-bytes=4096\n"
@@ -336,7 +336,7 @@ def test_an_ill_shaped_mlir_model_is_one_line_with_its_position(tmp_path, capsys
         "  func.return %y : tensor<5xf32>\n"
         "}\n"
     )
-    assert run_tool.main([str(model), "--target", "host"]) == 1
+    assert run_tool.main([str(model), "--target", "host"]) == 2
     assert capsys.readouterr().err == (
         f"tinyattn-run: error: {model}:2:3: 'tinyattn.softmax' op result dimension 0 must be 4 "
         "(shape of 'x' = [4]), got 5 (shape [5])\n"

@@ -89,7 +89,7 @@ def test_compile_plot_draws_both_schedules(tmp_path):
 
 def test_plot_into_a_missing_directory_is_one_line_and_writes_nothing(tmp_path, capsys):
     args = [str(MODELS / "ecg.onnx"), "--target", "cortex-m7", "-o", str(tmp_path / "out")]
-    assert compile_tool.main([*args, "--plot", str(tmp_path / "no" / "memory.png")]) == 1
+    assert compile_tool.main([*args, "--plot", str(tmp_path / "no" / "memory.png")]) == 2
     error = capsys.readouterr().err
     assert error.startswith("tinyattn-compile: error: ") and error.count("\n") == 1
     assert not (tmp_path / "no").exists()

@@ -269,7 +269,7 @@ def test_cli_failure_is_one_line_and_leaves_no_file(tmp_path, capsys):
     calib = tmp_path / "bad.npz"
     calib.write_bytes(b"PK\x03\x04 not really a zip archive")
     out = tmp_path / "out.mlir"
-    assert main([str(MODELS / "ecg.onnx"), "--calib", str(calib), "-o", str(out)]) == 1
+    assert main([str(MODELS / "ecg.onnx"), "--calib", str(calib), "-o", str(out)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"tinyattn-quantize: error: {calib}: not an .npz archive"]
     assert os.listdir(tmp_path) == ["bad.npz"]

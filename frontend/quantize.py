@@ -784,6 +784,8 @@ def load_calibration(path: str | os.PathLike, function: func.FuncOp) -> list[lis
                 )
             if array.dtype.kind not in "fiu":
                 raise QuantizeError(f"calibration input '{name}' is not numeric ({array.dtype})")
+            if not np.isfinite(array).all():
+                raise QuantizeError(f"calibration input '{name}' holds NaN or infinite values")
             arrays.append(array.astype(np.float32))
     counts = {len(array) for array in arrays}
     if len(counts) > 1:

@@ -494,7 +494,9 @@ def compare(
     return Comparison(match, abs_error, rel_error, conditioning)
 
 
-def input_sensitivity(reference: Reference, inputs: Sequence[np.ndarray], seed: int = 0) -> list[float]:
+def input_sensitivity(
+    reference: Reference, inputs: Sequence[np.ndarray], seed: int = 0
+) -> list[float]:
     """Per output, how far the reference moves when every float input moves by one float32
     ulp (two random directions, the larger movement): what rounding alone does to this model's
     outputs, however exactly an implementation computes."""

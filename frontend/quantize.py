@@ -141,7 +141,12 @@ def isoftmax_for(scale: float, n_levels: int = N_LEVELS) -> ref.ISoftmax:
     normalisation)."""
     log2 = math.floor(math.log(2.0) / scale)
     if log2 < 1:
-        raise QuantizeError(f"scores of scale {scale:.3g} are too coarse for the integer softmax")
+        raise QuantizeError(
+            f"the scores the integer softmax reads reach ±{127 * scale:.3g} on the calibration "
+            f"set, beyond the ±{127 * math.log(2.0):.3g} an 8-bit integer softmax resolves (a "
+            "score scale of at most ln 2); normalize the attention's input (a LayerNorm before "
+            "it) or keep the query and key weights smaller"
+        )
     coeff_b = math.floor(_EXP_B / scale)
     coeff_c = math.floor(_EXP_C / (_EXP_A * scale**2))
     return ref.ISoftmax(1, coeff_b, coeff_c, log2, n_levels)

@@ -273,3 +273,16 @@ def test_cli_failure_is_one_line_and_leaves_no_file(tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"tinyattn-quantize: error: {calib}: not an .npz archive"]
     assert os.listdir(tmp_path) == ["bad.npz"]
+
+
+def test_scores_too_wide_for_the_integer_softmax_say_what_to_change():
+    module = parse_module(
+        "func.func @main(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {\n"
+        "  %y = tinyattn.softmax %x : (tensor<4x8xf32>) -> tensor<4x8xf32>\n"
+        "  func.return %y : tensor<4x8xf32>\n}\n",
+        "softmax.mlir",
+    )
+    rng = np.random.default_rng(0)
+    samples = [[(rng.uniform(-1, 1, (4, 8)) * 300).astype(np.float32)] for _ in range(4)]
+    with pytest.raises(q.QuantizeError, match=r"reads reach ±298 .* beyond the ±88 .*LayerNorm"):
+        q.quantize(module, samples)

@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_MODEL ?= models/ecg.onnx
 
-.PHONY: setup test lint lit pytest demo bench
+.PHONY: setup test lint lit pytest demo bench fuzz
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -26,6 +26,12 @@ demo: setup
 	$(BIN)/tinyattn-run $(DEMO_MODEL) --target cortex-m4 --profile
 	@echo "== $(DEMO_MODEL) on rv32 (riscv32 virt) =="
 	$(BIN)/tinyattn-run $(DEMO_MODEL) --target rv32
+
+# A differential fuzzing campaign: make fuzz CASES=1000 SEED=7 (reproducers in fuzz-failures/).
+CASES ?= 1000
+SEED ?= 0
+fuzz: setup
+	$(BIN)/python -m tinyattn.fuzz.differential --cases $(CASES) --seed $(SEED) --out fuzz-failures
 
 bench: setup
 	$(BIN)/python bench/baseline.py

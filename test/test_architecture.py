@@ -19,6 +19,7 @@ ALLOWED = {
     "driver": {"dialects", "semantics", "frontend", "passes", "lowering", "backend"},
     "api": {"driver"},
     "tools": {"dialects", "semantics", "frontend", "passes", "lowering", "backend", "driver"},
+    "fuzz": {"dialects", "semantics", "frontend", "backend", "driver", "api"},
     "models": set(),
 }
 

@@ -121,6 +121,20 @@ MODEL_CASES = [
         ["initializer 'w' holds NaN"],
     ),
     ("onnx-truncated", lambda d: _write(d / "t.onnx", b"\x08\x07garbage"), ["not an ONNX model"]),
+    ("onnx-empty", lambda d: _write(d / "empty.onnx", b""), ["empty.onnx"]),
+    ("onnx-text", lambda d: _write(d / "text.onnx", b"hello, world\n"), ["text.onnx"]),
+    ("onnx-symbolic-dim", lambda d: _relu_onnx(d / "sym.onnx", dims=(1, "N", 8)), ["'N'"]),
+    (
+        "onnx-unsupported-op",
+        lambda d: _onnx(d / "sin.onnx", [helper.make_node("Sin", ["x"], ["y"], name="s")]),
+        ["node 's' (Sin)"],
+    ),
+    ("mlir-empty", lambda d: _write(d / "empty.mlir", b""), ["empty.mlir"]),
+    (
+        "mlir-text",
+        lambda d: _write(d / "text.mlir", b"hello, world\n"),
+        ["text.mlir:1:", "not registered"],
+    ),
     ("mlir-bad-first-character", lambda d: _write(d / "b.mlir", b"\x01\n"), ["b.mlir:1:1"]),
     ("mlir-empty-op", lambda d: _write(d / "e.mlir", b"func.func @main(\n"), ["e.mlir:"]),
     (

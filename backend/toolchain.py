@@ -97,7 +97,7 @@ def _up_to_date(out: Path, inputs: Sequence[Path]) -> bool:
 def _cflags(target: Target) -> tuple[str, ...]:
     if target.is_host:
         return _CFLAGS
-    return (*target.clang_args, *_BARE_METAL_CFLAGS, *_CFLAGS)
+    return (*package_cflags(target), *_CFLAGS)
 
 
 def compile_c(target: Target, source: Path, out_obj: Path, extra_flags: Sequence[str] = ()) -> Path:
@@ -122,11 +122,42 @@ def _runtime_sources(target: Target) -> list[Path]:
     if target.board is None:
         raise ToolchainError(f"{target.name} is compile-only: it has no runtime board")
     if target.is_host:
-        return [RUNTIME_DIR / "src/common.c", RUNTIME_DIR / "boards/host/host.c"]
+        return [*_library_sources(target), RUNTIME_DIR / "boards/host/host.c"]
     return [
-        *(RUNTIME_DIR / "src" / f for f in ("common.c", "mem.c", "semihost.c", "crt0.c")),
+        *_library_sources(target),
+        *(RUNTIME_DIR / "src" / f for f in ("semihost.c", "crt0.c")),
         RUNTIME_DIR / "boards" / target.board / "startup.c",
     ]
+
+
+def _library_sources(target: Target) -> list[Path]:
+    """What generated code calls (DMA; on bare metal the C functions LLVM emits calls to) and
+    the test runtime's markers: the sources of libtinyattn_rt.a."""
+    names = ("dma.c", "common.c") if target.is_host else ("dma.c", "common.c", "mem.c")
+    return [RUNTIME_DIR / "src" / name for name in names]
+
+
+def build_library(target: Target, build_dir: Path) -> Path:
+    """libtinyattn_rt.a for `target` (the package's runtime) under build_dir/lib/<target>;
+    cached."""
+    out = Path(build_dir) / "lib" / target.name / "libtinyattn_rt.a"
+    sources = _library_sources(target)
+    if _up_to_date(out, [*sources, *_BUILD_INPUTS]):
+        return out
+    objects = [
+        compile_c(target, source, out.parent / f"{source.stem}.o", extra_flags=("-Werror",))
+        for source in sources
+    ]
+    with atomic_path(out, parents=True) as tmp:
+        execute(
+            [tool("llvm-ar-22"), "rcs", str(tmp), *map(str, objects)], f"archiving {out.name}"
+        )
+    return out
+
+
+def package_cflags(target: Target) -> tuple[str, ...]:
+    """The flags a firmware compiles C for `target` with, to link with its model (no paths)."""
+    return target.clang_args if target.is_host else (*target.clang_args, *_BARE_METAL_CFLAGS)
 
 
 def build_runtime(target: Target, build_dir: Path) -> list[Path]:
@@ -186,9 +217,34 @@ def memory_ld(target: Target) -> str:
         "}",
         f'REGION_ALIAS("L1", {target.l1.name});',
         f'REGION_ALIAS("L2", {target.l2.name});',
+        f'REGION_ALIAS("TINYATTN_L1", {target.l1.name});',
+        f'REGION_ALIAS("TINYATTN_L2", {target.l2.name});',
         f"__stack_size = {target.stack_size:#x};",
     ]
     return "\n".join(lines) + "\n"
+
+
+# The output section of each memory level's arena (model.h tells users to declare arenas in them).
+ARENA_SECTIONS = {"L1": ".tinyattn.l1", "L2": ".tinyattn.l2"}
+
+
+def arena_fragment(target: Target) -> str:
+    """tinyattn.ld: the linker-script fragment placing the arenas, NOLOAD, in the memories of
+    the model's levels (TINYATTN_L1/L2, which the including script maps to its regions)."""
+    return "\n".join(
+        [
+            f"/* tinyattn's arenas ({target.name}). INCLUDE this file inside your SECTIONS {{ }},",
+            " * after .bss, having mapped the memories the model was planned for:",
+            f' *   REGION_ALIAS("TINYATTN_L1", <your {target.l1.name} region>);',
+            f' *   REGION_ALIAS("TINYATTN_L2", <your {target.l2.name} region>);',
+            " * NOLOAD: the arenas are scratch, never copied from flash nor zeroed. */",
+            *(
+                f"{section} (NOLOAD) : ALIGN(16) {{ *({section} {section}.*) }} > TINYATTN_{level}"
+                for level, section in sorted(ARENA_SECTIONS.items(), reverse=True)
+            ),
+            "",
+        ]
+    )
 
 
 _OVERFLOW = re.compile(r"section '(.+?)' will not fit in region '(.+?)': overflowed by (\d+) bytes")
@@ -226,8 +282,9 @@ def link(target: Target, objects: Sequence[Path], out_elf: Path) -> Path:
         return out_elf
 
     ld_dir = out_elf.parent / f"memory-{target.name}"
-    with atomic_path(ld_dir / "memory.ld", parents=True) as tmp:
-        tmp.write_text(memory_ld(target))
+    for name, text in (("memory.ld", memory_ld(target)), ("tinyattn.ld", arena_fragment(target))):
+        with atomic_path(ld_dir / name, parents=True) as tmp:
+            tmp.write_text(text)
     linker = tool("ld.lld-22")
     with atomic_path(out_elf, parents=True) as tmp:
         cmd = [linker, "-T", str(RUNTIME_DIR / "link.ld"), "-L", str(ld_dir), *objs, "-o", str(tmp)]
@@ -238,6 +295,17 @@ def link(target: Target, objects: Sequence[Path], out_elf: Path) -> Path:
                 f"{_link_failure(target, proc.stderr + proc.stdout)}"
             )
     return out_elf
+
+
+def qemu_command(target: Target, elf: str) -> list[str]:
+    """The QEMU command line that runs `elf` on the target's emulated board (semihosting)."""
+    assert target.qemu is not None
+    return [
+        target.qemu, "-M", target.machine, *target.qemu_flags,
+        "-display", "none", "-monitor", "none", "-serial", "none",
+        "-semihosting-config", "enable=on,target=native",
+        "-kernel", elf,
+    ]  # fmt: skip
 
 
 def _addresses(elf: Path, names: Sequence[str]) -> list[int]:
@@ -288,12 +356,7 @@ def run(
             cmd, runner = [str(elf)], elf.name
         else:
             runner = target.qemu
-            cmd = [
-                tool(target.qemu), "-M", target.machine, *target.qemu_flags,
-                "-display", "none", "-monitor", "none", "-serial", "none",
-                "-semihosting-config", "enable=on,target=native",
-                "-kernel", str(elf),
-            ]  # fmt: skip
+            cmd = [tool(target.qemu), *qemu_command(target, str(elf))[1:]]
             if count:
                 plugin = build_count_plugin(build_dir or elf.parent)
                 begin, end = _addresses(elf, ["ta_count_begin", "ta_count_end"])

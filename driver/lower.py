@@ -57,6 +57,7 @@ class LowerOptions:
     l1_bytes: int | None = None  # the L1 budget of the tiling (default: the target's L1)
     rows: str = "auto"  # rows per tile, or "auto" (the largest that fits the L1 budget)
     profile: bool = False  # mark each kernel's code as a region the profiler counts
+    name: str = ENTRY  # the entry's C symbol, and (upper-cased) model.h's macro prefix
 
     def __post_init__(self):
         if self.fuse_weights not in MODES:
@@ -144,11 +145,11 @@ def lower_module(
     measurements = _Measurements(function.sym_name.data, len(target.levels) == 1)
     PassPipeline(passes, measurements).apply(Context(), module)
     function = entry_function(module, measurements.function)
-    function.sym_name = StringAttr(ENTRY)
+    function.sym_name = StringAttr(options.name)
     live_peak = function.attributes.get(LIVE_PEAK_BYTES)
     return LoweredModel(
         module=module,
-        entry=ENTRY,
+        entry=options.name,
         inputs=inputs,
         outputs=outputs,
         arenas=tuple(ArenaSpec(level, size) for level, size in arena_bytes(function).items()),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -50,6 +51,7 @@ from tinyattn.driver.harness import (
 from tinyattn.driver.layer_report import format_table
 from tinyattn.driver.lower import LowerOptions, lower_module
 from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
+from tinyattn.driver.package import write_package
 from tinyattn.driver.parsing import parse_module
 from tinyattn.frontend.arrays import Arrays, in_order
 from tinyattn.passes.fuse_weights import FuseWeights
@@ -247,6 +249,8 @@ def lower(module: ModuleOp, target: str | Target, options: LowerOptions) -> Lowe
     """lower_module, with its diagnostics (a budget that cannot fit, an op it cannot lower) as
     one-line driver errors that name the target."""
     target = _target(target)
+    if not re.fullmatch(r"[A-Za-z_]\w*", options.name):
+        raise DriverError(f"model name '{options.name}' is not a C identifier")
     try:
         return lower_module(module, target, options)
     except DiagnosticException as error:
@@ -320,7 +324,8 @@ def _compile(
     check_fits(lowered, target)
     with _staged(out_dir) as scratch:
         artifacts = lower_to_object(lowered.module, lowered.entry, target, scratch, keep_stages)
-        (scratch / HEADER).write_text(model_header(lowered, target.name))
+        (scratch / HEADER).write_text(model_header(lowered, target))
+        write_package(scratch, lowered, target, toolchain.cache_dir())
         report = {
             "target": target.name,
             "entry": lowered.entry,

@@ -1,12 +1,14 @@
 """`tinyattn-compile`: compile a model for a target into an output directory.
 
-    tinyattn-compile model.(onnx|mlir) --target T -o DIR [--keep-stages] [--report]
-                     [--plot FILE.png]
+    tinyattn-compile model.(onnx|mlir) --target T -o DIR [--name SYMBOL] [--keep-stages]
+                     [--report] [--plot FILE.png]
 
-writes DIR/model.o (the object to link), DIR/model.h (its C API), DIR/model.ll (the optimized
-LLVM IR), DIR/report.json (params, MACs, activation peaks per level, DMA bytes, code size,
-arenas, tensor specs, per-layer facts) and, with --keep-stages, every intermediate of the
-upstream pipeline. --report prints the per-layer table (MACs, weight bytes, L1/L2 peak, DMA
+writes DIR/model.o (the object to link), DIR/model.h (its C API), the package to link it with
+(libtinyattn_rt.a, tinyattn_rt.h, the linker-script fragment tinyattn.ld, tinyattn.cmake, and
+example/: a main.c with a Makefile that builds and runs it on the emulated board), DIR/model.ll
+(the optimized LLVM IR), DIR/report.json (params, MACs, activation peaks per level, DMA bytes,
+code size, arenas, tensor specs, per-layer facts) and, with --keep-stages, every intermediate of
+the upstream pipeline. --report prints the per-layer table (MACs, weight bytes, L1/L2 peak, DMA
 bytes); --plot draws the memory occupancy over the schedule, layer-wise and depth-first side by
 side. Nothing is written on error.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 from tinyattn.backend.files import write_bytes_atomically
 from tinyattn.backend.targets import TARGETS
 from tinyattn.driver.layer_report import format_layers
-from tinyattn.driver.lower import SCHEDULES
+from tinyattn.driver.lower import SCHEDULES, LowerOptions
 from tinyattn.driver.run import DriverError, compile_model, load_model, lower
 from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
 from tinyattn.tools.memory_plot import plot_format, render_occupancy
@@ -36,6 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_lowering_options(parser)
     parser.add_argument("-o", "--output", required=True, help="the output directory")
     parser.add_argument(
+        "--name",
+        default=LowerOptions().name,
+        help="the model's C symbol and (upper-cased) its macro prefix in model.h, so several "
+        "models link into one firmware (default: tinyattn_model)",
+    )
+    parser.add_argument(
         "--keep-stages", action="store_true", help="also keep the pipeline's intermediate files"
     )
     parser.add_argument("--report", action="store_true", help="print the per-layer table")
@@ -45,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        options = options_from(args)
+        options = replace(options_from(args), name=args.name)
         module = load_model(args.model)
         schedules = {
             schedule: lower(module, args.target, replace(options, schedule=schedule))

@@ -10,7 +10,7 @@
  */
 typedef unsigned int __attribute__((may_alias)) word_t;
 
-void *memcpy(void *dst, const void *src, unsigned long n) {
+__attribute__((weak)) void *memcpy(void *dst, const void *src, unsigned long n) {
   unsigned char *d = dst;
   const unsigned char *s = src;
   if ((((unsigned long)d | (unsigned long)s | n) & (sizeof(word_t) - 1)) == 0) {
@@ -25,14 +25,14 @@ void *memcpy(void *dst, const void *src, unsigned long n) {
   return dst;
 }
 
-void *memset(void *dst, int c, unsigned long n) {
+__attribute__((weak)) void *memset(void *dst, int c, unsigned long n) {
   unsigned char *d = dst;
   while (n--)
     *d++ = (unsigned char)c;
   return dst;
 }
 
-void *memmove(void *dst, const void *src, unsigned long n) {
+__attribute__((weak)) void *memmove(void *dst, const void *src, unsigned long n) {
   unsigned char *d = dst;
   const unsigned char *s = src;
   if (d < s) {
@@ -64,7 +64,7 @@ typedef union {
 
 static int f32_exponent(f32_bits v) { return (int)((v.u >> 23) & 0xff) - 127; }
 
-float floorf(float x) {
+__attribute__((weak)) float floorf(float x) {
   f32_bits v = {x};
   int e = f32_exponent(v);
   if (e >= 23)

@@ -77,7 +77,8 @@ def test_compile_writes_object_header_ir_report_and_stages(tmp_path):
     out = tmp_path / "out"
     result = compile_model(model.lowered, "rv32", out, keep_stages=True)
     names = {p.name for p in out.iterdir()}
-    assert names == {"model.o", "model.h", "model.ll", "report.json", *STAGES}
+    package = {"libtinyattn_rt.a", "tinyattn_rt.h", "tinyattn.ld", "tinyattn.cmake", "example"}
+    assert names == {"model.o", "model.h", "model.ll", "report.json", *package, *STAGES}
     report = json.loads((out / "report.json").read_text())
     assert report == result.report
     assert report["params_bytes"] == model.lowered.params_bytes and report["macs"] == 160
@@ -275,7 +276,10 @@ def test_compile_tool_rejects_corrupt_onnx_and_bad_mlir(tmp_path, capsys):
 def test_compile_tool_writes_the_outputs(tensor_model, tmp_path):
     out = tmp_path / "build" / "softmax"
     assert compile_tool.main([str(tensor_model), "--target", "cortex-m7", "-o", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {"model.o", "model.h", "model.ll", "report.json"}
+    assert {p.name for p in out.iterdir()} == {
+        *("model.o", "model.h", "model.ll", "report.json"),
+        *("libtinyattn_rt.a", "tinyattn_rt.h", "tinyattn.ld", "tinyattn.cmake", "example"),
+    }
 
 
 def test_installed_script_fails_without_traceback(tmp_path):

@@ -1,0 +1,100 @@
+"""The C package of a compile, used as a firmware engineer uses it: copied away from the
+project, its example built with its own Makefile (no project paths) and run under QEMU, the
+printed outputs checked against the reference; two models under different names linked into
+one firmware; a unit built for the wrong float ABI refused by model.h."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from requires import target_param
+
+from tinyattn.api import LowerOptions, compile
+from tinyattn.driver.lowered_model import TensorSpec
+from tinyattn.driver.package import example_inputs, parse_example_output
+from tinyattn.driver.run import compare, load_model
+from tinyattn.semantics.interpreter import evaluate
+
+MODELS = Path(__file__).resolve().parent.parent.parent / "models"
+RELU = """func.func @main(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %y = tinyattn.%OP% %x : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+"""
+
+
+def _make(directory: Path, *goals: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "-s", "-C", str(directory), *goals], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("target", [target_param("cortex-m4"), target_param("rv32")])
+def test_the_example_builds_from_the_package_alone_and_matches(target, tmp_path):
+    model = load_model(MODELS / "ecg.onnx")
+    result = compile(model, target, tmp_path / "build")
+    package = tmp_path / "elsewhere" / "ecg"
+    shutil.copytree(tmp_path / "build", package)
+    shutil.rmtree(tmp_path / "build")
+    assert {"model.o", "model.h", "libtinyattn_rt.a", "tinyattn.ld", "tinyattn.cmake"} <= {
+        p.name for p in package.iterdir()
+    }
+    run = _make(package / "example", "run")
+    assert run.returncode == 0, run.stderr
+    lowered = result.lowered
+    outputs = parse_example_output(run.stdout + run.stderr, list(lowered.outputs))
+    expected = evaluate(model, example_inputs(list(lowered.inputs)))
+    for ours, reference in zip(outputs, expected, strict=True):
+        assert compare(ours, np.asarray(reference, np.float32)).match
+
+
+@pytest.mark.parametrize("target", [target_param("cortex-m4")])
+def test_two_models_link_into_one_firmware(target, tmp_path):
+    """--name gives each model its own symbol and macros; one runtime library serves both."""
+    for name, op in (("relu_model", "relu"), ("gelu_model", "gelu")):
+        source = tmp_path / f"{op}.mlir"
+        source.write_text(RELU.replace("%OP%", op))
+        compile(load_model(source), target, tmp_path / name, options=LowerOptions(name=name))
+    example = tmp_path / "relu_model" / "example"
+    main = example / "main.c"
+    second = '  gelu_model(in0, out0);\n  print_bytes("out1", out0, sizeof out0);\n'
+    main.write_text(
+        main.read_text()
+        .replace('#include "model.h"', '#include "model.h"\n#include "../../gelu_model/model.h"')
+        .replace("  return 0;", f"{second}  return 0;")
+    )
+    makefile = example / "Makefile"
+    other = "../model.o ../../gelu_model/model.o"
+    makefile.write_text(makefile.read_text().replace("../model.o", other))
+    run = _make(example, "run")
+    assert run.returncode == 0, run.stderr
+    spec = TensorSpec("x", (4, 8), np.dtype(np.float32))
+    (x,) = example_inputs([spec])
+    relu, gelu = parse_example_output(run.stdout + run.stderr, [spec, spec])
+    assert np.array_equal(relu, np.maximum(x, 0))
+    assert compare(gelu, np.asarray(evaluate(load_model(tmp_path / "gelu.mlir"), [x])[0])).match
+
+
+def test_a_unit_built_for_another_float_abi_is_refused(tmp_path):
+    source = tmp_path / "relu.mlir"
+    source.write_text(RELU.replace("%OP%", "relu"))
+    compile(load_model(source), "cortex-m4", tmp_path / "out")
+    unit = tmp_path / "unit.c"
+    unit.write_text('#include "model.h"\n')
+    flags = ["--target=thumbv7em-none-eabi", "-mcpu=cortex-m4", f"-I{tmp_path / 'out'}", "-c"]
+    softfp = subprocess.run(
+        ["clang-22", *flags, "-mfloat-abi=softfp", str(unit), "-o", str(tmp_path / "u.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert softfp.returncode != 0 and "built for the -mfloat-abi=hard ABI" in softfp.stderr
+    hard = subprocess.run(
+        ["clang-22", *flags, "-mfloat-abi=hard", str(unit), "-o", str(tmp_path / "u.o")],
+        capture_output=True,
+        text=True,
+    )
+    assert hard.returncode == 0, hard.stderr

@@ -8,7 +8,7 @@
                       memories the model was planned for
     tinyattn.cmake    CMake snippet: an interface library `<name>` to link
     example/          main.c (runs the model once on a fixed input, prints the outputs' bytes),
-                      a Makefile and a CMakeLists.txt building it with the package alone, and
+                      a Makefile and a CMakeLists.txt building it from the package alone, and
                       board/: start-up, console and linker script of the emulated board (QEMU),
                       the part a real firmware replaces with its vendor's
 
@@ -185,6 +185,34 @@ def _makefile(target: Target) -> str:
     )
 
 
+def _cmakelists(target: Target, name: str) -> str:
+    flags = " ".join(toolchain.package_cflags(target))
+    return "\n".join(
+        [
+            f"# The example firmware for {target.name} with CMake, from this package alone:",
+            "#   cmake -S . -B build && cmake --build build   (then run build/example.elf as in",
+            "# the Makefile's `run`). It links the model through ../tinyattn.cmake.",
+            "cmake_minimum_required(VERSION 3.20)",
+            "set(CMAKE_SYSTEM_NAME Generic)",
+            "set(CMAKE_C_COMPILER clang-22)",
+            "set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)",
+            "project(tinyattn_example C)",
+            f'set(CMAKE_C_FLAGS "{flags} -O2")',
+            "set(CMAKE_C_LINK_EXECUTABLE",
+            '  "ld.lld-22 <LINK_FLAGS> <OBJECTS> <LINK_LIBRARIES> -o <TARGET>")',
+            "include(${CMAKE_CURRENT_SOURCE_DIR}/../" + CMAKE + ")",
+            "add_executable(example.elf main.c board/startup.c "
+            + " ".join(f"board/{source}" for source in BOARD_SOURCES)
+            + ")",
+            "target_include_directories(example.elf PRIVATE board)",
+            f"target_link_libraries(example.elf PRIVATE {name})",
+            "target_link_options(example.elf PRIVATE -T ${CMAKE_CURRENT_SOURCE_DIR}/board/link.ld",
+            "  -L ${CMAKE_CURRENT_SOURCE_DIR}/board)",
+            "",
+        ]
+    )
+
+
 def write_package(out: Path, lowered: LoweredModel, target: Target, build_dir: Path) -> None:
     """The files above, into `out` (which holds model.o and model.h)."""
     shutil.copyfile(toolchain.build_library(target, build_dir), out / LIBRARY)
@@ -199,6 +227,7 @@ def write_package(out: Path, lowered: LoweredModel, target: Target, build_dir: P
     board.mkdir(parents=True)
     (out / "example" / "main.c").write_text(example_source(lowered))
     (out / "example" / "Makefile").write_text(_makefile(target))
+    (out / "example" / "CMakeLists.txt").write_text(_cmakelists(target, lowered.entry))
     for source in BOARD_SOURCES:
         shutil.copyfile(toolchain.RUNTIME_DIR / "src" / source, board / source)
     shutil.copyfile(

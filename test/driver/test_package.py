@@ -14,6 +14,8 @@ import pytest
 from requires import target_param
 
 from tinyattn.api import LowerOptions, compile
+from tinyattn.backend.targets import get_target
+from tinyattn.backend.toolchain import qemu_command
 from tinyattn.driver.lowered_model import TensorSpec
 from tinyattn.driver.package import example_inputs, parse_example_output
 from tinyattn.driver.run import compare, load_model
@@ -50,6 +52,14 @@ def test_the_example_builds_from_the_package_alone_and_matches(target, tmp_path)
     expected = evaluate(model, example_inputs(list(lowered.inputs)))
     for ours, reference in zip(outputs, expected, strict=True):
         assert compare(ours, np.asarray(reference, np.float32)).match
+    # The same firmware through CMake and the package's tinyattn.cmake.
+    build = package / "example" / "cmake-build"
+    for step in (["-S", str(package / "example"), "-B", str(build)], ["--build", str(build)]):
+        done = subprocess.run(["cmake", *step], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    elf = str(build / "example.elf")
+    qemu = subprocess.run(qemu_command(get_target(target), elf), capture_output=True, text=True)
+    assert qemu.stdout + qemu.stderr == run.stdout + run.stderr
 
 
 @pytest.mark.parametrize("target", [target_param("cortex-m4")])

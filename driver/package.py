@@ -35,6 +35,8 @@ LIBRARY = "libtinyattn_rt.a"
 FRAGMENT = "tinyattn.ld"
 CMAKE = "tinyattn.cmake"
 BOARD_SOURCES = ("crt0.c", "semihost.c")  # runtime/src, with the board's startup.c
+# Everything write_package may write into a compile's directory.
+PACKAGE = (LIBRARY, "tinyattn_rt.h", FRAGMENT, CMAKE, "example")
 
 
 def example_inputs(specs: list[TensorSpec]) -> list[np.ndarray]:

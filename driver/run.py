@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import DiagnosticException
 
 from tinyattn.backend import toolchain
-from tinyattn.backend.pipeline import lower_to_object
+from tinyattn.backend.pipeline import STAGES, lower_to_object
 from tinyattn.backend.targets import Memory, Target, get_target
 from tinyattn.dialects.annotations import (
     entry_function,
@@ -51,7 +51,7 @@ from tinyattn.driver.harness import (
 from tinyattn.driver.layer_report import format_table
 from tinyattn.driver.lower import LowerOptions, lower_module
 from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
-from tinyattn.driver.package import write_package
+from tinyattn.driver.package import PACKAGE, write_package
 from tinyattn.driver.parsing import parse_module
 from tinyattn.frontend.arrays import Arrays, in_order
 from tinyattn.passes.fuse_weights import FuseWeights
@@ -293,15 +293,27 @@ def check_fits(lowered: LoweredModel, target: Target) -> None:
 
 
 @contextmanager
-def _staged(out_dir: Path) -> Iterator[Path]:
+def _staged(out_dir: Path, owned: Collection[str] = ()) -> Iterator[Path]:
     """A scratch directory next to out_dir whose files move into out_dir only on success, so a
-    failure leaves out_dir as it was (and creates none)."""
+    failure leaves out_dir as it was (and creates none). In an existing out_dir, an entry named
+    in `owned` (what a compile may write) that this one did not write is removed as stale;
+    other files stay. The directory gets the permissions the user's umask gives."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    scratch.chmod(0o777 & ~umask)
     try:
         yield scratch
         if out_dir.is_dir():
+            produced = {path.name for path in scratch.iterdir()}
+            for name in set(owned) | produced:
+                old = out_dir / name
+                if old.is_dir() and not old.is_symlink():
+                    shutil.rmtree(old)
+                elif name not in produced:
+                    old.unlink(missing_ok=True)
             for path in scratch.iterdir():
                 os.replace(path, out_dir / path.name)
         else:
@@ -322,7 +334,7 @@ def _compile(
     except ValueError as error:
         raise DriverError(str(error)) from None
     check_fits(lowered, target)
-    with _staged(out_dir) as scratch:
+    with _staged(out_dir, owned=(*STAGES, *PACKAGE)) as scratch:
         artifacts = lower_to_object(lowered.module, lowered.entry, target, scratch, keep_stages)
         (scratch / HEADER).write_text(model_header(lowered, target))
         write_package(scratch, lowered, target, toolchain.cache_dir())

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
 
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException
 
+from tinyattn.backend import toolchain
 from tinyattn.backend.toolchain import ToolchainError
 from tinyattn.driver.lower import SCHEDULES, LowerOptions
 from tinyattn.driver.run import DriverError
 from tinyattn.frontend.onnx_graph import OnnxImportError
+from tinyattn.frontend.onnx_import import model_from_bytes
 from tinyattn.frontend.quantize import QuantizeError
 from tinyattn.passes.fuse_weights import MODES
 
@@ -36,19 +44,74 @@ class UsageError(Exception):
     conflict); the message is one line."""
 
 
+def version_text() -> str:
+    """tinyattn's version and those of the xDSL and LLVM it drives."""
+    try:
+        llvm_version = subprocess.run(
+            [toolchain.tool("llc-22"), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        found = re.search(r"LLVM version (\S+)", llvm_version)
+        llvm = found.group(1) if found else "22 (version unknown)"
+    except (ToolchainError, OSError, subprocess.CalledProcessError):
+        llvm = "22 (not installed: make setup)"
+    return f"{version('tinyattn')} (xDSL {version('xdsl')}, LLVM {llvm})"
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog} {version_text()}")
+        parser.exit()
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line and exit status 2."""
+    """argparse whose usage errors are one line and exit status 2, with --version."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action=_Version)
 
     def error(self, message: str):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
 
 
+# Temporary files standing for standard input (`-`), by the name errors should show.
+_STDIN_COPIES: dict[str, str] = {}
+
+
 def error_line(prog: str, message: str) -> int:
     """Print one error line; the exit status for bad input."""
     lines = message.strip().splitlines() or ["unknown error"]
-    print(f"{prog}: error: {lines[0]}", file=sys.stderr)
+    line = lines[0]
+    for copy, shown in _STDIN_COPIES.items():
+        line = line.replace(copy, shown)
+    print(f"{prog}: error: {line}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+@contextmanager
+def model_path(path: str) -> Iterator[str]:
+    """The model file to read: `path`, or for `-` standard input, kept in a temporary file as
+    ONNX when it holds a model, else as MLIR text (errors name it `<stdin>`)."""
+    if path != "-":
+        yield path
+        return
+    data = sys.stdin.buffer.read()
+    try:
+        model_from_bytes(data)
+        suffix = ".onnx"
+    except OnnxImportError:
+        suffix = ".mlir"
+    with tempfile.TemporaryDirectory(prefix="tinyattn-stdin-") as directory:
+        copy = Path(directory) / f"stdin{suffix}"
+        copy.write_bytes(data)
+        _STDIN_COPIES[str(copy)] = (
+            "<stdin>"  # kept: the error may be printed after the copy is gone
+        )
+        yield str(copy)
 
 
 def run_main(prog: str, body: Callable[[], int]) -> int:

@@ -25,7 +25,13 @@ from tinyattn.backend.targets import TARGETS
 from tinyattn.driver.layer_report import format_layers
 from tinyattn.driver.lower import SCHEDULES, LowerOptions
 from tinyattn.driver.run import DriverError, compile_model, load_model, lower
-from tinyattn.tools.cli import ArgumentParser, add_lowering_options, options_from, run_main
+from tinyattn.tools.cli import (
+    ArgumentParser,
+    add_lowering_options,
+    model_path,
+    options_from,
+    run_main,
+)
 from tinyattn.tools.memory_plot import plot_format, render_occupancy
 
 PROG = "tinyattn-compile"
@@ -54,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         options = replace(options_from(args), name=args.name)
-        module = load_model(args.model)
+        with model_path(args.model) as path:
+            module = load_model(path)
         schedules = {
             schedule: lower(module, args.target, replace(options, schedule=schedule))
             for schedule in (SCHEDULES if args.plot else ())

@@ -25,7 +25,7 @@ from tinyattn.backend.files import write_atomically
 from tinyattn.driver.run import DriverError, load_inputs
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 from tinyattn.semantics.cost import format_summary
-from tinyattn.tools.cli import ArgumentParser, run_main
+from tinyattn.tools.cli import ArgumentParser, model_path, run_main
 
 PROG = "tinyattn-import"
 
@@ -62,8 +62,8 @@ def _module_text(
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="the ONNX model file")
-    parser.add_argument("-o", "--output", help="write the module here instead of stdout")
+    parser.add_argument("model", help="the ONNX model file (-: standard input)")
+    parser.add_argument("-o", "--output", help="write the module here (default, or -: stdout)")
     parser.add_argument(
         "--inputs",
         help=".npz of sample inputs (by name, else in order): the signedness of an integer "
@@ -84,14 +84,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         try:
-            text = _module_text(
-                args.model, args.inputs, args.generic, args.summary, args.elide_weights
-            )
+            with model_path(args.model) as model:
+                text = _module_text(
+                    model, args.inputs, args.generic, args.summary, args.elide_weights
+                )
         except OnnxImportError as error:
             raise OnnxImportError(f"{args.model}: {error}") from None
         except OSError as error:
             raise DriverError(f"{args.model}: {error.strerror or error}") from None
-        if not args.output:
+        if args.output in (None, "-"):
             sys.stdout.write(text)
             return 0
         try:

@@ -10,6 +10,8 @@ not at all.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stdout
@@ -28,14 +30,30 @@ from tinyattn.driver.parsing import LocatingParser, register_dialects, verify_on
 from tinyattn.driver.registry import TINYATTN_UNIVERSE
 from tinyattn.frontend.onnx_graph import OnnxImportError
 from tinyattn.frontend.onnx_import import import_model, model_from_bytes
-from tinyattn.tools.cli import run_main
+from tinyattn.tools.cli import run_main, version_text
 
 TOOL = "tinyattn-opt"
 
 
+# mlir-opt's spellings of xdsl-opt's flags.
+MLIR_OPT_FLAGS = {
+    "--mlir-print-op-generic": "--print-op-generic",
+    "--mlir-print-ir-after-all": "--print-between-passes",
+}
+
+
+def _unwrap(pipeline: str) -> str:
+    """mlir-opt's `builtin.module(a,b)` as xdsl-opt's `a,b`."""
+    pipeline = pipeline.strip()
+    if pipeline.startswith("builtin.module(") and pipeline.endswith(")"):
+        return pipeline.removeprefix("builtin.module(")[:-1]
+    return pipeline
+
+
 def expand_pass_flags(argv: Sequence[str], pass_names: Sequence[str]) -> list[str]:
-    """Turn `--pass` / `--pass=opts` flags and `-p`/`--passes` values into one `-p` pipeline,
-    keeping their order."""
+    """Turn `--pass` / `--pass=opts` flags, `-p`/`--passes` values and mlir-opt's
+    `--pass-pipeline=builtin.module(...)` into one `-p` pipeline, keeping their order; map
+    mlir-opt's other spellings (MLIR_OPT_FLAGS) to xdsl-opt's."""
     pipeline: list[str] = []
     rest: list[str] = []
     args = iter(argv)
@@ -43,12 +61,12 @@ def expand_pass_flags(argv: Sequence[str], pass_names: Sequence[str]) -> list[st
         name, has_value, value = arg.removeprefix("--").partition("=")
         if arg.startswith("--") and name in pass_names:
             pipeline.append(f"{name}{{{value}}}" if has_value and value else name)
-        elif arg in ("-p", "--passes"):
-            pipeline.append(next(args, ""))
-        elif arg.startswith(("-p=", "--passes=")):
-            pipeline.append(arg.partition("=")[2])
+        elif arg in ("-p", "--passes", "--pass-pipeline"):
+            pipeline.append(_unwrap(next(args, "")))
+        elif arg.startswith(("-p=", "--passes=", "--pass-pipeline=")):
+            pipeline.append(_unwrap(arg.partition("=")[2]))
         else:
-            rest.append(arg)
+            rest.append(MLIR_OPT_FLAGS.get(arg, arg))
     pipeline = [segment for segment in pipeline if segment]
     return [*rest, "-p", ",".join(pipeline)] if pipeline else rest
 
@@ -107,28 +125,65 @@ class TinyattnOptMain(xDSLOptMain):
 
 
 def _output_file(argv: list[str]) -> tuple[list[str], str | None]:
-    """`argv` without its `-o`/`--output-file`, and that path (None: stdout)."""
+    """`argv` without its `-o`/`--output-file` and a `-` input (standard input, as without
+    one), and the output path (None, or `-`: standard output)."""
     rest, output, args = [], None, iter(argv)
     for arg in args:
         if arg in ("-o", "--output-file"):
             output = next(args, None)
         elif arg.startswith("--output-file="):
             output = arg.partition("=")[2]
-        else:
+        elif arg != "-":
             rest.append(arg)
-    return rest, output
+    return rest, None if output == "-" else output
+
+
+def pass_help() -> str:
+    """tinyattn's passes and their options, with the names the pipeline takes."""
+    lines = ["tinyattn passes (as --name or --name=\"option=value ...\", or in -p name{...}):"]
+    for name, factory in TINYATTN_UNIVERSE.all_passes.items():
+        cls = factory()
+        options = " ".join(
+            f"{field.name.replace('_', '-')}={_shown(field.default)}"
+            for field in dataclasses.fields(cls)
+        )
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"  {name}{{{options}}}" if options else f"  {name}")
+        lines.append(f"      {summary}")
+    return "\n".join(lines)
+
+
+def _shown(default: object) -> str:
+    """A default as the pipeline spells it."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    return "unset" if default is None else str(default)
+
+
+def _option_names(message: str) -> str:
+    """xDSL names pass options by their fields (`l1_bytes`); the pipeline takes `l1-bytes`."""
+    return re.sub(r'"(\w+)"', lambda match: f'"{match.group(1).replace("_", "-")}"', message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pass_names = [*TINYATTN_UNIVERSE.all_passes, *get_all_passes()]
     args, output = _output_file(argv)
+    if "-v" in args or "--version" in args:
+        print(f"{TOOL} {version_text()}")
+        return 0
 
     def body() -> int:
+        if "-h" in args or "--help" in args:
+            try:
+                TinyattnOptMain(args=["--help"])
+            except SystemExit:
+                print(f"\n{pass_help()}")
+            return 0
         try:
             opt = TinyattnOptMain(args=expand_pass_flags(args, pass_names))
         except ValueError as error:  # an unknown pass or a bad pass option
-            raise DiagnosticException(str(error)) from None
+            raise DiagnosticException(_option_names(str(error))) from None
         if output is None:
             opt.run()
             return 0

@@ -42,7 +42,7 @@ from tinyattn.frontend.quantize import (
     quantize,
     recorded_scales,
 )
-from tinyattn.tools.cli import ArgumentParser, run_main
+from tinyattn.tools.cli import ArgumentParser, count, model_path, run_main
 
 PROG = "tinyattn-quantize"
 
@@ -105,13 +105,14 @@ def _report(module: ModuleOp, errors: list[OutputError], samples: int, per_chann
 
 
 def _run(args) -> int:
-    module = _load_model(args.model)
+    with model_path(args.model) as model:
+        module = _load_model(model)
     try:
         function = entry_function(module)
     except DiagnosticException as error:
         raise DriverError(f"{args.model}: {error}") from None
     try:
-        samples = load_calibration(args.calib, function)
+        samples = load_calibration(args.calib, function)[: args.calib_samples]
     except QuantizeError as error:
         raise DriverError(f"{args.calib}: {error}") from None
     except OSError as error:
@@ -125,11 +126,12 @@ def _run(args) -> int:
     text = io.StringIO()
     Printer(stream=text).print_op(quantized)
     text.write("\n")
-    files = {args.output: text.getvalue()} if args.output else {}
+    to_stdout = args.output in (None, "-")
+    files = {} if to_stdout else {args.output: text.getvalue()}
     if args.report:
         files[args.report] = _report(quantized, errors, len(samples), per_channel)
     _write(files)
-    if not args.output:
+    if to_stdout:
         sys.stdout.write(text.getvalue())
     print(f"{PROG}: int8 against f32 on {len(samples)} calibration samples:", file=sys.stderr)
     for index, error in enumerate(errors):
@@ -142,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", help="the float model: an ONNX file, or tinyattn IR (.mlir)")
     parser.add_argument(
         "--calib", required=True, help="the calibration inputs: an .npz of [N, *shape] arrays"
+    )
+    parser.add_argument(
+        "--calib-samples",
+        type=count(1),
+        help="calibrate on the first N samples only (default: all)",
     )
     parser.add_argument("-o", "--output", help="write the int8 module here instead of stdout")
     parser.add_argument(

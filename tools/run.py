@@ -25,6 +25,7 @@ from tinyattn.tools.cli import (
     UsageError,
     add_lowering_options,
     count,
+    model_path,
     options_from,
     run_main,
 )
@@ -35,7 +36,7 @@ PROG = "tinyattn-run"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument(
-        "model", help="an ONNX model, or a .mlir file from any stage of tinyattn-opt"
+        "model", help="an ONNX model, or a .mlir file from any stage of tinyattn-opt (- : stdin)"
     )
     parser.add_argument("--target", required=True, choices=list(TARGETS))
     add_lowering_options(parser)
@@ -64,15 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("--expect needs the --inputs it was computed from")
         inputs = load_inputs(args.inputs) if args.inputs else None
         expect = load_inputs(args.expect) if args.expect else None
-        report = run_model(
-            args.model,
-            args.target,
-            inputs=inputs,
-            seed=args.seed,
-            options=options_from(args),
-            expect=expect,
-            profile=args.profile,
-        )
+        with model_path(args.model) as model:
+            report = run_model(
+                model,
+                args.target,
+                inputs=inputs,
+                seed=args.seed,
+                options=options_from(args),
+                expect=expect,
+                profile=args.profile,
+            )
         print(json.dumps(report.as_dict()) if args.json else report.format())
         return 0 if report.match else EXIT_MISMATCH
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType
 from xdsl.passes import ModulePass, PassPipeline
+from xdsl.utils.exceptions import DiagnosticException
 
 from tinyattn.backend.targets import Target
 from tinyattn.dialects.annotations import (
@@ -137,6 +138,12 @@ def lower_module(
     module = module.clone()
     function = entry_function(module, entry)
     signature = tensor_signature(function)
+    if not all(isinstance(t, TensorType) for t in (*signature.inputs, *signature.outputs)):
+        raise DiagnosticException(
+            f"@{function.sym_name.data} takes no tensors and records no tensor signature: "
+            "compile and run need a tensor-level function, or a later stage of tinyattn-opt "
+            "(which records it)"
+        )
     args = function.body.block.args[: len(signature.inputs)]
     inputs = _specs(signature.inputs, [arg.name_hint or f"in{i}" for i, arg in enumerate(args)])
     results = signature.outputs.data

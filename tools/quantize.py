@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException
 
@@ -111,6 +111,11 @@ def _run(args) -> int:
         function = entry_function(module)
     except DiagnosticException as error:
         raise DriverError(f"{args.model}: {error}") from None
+    if not all(isinstance(t, TensorType) for t in function.function_type.inputs):
+        raise DriverError(
+            f"{args.model}: @{function.sym_name.data} takes no tensors: tinyattn-quantize reads "
+            "a float tensor-level model"
+        )
     try:
         samples = load_calibration(args.calib, function)[: args.calib_samples]
     except QuantizeError as error:

@@ -5,6 +5,7 @@ one firmware; a unit built for the wrong float ABI refused by model.h."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,9 +31,10 @@ RELU = """func.func @main(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
 
 
 def _make(directory: Path, *goals: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "-s", "-C", str(directory), *goals], capture_output=True, text=True, timeout=120
-    )
+    """`make` as a user runs it (not as a sub-make of `make test`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    command = ["make", "-s", "--no-print-directory", "-C", str(directory), *goals]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize("target", [target_param("cortex-m4"), target_param("rv32")])
@@ -59,7 +61,8 @@ def test_the_example_builds_from_the_package_alone_and_matches(target, tmp_path)
         assert done.returncode == 0, done.stdout + done.stderr
     elf = str(build / "example.elf")
     qemu = subprocess.run(qemu_command(get_target(target), elf), capture_output=True, text=True)
-    assert qemu.stdout + qemu.stderr == run.stdout + run.stderr
+    again = parse_example_output(qemu.stdout + qemu.stderr, list(lowered.outputs))
+    assert all(np.array_equal(a, b) for a, b in zip(again, outputs, strict=True))
 
 
 @pytest.mark.parametrize("target", [target_param("cortex-m4")])

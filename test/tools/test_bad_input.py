@@ -158,6 +158,14 @@ MODEL_CASES = [
         ),
         ["nan.mlir:2:", "NaN"],
     ),
+    (
+        "mlir-without-tensors",
+        lambda d: _write(
+            d / "memref.mlir",
+            b"func.func @main(%x: memref<4x8xf32>, %y: memref<4x8xf32>) {\n  func.return\n}\n",
+        ),
+        ["@main takes no tensors"],
+    ),
     ("missing-file", lambda d: d / "absent.onnx", ["absent.onnx"]),
 ]
 
@@ -175,8 +183,8 @@ def test_a_bad_model_is_one_line_exit_2_and_nothing_written(tool, make, needles,
     model = make(tmp_path)
     if tool == "tinyattn-import" and model.suffix == ".mlir":
         pytest.skip("tinyattn-import reads ONNX only")
-    if tool == "tinyattn-opt" and model.name == "nan.mlir":
-        pytest.skip("tinyattn-opt transforms any valid IR, NaN constants included")
+    if tool == "tinyattn-opt" and model.name in ("nan.mlir", "memref.mlir"):
+        pytest.skip("tinyattn-opt transforms any valid IR")
     np.savez(tmp_path / "calib.npz", x=np.zeros((2, 1, 4, 8), np.float32))
     out = tmp_path / "out"
     out.mkdir()

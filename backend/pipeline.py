@@ -56,6 +56,7 @@ class Artifacts:
     ll: Path
     code_bytes: int  # size of the object's .text sections
     stages: tuple[Path, ...]
+    stack_bytes: int  # the entry function's stack frame
 
 
 def mlir_opt_args(target: Target) -> list[str]:
@@ -116,4 +117,5 @@ def lower_to_object(
         stages = ()
         if keep_stages:
             stages = tuple(Path(shutil.copy(Path(scratch) / name, out_dir)) for name in STAGES)
-    return Artifacts(obj, out_dir / "model.ll", code_bytes(obj), stages)
+    stack = toolchain.stack_sizes(obj).get(entry, 0)
+    return Artifacts(obj, out_dir / "model.ll", code_bytes(obj), stages, stack)

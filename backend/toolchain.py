@@ -110,10 +110,14 @@ def compile_c(target: Target, source: Path, out_obj: Path, extra_flags: Sequence
 
 
 def compile_ll(target: Target, source: Path, out_obj: Path) -> Path:
-    """Compile LLVM IR to an object with llc, using the target's llc flags and -O level."""
+    """Compile LLVM IR to an object with llc, using the target's llc flags and -O level, with
+    a .stack_sizes section (`stack_sizes`)."""
     source, out_obj = Path(source), Path(out_obj)
     with atomic_path(out_obj, parents=True) as tmp:
-        cmd = [tool("llc-22"), *target.llc_args, "-filetype=obj", str(source), "-o", str(tmp)]
+        cmd = [
+            tool("llc-22"), *target.llc_args, "-stack-size-section", "-filetype=obj",
+            str(source), "-o", str(tmp),
+        ]  # fmt: skip
         execute(cmd, f"compiling {source.name} for {target.name}")
     return out_obj
 
@@ -153,6 +157,19 @@ def build_library(target: Target, build_dir: Path) -> Path:
             [tool("llvm-ar-22"), "rcs", str(tmp), *map(str, objects)], f"archiving {out.name}"
         )
     return out
+
+
+def stack_sizes(obj: Path) -> dict[str, int]:
+    """The stack frame of each function of an object compiled by `compile_ll`, in bytes (from
+    its .stack_sizes section)."""
+    out = execute(
+        [tool("llvm-readobj-22"), "--stack-sizes", str(obj)], f"reading {obj.name}"
+    ).stdout
+    sizes = {}
+    for functions, size in re.findall(r"Functions: \[([^\]]*)\]\s*Size: (0x[0-9a-fA-F]+)", out):
+        for function in functions.split(","):
+            sizes[function.strip()] = int(size, 16)
+    return sizes
 
 
 def package_cflags(target: Target) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from importlib.metadata import version
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import MemRefType
+from xdsl.dialects.builtin import ArrayAttr, MemRefType
 
 from tinyattn.backend.targets import Target
 from tinyattn.backend.toolchain import ARENA_SECTIONS
@@ -23,6 +23,7 @@ from tinyattn.dialects.annotations import profile_marker, profile_regions
 from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.dialects.memory import ALIGNMENT
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
+from tinyattn.frontend.quantize import INPUT_SCALES, OUTPUT_SCALES
 
 HEADER = "model.h"
 STATS_FILE = "stats.bin"  # one little-endian uint64: bytes moved by DMA during the run
@@ -116,8 +117,30 @@ def _tensors(lowered: LoweredModel) -> list[tuple[str, TensorSpec]]:
     ]
 
 
-def _tensor_defines(prefix: str, var: str, spec: TensorSpec) -> list[str]:
+def _scales(lowered: LoweredModel) -> dict[str, float]:
+    """The real-value scale of each 8-bit input and output of a quantized model, by C variable
+    (`real = scale * (q - 0)`: symmetric, zero point 0), as tinyattn-quantize records them."""
+    function = next(
+        op
+        for op in lowered.module.walk()
+        if isinstance(op, func.FuncOp) and op.sym_name.data == lowered.entry
+    )
+    scales = {}
+    for prefix, attribute in (("in", INPUT_SCALES), ("out", OUTPUT_SCALES)):
+        recorded = function.attributes.get(attribute)
+        if isinstance(recorded, ArrayAttr):
+            for index, scale in enumerate(recorded.data):
+                scales[f"{prefix}{index}"] = scale.value.data
+    return scales
+
+
+def _tensor_defines(prefix: str, var: str, spec: TensorSpec, scale: float | None) -> list[str]:
     name = f"{prefix}_{var.upper()}"
+    quantized = (
+        [f"#define {name}_SCALE {scale!r}f", f"#define {name}_ZERO_POINT 0"]
+        if scale is not None
+        else []
+    )
     return [
         f'#define {name}_NAME "{spec.name}"',
         f"#define {name}_TYPE {c_type(spec.dtype)}",
@@ -125,6 +148,7 @@ def _tensor_defines(prefix: str, var: str, spec: TensorSpec) -> list[str]:
         f"#define {name}_SHAPE {{{', '.join(map(str, spec.shape))}}}",
         f"#define {name}_ELEMENTS {int(np.prod(spec.shape, dtype=np.int64))}",
         f"#define {name}_BYTES {spec.nbytes}",
+        *quantized,
     ]
 
 
@@ -154,19 +178,25 @@ def _abi_guard(target: Target) -> list[str]:
     ]
 
 
-def model_header(lowered: LoweredModel, target: Target) -> str:
-    """model.h: the C API of the compiled model."""
+def model_header(lowered: LoweredModel, target: Target, stack_bytes: int) -> str:
+    """model.h: the C API of the compiled model (`stack_bytes`: the entry's stack frame)."""
     check_entry(lowered)
     prefix = model_prefix(lowered)
+    scales = _scales(lowered)
     guard = f"{prefix}_MODEL_H"
     arena_bytes = {a.level: f"{prefix}_{arena_name(a).upper()}_BYTES" for a in lowered.arenas}
     defines = [
         f"#define {prefix}_NUM_INPUTS {len(lowered.inputs)}",
         f"#define {prefix}_NUM_OUTPUTS {len(lowered.outputs)}",
-        *(line for v, s in _tensors(lowered) for line in _tensor_defines(prefix, v, s)),
+        *(
+            line
+            for v, s in _tensors(lowered)
+            for line in _tensor_defines(prefix, v, s, scales.get(v))
+        ),
         *(f"#define {arena_bytes[a.level]} {a.size}" for a in lowered.arenas),
         f"#define {prefix}_PARAMS_BYTES {lowered.params_bytes}",
         f"#define {prefix}_MACS {lowered.macs}",
+        f"#define {prefix}_STACK_BYTES {stack_bytes}",
         f'#define {prefix}_TINYATTN_VERSION "{version("tinyattn")}"',
         f'#define {prefix}_TARGET "{target.name}"',
     ]
@@ -201,6 +231,8 @@ def model_header(lowered: LoweredModel, target: Target) -> str:
             " * your linker script). It needs no initialisation and each call overwrites it, so",
             " * calls sharing an arena must not overlap. Weights are in the object's read-only",
             " * data. Link libtinyattn_rt.a (DMA copies; define ta_dma_* to use a DMA engine).",
+            f" * The call needs {prefix}_STACK_BYTES of stack for the entry's own frame (its",
+            " * kernels' scratch included), plus the runtime's leaf functions it calls.",
             f" * Pipeline: {lowered.pipeline}",
             " *",
             *usage,

@@ -33,6 +33,7 @@ from tinyattn.driver.layer_report import (
     tag_layers,
 )
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
+from tinyattn.frontend.quantize import INPUT_SCALES, OUTPUT_SCALES
 from tinyattn.lowering.convert_kernels_to_loops import ConvertKernelsToLoops
 from tinyattn.lowering.convert_tinyattn_to_kernels import ConvertTinyattnToKernels
 from tinyattn.lowering.kernel_registry import PACKED_WEIGHTS_TARGETS
@@ -44,6 +45,8 @@ from tinyattn.passes.plan_memory import PlanMemory
 from tinyattn.semantics.cost import OpCost, total_cost
 
 ENTRY = "tinyattn_model"
+# What a tensor-level entry records that model.h reports: a quantized model's I/O scales.
+_CARRIED = (INPUT_SCALES, OUTPUT_SCALES)
 
 
 SCHEDULES = ("layerwise", "depth-first")
@@ -137,6 +140,7 @@ def lower_module(
     transfers as runtime calls."""
     module = module.clone()
     function = entry_function(module, entry)
+    scales = {k: v for k, v in function.attributes.items() if k in _CARRIED}
     signature = tensor_signature(function)
     if not all(isinstance(t, TensorType) for t in (*signature.inputs, *signature.outputs)):
         raise DiagnosticException(
@@ -153,6 +157,7 @@ def lower_module(
     PassPipeline(passes, measurements).apply(Context(), module)
     function = entry_function(module, measurements.function)
     function.sym_name = StringAttr(options.name)
+    function.attributes.update(scales)
     live_peak = function.attributes.get(LIVE_PEAK_BYTES)
     return LoweredModel(
         module=module,

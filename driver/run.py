@@ -336,7 +336,7 @@ def _compile(
     check_fits(lowered, target)
     with _staged(out_dir, owned=(*STAGES, *PACKAGE)) as scratch:
         artifacts = lower_to_object(lowered.module, lowered.entry, target, scratch, keep_stages)
-        (scratch / HEADER).write_text(model_header(lowered, target))
+        (scratch / HEADER).write_text(model_header(lowered, target, artifacts.stack_bytes))
         write_package(scratch, lowered, target, toolchain.cache_dir())
         report = {
             "target": target.name,
@@ -349,6 +349,7 @@ def _compile(
             "l2_peak_bytes": lowered.level_peak_bytes.get(MemoryLevel.L2, 0),
             "dma_bytes": lowered.dma_bytes,
             "code_bytes": artifacts.code_bytes,
+            "stack_bytes": artifacts.stack_bytes,
             "arenas": {arena.level: arena.size for arena in lowered.arenas},
             "layers": [asdict(layer) for layer in lowered.layers],
             "inputs": [_spec_json(spec) for spec in lowered.inputs],

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mlir-22-tools llvm-22 clang-22 lld-22 qemu-system-arm qemu-system-misc make cmake)
 REQUIRED_TOOLS=(mlir-opt-22 mlir-translate-22 opt-22 llc-22 clang-22 ld.lld-22 llvm-nm-22
-                llvm-ar-22 qemu-system-arm qemu-system-riscv32 make cmake)
+                llvm-ar-22 llvm-readobj-22 qemu-system-arm qemu-system-riscv32 make cmake)
 export PATH="$PATH:/usr/lib/llvm-22/bin"
 
 missing=()

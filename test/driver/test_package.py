@@ -20,6 +20,7 @@ from tinyattn.backend.toolchain import qemu_command
 from tinyattn.driver.lowered_model import TensorSpec
 from tinyattn.driver.package import example_inputs, parse_example_output
 from tinyattn.driver.run import compare, load_model
+from tinyattn.frontend import quantize as q
 from tinyattn.semantics.interpreter import evaluate
 
 MODELS = Path(__file__).resolve().parent.parent.parent / "models"
@@ -111,3 +112,23 @@ def test_a_unit_built_for_another_float_abi_is_refused(tmp_path):
         text=True,
     )
     assert hard.returncode == 0, hard.stderr
+
+
+def test_model_h_states_the_stack_and_a_quantized_model_s_scales(tmp_path):
+    source = tmp_path / "relu.mlir"
+    source.write_text(RELU.replace("%OP%", "relu"))
+    rng = np.random.default_rng(0)
+    int8 = q.quantize(load_model(source), [[rng.standard_normal((4, 8)).astype(np.float32)]])
+    result = compile(int8, "cortex-m4", tmp_path / "out")
+    header = (tmp_path / "out" / "model.h").read_text()
+    function = q.entry_function(int8)
+    (scale_in,) = q.recorded_scales(function, q.INPUT_SCALES)
+    (scale_out,) = q.recorded_scales(function, q.OUTPUT_SCALES)
+    assert f"#define TINYATTN_MODEL_IN0_SCALE {scale_in!r}f" in header
+    assert f"#define TINYATTN_MODEL_OUT0_SCALE {scale_out!r}f" in header
+    assert "#define TINYATTN_MODEL_IN0_ZERO_POINT 0" in header
+    stack = result.report["stack_bytes"]
+    assert f"#define TINYATTN_MODEL_STACK_BYTES {stack}" in header
+    float_model = compile(load_model(MODELS / "ecg.onnx"), "cortex-m4", tmp_path / "ecg")
+    assert float_model.report["stack_bytes"] > 0
+    assert "SCALE" not in (tmp_path / "ecg" / "model.h").read_text()

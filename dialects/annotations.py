@@ -33,6 +33,9 @@ from xdsl.utils.exceptions import DiagnosticException
 from tinyattn.dialects.memory import LEVELS, MemoryLevel
 
 LAYER_ATTR = "tinyattn.layer"
+# On a tensor-level op imported from ONNX: the name of the node it came from (reports name
+# layers by it; passes that replace the op carry it over).
+ONNX_NODE_ATTR = "tinyattn.onnx_node"
 DMA_ATTR = "tinyattn.dma_bytes"
 TENSOR_SIGNATURE = "tinyattn.tensor_signature"
 ARENA_BYTES = "tinyattn.arena_bytes"

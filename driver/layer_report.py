@@ -12,13 +12,15 @@ belongs to the layer before it.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, StringAttr
 
-from tinyattn.dialects.annotations import DMA_ATTR, LAYER_ATTR
+from tinyattn.dialects.annotations import DMA_ATTR, LAYER_ATTR, ONNX_NODE_ATTR
 from tinyattn.dialects.memory import LEVELS, MemoryLevel
 from tinyattn.passes.plan_memory import buffer_lifetimes
 from tinyattn.semantics.cost import op_cost
@@ -30,7 +32,7 @@ PROLOGUE = "(inputs)"  # the steps before the first layer
 class Layer:
     """One tensor-level op as scheduled: what it costs and the memory it runs in."""
 
-    name: str  # the value it computes, e.g. "%a" (or its op name and position)
+    name: str  # its ONNX node's name, else the value it computes ("%a"), else op#position
     op: str
     macs: int
     weight_bytes: int
@@ -53,8 +55,12 @@ def tag_layers(function: func.FuncOp) -> list[Layer]:
     for op in function.body.block.ops:
         if op.dialect_name() != "tinyattn":
             continue
+        node = op.attributes.get(ONNX_NODE_ATTR)
         hint = op.results[0].name_hint if op.results else None
-        name = f"%{hint}" if hint else f"{op.name.removeprefix('tinyattn.')}#{len(layers)}"
+        if isinstance(node, StringAttr):
+            name = node.data
+        else:
+            name = f"%{hint}" if hint else f"{op.name.removeprefix('tinyattn.')}#{len(layers)}"
         op.attributes[LAYER_ATTR] = StringAttr(name)
         cost = op_cost(op)
         layers.append(Layer(name, op.name, cost.macs, cost.param_bytes))
@@ -118,21 +124,44 @@ def planned_dma_bytes(function: func.FuncOp) -> int:
     return sum(r.value.data for r in records if isinstance(r, IntegerAttr))
 
 
-def format_layers(layers: Iterable[Layer]) -> str:
-    """The per-layer table for people."""
-    header = ("layer", "op", "MACs", "weights (B)", "L1 peak (B)", "L2 peak (B)", "DMA (B)")
-    rows = [
+REPORT_FORMATS = ("text", "csv", "md")
+
+
+def format_layers(layers: Iterable[Layer], fmt: str = "text") -> str:
+    """The per-layer table: aligned text for people, CSV (plain numbers) or a Markdown table.
+    Each layer's MACs also as its share of the model's."""
+    layers = list(layers)
+    total = sum(layer.macs for layer in layers) or 1
+    header = (
+        "layer", "op", "MACs", "MAC share", "weights (B)", "L1 peak (B)", "L2 peak (B)",
+        "DMA (B)",
+    )  # fmt: skip
+    numbers = [
         (
             layer.name,
             layer.op.removeprefix("tinyattn."),
-            f"{layer.macs:,}",
-            f"{layer.weight_bytes:,}",
-            f"{layer.l1_peak_bytes:,}",
-            f"{layer.l2_peak_bytes:,}",
-            f"{layer.dma_bytes:,}",
+            layer.macs,
+            layer.macs / total,
+            layer.weight_bytes,
+            layer.l1_peak_bytes,
+            layer.l2_peak_bytes,
+            layer.dma_bytes,
         )
         for layer in layers
     ]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows((*row[:3], f"{row[3]:.4f}", *row[4:]) for row in numbers)
+        return buffer.getvalue().rstrip("\n")
+    rows = [
+        (name, op, f"{macs:,}", f"{share:.1%}", *(f"{value:,}" for value in rest))
+        for name, op, macs, share, *rest in numbers
+    ]
+    if fmt == "md":
+        lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+        return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
     return format_table(header, rows, left=2)
 
 

@@ -322,6 +322,22 @@ def _staged(out_dir: Path, owned: Collection[str] = ()) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _footprint(lowered: LoweredModel, target: Target, code: int, stack: int) -> dict:
+    """What the model takes of the target's memories: ROM (weights + code) and RAM (arenas +
+    the input and output buffers + the entry's stack frame), and their shares (of the flash;
+    of all memory levels together)."""
+    rom = lowered.params_bytes + code
+    io_bytes = sum(spec.nbytes for spec in (*lowered.inputs, *lowered.outputs))
+    ram = sum(arena.size for arena in lowered.arenas) + io_bytes + stack
+    return {
+        "io_bytes": io_bytes,
+        "rom_bytes": rom,
+        "ram_bytes": ram,
+        "rom_share": rom / target.flash.size if target.flash else None,
+        "ram_share": ram / sum(memory.size for memory in target.levels),
+    }
+
+
 def _spec_json(spec: TensorSpec) -> dict:
     return {"name": spec.name, "shape": list(spec.shape), "dtype": np.dtype(spec.dtype).name}
 
@@ -350,6 +366,7 @@ def _compile(
             "dma_bytes": lowered.dma_bytes,
             "code_bytes": artifacts.code_bytes,
             "stack_bytes": artifacts.stack_bytes,
+            **_footprint(lowered, target, artifacts.code_bytes, artifacts.stack_bytes),
             "arenas": {arena.level: arena.size for arena in lowered.arenas},
             "layers": [asdict(layer) for layer in lowered.layers],
             "inputs": [_spec_json(spec) for spec in lowered.inputs],

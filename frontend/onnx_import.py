@@ -23,12 +23,13 @@ import onnx
 from google.protobuf.message import DecodeError
 from xdsl.builder import Builder
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType, f32
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType, f32
 from xdsl.ir import Attribute, Block, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import VerifyException
 
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.annotations import ONNX_NODE_ATTR
 from tinyattn.frontend import integer as q
 from tinyattn.frontend import patterns as p
 from tinyattn.frontend.arrays import Arrays
@@ -211,6 +212,9 @@ def _build(graph: OnnxGraph, matches: list[p.Match], input_types: list[TensorTyp
             except VerifyException as error:
                 reason = " ".join(str(error).split()).removeprefix("Operation does not verify: ")
                 raise OnnxImportError(f"{match.root.label()}: {reason}") from None
+            if op.dialect_name() == "tinyattn":
+                node = match.root.proto.name or match.root.outputs[0]
+                op.attributes[ONNX_NODE_ATTR] = StringAttr(node)
         expected = p.squeeze_batch(graph.shape(name))
         if result.type.get_shape() != expected:
             raise OnnxImportError(

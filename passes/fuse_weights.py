@@ -38,6 +38,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.annotations import ONNX_NODE_ATTR
 from tinyattn.dialects.dense import from_numpy, to_numpy
 from tinyattn.semantics import reference as ref
 from tinyattn.semantics.cost import attention_macs, attention_params
@@ -212,6 +213,8 @@ class _FuseAttention(RewritePattern):
             result_type=op.result.type,
             properties=properties,
         )
+        if ONNX_NODE_ATTR in op.attributes:
+            fused.attributes[ONNX_NODE_ATTR] = op.attributes[ONNX_NODE_ATTR]
         if self.remarks and op.is_integer():
             print(f"{remark}: {int8_deviation(op, fused)}", file=sys.stderr)
         rewriter.replace(op, fused)

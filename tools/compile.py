@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tinyattn.backend.files import write_bytes_atomically
 from tinyattn.backend.targets import TARGETS
-from tinyattn.driver.layer_report import format_layers
+from tinyattn.driver.layer_report import REPORT_FORMATS, format_layers
 from tinyattn.driver.lower import SCHEDULES, LowerOptions
 from tinyattn.driver.run import DriverError, compile_model, load_model, lower
 from tinyattn.tools.cli import (
@@ -35,6 +35,23 @@ from tinyattn.tools.cli import (
 from tinyattn.tools.memory_plot import plot_format, render_occupancy
 
 PROG = "tinyattn-compile"
+
+
+def _totals(report: dict) -> str:
+    """The model's totals and footprint, under the per-layer table."""
+    rom_share = f" ({report['rom_share']:.1%} of the flash)" if report["rom_share"] else ""
+    return "\n".join(
+        [
+            f"total: {report['macs']:,} MACs, {report['params_bytes']:,} B weights, "
+            f"activation peak {report['activation_peak_bytes']:,} B "
+            f"(L1 {report['l1_peak_bytes']:,} B, L2 {report['l2_peak_bytes']:,} B), "
+            f"{report['dma_bytes']:,} B DMA",
+            f"ROM {report['rom_bytes']:,} B (weights {report['params_bytes']:,} + code "
+            f"{report['code_bytes']:,}){rom_share}; RAM {report['ram_bytes']:,} B (arenas "
+            f"{sum(report['arenas'].values()):,} + I/O {report['io_bytes']:,} + stack "
+            f"{report['stack_bytes']:,}, {report['ram_share']:.1%} of the target's memories)",
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--keep-stages", action="store_true", help="also keep the pipeline's intermediate files"
     )
     parser.add_argument("--report", action="store_true", help="print the per-layer table")
+    parser.add_argument(
+        "--report-format",
+        choices=REPORT_FORMATS,
+        default="text",
+        help="the table as aligned text with totals (default), CSV or Markdown",
+    )
     parser.add_argument(
         "--plot", metavar="FILE.png", help="draw memory occupancy, layer-wise vs depth-first"
     )
@@ -84,13 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.report:
             report = result.report
-            print(format_layers(result.lowered.layers))
-            print(
-                f"total: {report['macs']:,} MACs, {report['params_bytes']:,} B weights, "
-                f"activation peak {report['activation_peak_bytes']:,} B "
-                f"(L1 {report['l1_peak_bytes']:,} B, L2 {report['l2_peak_bytes']:,} B), "
-                f"{report['dma_bytes']:,} B DMA"
-            )
+            print(format_layers(result.lowered.layers, args.report_format))
+            if args.report_format == "text":
+                print(_totals(report))
         if plot is not None:
             write_bytes_atomically(args.plot, plot)
         return 0

@@ -3,6 +3,7 @@ per-layer table and `--plot`'s occupancy figure, checked against what the tiling
 
 from __future__ import annotations
 
+import csv
 import json
 from math import prod
 from pathlib import Path
@@ -62,20 +63,47 @@ def test_compile_report_table_and_json(tmp_path, capsys):
     assert compile_tool.main(args) == 0
     report = json.loads((out / "report.json").read_text())
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["layer", "op", "MACs", "weights", "(B)", "L1", "peak", "(B)",
-                                "L2", "peak", "(B)", "DMA", "(B)"]  # fmt: skip
-    rows = table[1:-1]
+    assert table[0].split() == ["layer", "op", "MACs", "MAC", "share", "weights", "(B)", "L1",
+                                "peak", "(B)", "L2", "peak", "(B)", "DMA", "(B)"]  # fmt: skip
+    rows = table[1:-2]
     assert len(rows) == len(report["layers"]) > 1
     for row, layer in zip(rows, report["layers"], strict=True):
         cells = row.split()
         assert cells[0] == layer["name"]
-        assert cells[2:] == [f"{layer[k]:,}" for k in
-                             ("macs", "weight_bytes", "l1_peak_bytes", "l2_peak_bytes", "dma_bytes")]  # fmt: skip
+        assert cells[2] == f"{layer['macs']:,}"
+        assert cells[4:] == [f"{layer[k]:,}" for k in
+                             ("weight_bytes", "l1_peak_bytes", "l2_peak_bytes", "dma_bytes")]  # fmt: skip
+    # Layers are named after the ONNX nodes they came from (a reshape the importer adds is not).
+    assert any(layer["name"].startswith("/") for layer in report["layers"])
     assert sum(layer["macs"] for layer in report["layers"]) == report["macs"]
     assert sum(layer["dma_bytes"] for layer in report["layers"]) == report["dma_bytes"] > 0
     assert max(report["l1_peak_bytes"], report["l2_peak_bytes"]) <= report["activation_peak_bytes"]
     assert report["activation_peak_bytes"] <= report["l1_peak_bytes"] + report["l2_peak_bytes"]
-    assert table[-1].startswith(f"total: {report['macs']:,} MACs")
+    assert table[-2].startswith(f"total: {report['macs']:,} MACs")
+    target = get_target("rv32")
+    assert report["rom_bytes"] == report["params_bytes"] + report["code_bytes"]
+    arenas = sum(report["arenas"].values())
+    assert report["ram_bytes"] == arenas + report["io_bytes"] + report["stack_bytes"]
+    assert report["rom_share"] == pytest.approx(report["rom_bytes"] / target.flash.size)
+    assert table[-1].startswith(f"ROM {report['rom_bytes']:,} B")
+
+
+@needs_pipeline
+@pytest.mark.parametrize("fmt", ["csv", "md"])
+def test_compile_report_formats(fmt, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [str(MODELS / "ecg.onnx"), "--target", "cortex-m4", "-o", str(out), "--report"]
+    assert compile_tool.main([*args, "--report-format", fmt]) == 0
+    layers = json.loads((out / "report.json").read_text())["layers"]
+    lines = capsys.readouterr().out.splitlines()
+    if fmt == "csv":
+        rows = list(csv.reader(lines))
+        assert rows[0][:3] == ["layer", "op", "MACs"] and len(rows) == len(layers) + 1
+        assert [int(row[2]) for row in rows[1:]] == [layer["macs"] for layer in layers]
+        assert sum(float(row[3]) for row in rows[1:]) == pytest.approx(1, abs=1e-3)
+    else:
+        assert lines[0].startswith("| layer | op | MACs |") and lines[1].startswith("|---|")
+        assert len(lines) == len(layers) + 2
 
 
 @needs_pipeline

@@ -12,6 +12,7 @@ address computation to i64. llc-22 runs no IR optimization of its own (docs/arch
 from __future__ import annotations
 
 import io
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -44,8 +45,11 @@ MLIR_OPT_PASSES = (
     "--reconcile-unrealized-casts",
 )
 
-# The file names of the intermediate stages, in pipeline order (kept with keep_stages=True).
-STAGES = ("0-memref.mlir", "1-llvm.mlir", "2-model.ll", "3-model.opt.ll")
+# The file names of the upstream stages, in pipeline order (kept with keep_stages=True): the
+# lowered module, the LLVM dialect, LLVM IR, optimized LLVM IR, assembly, and the commands
+# that made them as a script the user can re-run in the directory.
+STAGES = ("0-memref.mlir", "1-llvm.mlir", "2-model.ll", "3-model.opt.ll", "4-model.s")
+STAGES_SCRIPT = "stages.sh"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,18 @@ def code_bytes(obj: Path) -> int:
     )
 
 
+def _script(commands: list[list[str]], target: Target) -> str:
+    """The upstream commands as a shell script that re-runs them from 0-memref.mlir."""
+    lines = [
+        "#!/bin/sh",
+        f"# The upstream half of tinyattn's pipeline for {target.name}, from 0-memref.mlir:",
+        "# run it in this directory to remake every later stage and model.o.",
+        "set -e",
+        *(" ".join(shlex.quote(arg) for arg in command) for command in commands),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def lower_to_object(
     module: ModuleOp, entry: str, target: Target, out_dir: Path, keep_stages: bool = False
 ) -> Artifacts:
@@ -98,7 +114,7 @@ def lower_to_object(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tinyattn-pipeline-") as scratch:
-        memref_mlir, llvm_mlir, ll, opt_ll = STAGES
+        memref_mlir, llvm_mlir, ll, opt_ll, asm = STAGES
         (Path(scratch) / memref_mlir).write_text(generic_mlir(module))
         steps = (
             ("mlir-opt-22", *mlir_opt_args(target), memref_mlir, "-o", llvm_mlir),
@@ -116,6 +132,12 @@ def lower_to_object(
         shutil.copyfile(optimized, out_dir / "model.ll")
         stages = ()
         if keep_stages:
-            stages = tuple(Path(shutil.copy(Path(scratch) / name, out_dir)) for name in STAGES)
+            llc = toolchain.llc_command(target, opt_ll, asm, fmt="asm")
+            toolchain.execute(llc, f"writing the assembly of {entry}", cwd=scratch)
+            llc_obj = toolchain.llc_command(target, opt_ll, "model.o")
+            commands = [[toolchain.tool(name), *args] for name, *args in steps] + [llc, llc_obj]
+            (Path(scratch) / STAGES_SCRIPT).write_text(_script(commands, target))
+            names = (*STAGES, STAGES_SCRIPT)
+            stages = tuple(Path(shutil.copy(Path(scratch) / name, out_dir)) for name in names)
     stack = toolchain.stack_sizes(obj).get(entry, 0)
     return Artifacts(obj, out_dir / "model.ll", code_bytes(obj), stages, stack)

@@ -89,7 +89,6 @@ def execute(cmd: Sequence[str], what: str, **kwargs) -> subprocess.CompletedProc
     return proc
 
 
-
 def _up_to_date(out: Path, inputs: Sequence[Path]) -> bool:
     return out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in inputs)
 
@@ -114,12 +113,16 @@ def compile_ll(target: Target, source: Path, out_obj: Path) -> Path:
     a .stack_sizes section (`stack_sizes`)."""
     source, out_obj = Path(source), Path(out_obj)
     with atomic_path(out_obj, parents=True) as tmp:
-        cmd = [
-            tool("llc-22"), *target.llc_args, "-stack-size-section", "-filetype=obj",
-            str(source), "-o", str(tmp),
-        ]  # fmt: skip
-        execute(cmd, f"compiling {source.name} for {target.name}")
+        execute(llc_command(target, source, tmp), f"compiling {source.name} for {target.name}")
     return out_obj
+
+
+def llc_command(target: Target, source: Path | str, out: Path | str, fmt: str = "obj") -> list[str]:
+    """The llc command compile_ll runs (`fmt` asm: the assembly of the same code)."""
+    return [
+        tool("llc-22"), *target.llc_args, "-stack-size-section", f"-filetype={fmt}",
+        str(source), "-o", str(out),
+    ]  # fmt: skip
 
 
 def _runtime_sources(target: Target) -> list[Path]:
@@ -153,9 +156,7 @@ def build_library(target: Target, build_dir: Path) -> Path:
         for source in sources
     ]
     with atomic_path(out, parents=True) as tmp:
-        execute(
-            [tool("llvm-ar-22"), "rcs", str(tmp), *map(str, objects)], f"archiving {out.name}"
-        )
+        execute([tool("llvm-ar-22"), "rcs", str(tmp), *map(str, objects)], f"archiving {out.name}")
     return out
 
 

@@ -9,7 +9,7 @@ finds nothing left to do where an earlier stage already did it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType
@@ -62,6 +62,7 @@ class LowerOptions:
     rows: str = "auto"  # rows per tile, or "auto" (the largest that fits the L1 budget)
     profile: bool = False  # mark each kernel's code as a region the profiler counts
     name: str = ENTRY  # the entry's C symbol, and (upper-cased) model.h's macro prefix
+    keep_stages: bool = False  # keep the module's text before and after every pass
 
     def __post_init__(self):
         if self.fuse_weights not in MODES:
@@ -115,10 +116,15 @@ class _Measurements:
     layers: tuple[Layer, ...] = ()
     occupancy: Occupancy | None = None
     dma_bytes: int = 0
+    keep_stages: bool = False
+    stages: list[tuple[str, str]] = field(default_factory=list)
 
     def __call__(self, previous: ModulePass | None, module: ModuleOp, _: ModulePass | None):
         """Costs after FWSA (what the code computes) with each layer tagged; the occupancy of
-        the bufferized schedule, whose top-level ops are the steps."""
+        the bufferized schedule, whose top-level ops are the steps; with keep_stages, the
+        module's text."""
+        if self.keep_stages:
+            self.stages.append((previous.name if previous else "input", str(module)))
         if isinstance(previous, FuseWeights):
             self.cost = total_cost(module)
             self.layers = tuple(tag_layers(entry_function(module, self.function)))
@@ -153,7 +159,9 @@ def lower_module(
     results = signature.outputs.data
     outputs = _specs(results, [f"out{index}" for index in range(len(results))])
     passes = compile_pipeline(target, options)
-    measurements = _Measurements(function.sym_name.data, len(target.levels) == 1)
+    measurements = _Measurements(
+        function.sym_name.data, len(target.levels) == 1, keep_stages=options.keep_stages
+    )
     PassPipeline(passes, measurements).apply(Context(), module)
     function = entry_function(module, measurements.function)
     function.sym_name = StringAttr(options.name)
@@ -171,5 +179,6 @@ def lower_module(
         layers=measurements.layers,
         occupancy=measurements.occupancy,
         pipeline=pipeline_spec(passes),
+        stages=tuple(measurements.stages),
         dma_bytes=measurements.dma_bytes,
     )

@@ -57,6 +57,9 @@ class LoweredModel:
     occupancy: Occupancy | None = None  # live bytes per level over the schedule
     pipeline: str = ""  # the compile pipeline, as `tinyattn-opt -p` takes it
     dma_bytes: int = 0  # what the schedule's transfers move between levels in one inference
+    # With LowerOptions.keep_stages: (pass name, module text) for the input ("input") and after
+    # every pass of the pipeline, in order.
+    stages: tuple[tuple[str, str], ...] = ()
 
     @property
     def level_peak_bytes(self) -> dict[str, int]:

@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import DiagnosticException
 
 from tinyattn.backend import toolchain
-from tinyattn.backend.pipeline import STAGES, lower_to_object
+from tinyattn.backend.pipeline import STAGES, STAGES_SCRIPT, lower_to_object
 from tinyattn.backend.targets import Memory, Target, get_target
 from tinyattn.dialects.annotations import (
     entry_function,
@@ -65,6 +66,8 @@ from tinyattn.semantics.interpreter import evaluate
 # relative bound means nothing. Integer outputs must match bit for bit.
 F32_RTOL = 1e-4
 F32_ATOL = 1e-5
+# kept stages of tinyattn's own passes: tinyattn-<index>-<pass>.mlir (0: the input)
+PASS_STAGE = "tinyattn-"
 # A badly conditioned f32 model (its output moves by more than the tolerance when its inputs
 # move by one float32 ulp) is judged against that movement instead: an f32 implementation rounds
 # every intermediate, each rounding like such a perturbation somewhere inside, so its error can
@@ -295,8 +298,9 @@ def check_fits(lowered: LoweredModel, target: Target) -> None:
 @contextmanager
 def _staged(out_dir: Path, owned: Collection[str] = ()) -> Iterator[Path]:
     """A scratch directory next to out_dir whose files move into out_dir only on success, so a
-    failure leaves out_dir as it was (and creates none). In an existing out_dir, an entry named
-    in `owned` (what a compile may write) that this one did not write is removed as stale;
+    failure leaves out_dir as it was (and creates none). In an existing out_dir, an entry that
+    `owned` matches (names or glob patterns of what a compile may write) and this one did not
+    write is removed as stale;
     other files stay. The directory gets the permissions the user's umask gives."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +312,8 @@ def _staged(out_dir: Path, owned: Collection[str] = ()) -> Iterator[Path]:
         yield scratch
         if out_dir.is_dir():
             produced = {path.name for path in scratch.iterdir()}
-            for name in set(owned) | produced:
+            stale = {p.name for p in out_dir.iterdir() if any(fnmatch(p.name, o) for o in owned)}
+            for name in stale | produced:
                 old = out_dir / name
                 if old.is_dir() and not old.is_symlink():
                     shutil.rmtree(old)
@@ -350,8 +355,12 @@ def _compile(
     except ValueError as error:
         raise DriverError(str(error)) from None
     check_fits(lowered, target)
-    with _staged(out_dir, owned=(*STAGES, *PACKAGE)) as scratch:
+    owned = (*STAGES, STAGES_SCRIPT, f"{PASS_STAGE}*.mlir", *PACKAGE)
+    with _staged(out_dir, owned) as scratch:
         artifacts = lower_to_object(lowered.module, lowered.entry, target, scratch, keep_stages)
+        if keep_stages:
+            for index, (name, text) in enumerate(lowered.stages):
+                (scratch / f"{PASS_STAGE}{index}-{name}.mlir").write_text(text + "\n")
         (scratch / HEADER).write_text(model_header(lowered, target, artifacts.stack_bytes))
         write_package(scratch, lowered, target, toolchain.cache_dir())
         report = {
@@ -387,6 +396,7 @@ def compile_model(
     with keep_stages, the pipeline's intermediate files. `options` steer the lowering
     (lower_module); a LoweredModel source skips it."""
     target = _target(target)
+    options = replace(options or LowerOptions(), keep_stages=keep_stages)
     module, lowered = _lowered(source, target, options)
     return _compile(module, lowered, target, Path(out_dir), keep_stages)
 

@@ -78,7 +78,15 @@ def test_compile_writes_object_header_ir_report_and_stages(tmp_path):
     result = compile_model(model.lowered, "rv32", out, keep_stages=True)
     names = {p.name for p in out.iterdir()}
     package = {"libtinyattn_rt.a", "tinyattn_rt.h", "tinyattn.ld", "tinyattn.cmake", "example"}
-    assert names == {"model.o", "model.h", "model.ll", "report.json", *package, *STAGES}
+    assert names == {
+        "model.o",
+        "model.h",
+        "model.ll",
+        "report.json",
+        *package,
+        *STAGES,
+        "stages.sh",
+    }
     report = json.loads((out / "report.json").read_text())
     assert report == result.report
     assert report["params_bytes"] == model.lowered.params_bytes and report["macs"] == 160

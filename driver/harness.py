@@ -178,6 +178,49 @@ def _abi_guard(target: Target) -> list[str]:
     ]
 
 
+MAX_INFO_RANK = 8
+# The info struct type every model.h shares (guarded: several models may be included).
+_INFO_TYPE = [
+    "#ifndef TINYATTN_TENSOR_INFO_DEFINED",
+    "#define TINYATTN_TENSOR_INFO_DEFINED",
+    "/* One input or output of a model, as <entry>_inputs / <entry>_outputs list them. */",
+    "typedef struct {",
+    "  const char *name;      /* as in the model (ONNX) */",
+    '  const char *type;      /* its C element type, e.g. "float", "int8_t" */',
+    "  unsigned rank;",
+    f"  unsigned shape[{MAX_INFO_RANK}];",
+    "  unsigned long bytes;",
+    "  float scale;           /* quantized 8-bit data: real = scale * (q - zero_point); */",
+    "  int zero_point;        /* float data: scale 0 */",
+    "} tinyattn_tensor_info;",
+    "#endif",
+]
+
+
+def _info(lowered: LoweredModel, scales: dict[str, float]) -> list[str]:
+    """`<entry>_inputs` and `<entry>_outputs`: the tensors' facts as data a program can walk
+    (none for tensors of more than MAX_INFO_RANK dimensions)."""
+    if any(len(spec.shape) > MAX_INFO_RANK for spec in (*lowered.inputs, *lowered.outputs)):
+        return []
+    lines = [*_INFO_TYPE]
+    for kind, specs in (("in", lowered.inputs), ("out", lowered.outputs)):
+        entries = []
+        for index, spec in enumerate(specs):
+            shape = ", ".join(map(str, spec.shape)) or "0"
+            scale = scales.get(f"{kind}{index}", 0.0)
+            entries.append(
+                f'  {{"{spec.name}", "{c_type(spec.dtype)}", {len(spec.shape)}, {{{shape}}}, '
+                f"{spec.nbytes}, {scale!r}f, 0}},"
+            )
+        array = f"{lowered.entry}_{kind}puts"
+        lines += [
+            f"static const tinyattn_tensor_info {array}[{len(specs)}] __attribute__((unused)) = {{",
+            *entries,
+            "};",
+        ]
+    return lines
+
+
 def model_header(lowered: LoweredModel, target: Target, stack_bytes: int) -> str:
     """model.h: the C API of the compiled model (`stack_bytes`: the entry's stack frame)."""
     check_entry(lowered)
@@ -250,6 +293,8 @@ def model_header(lowered: LoweredModel, target: Target, stack_bytes: int) -> str
             "#endif",
             "",
             _prototype(lowered),
+            "",
+            *_info(lowered, scales),
             "",
             "#ifdef __cplusplus",
             "}",

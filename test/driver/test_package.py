@@ -132,3 +132,36 @@ def test_model_h_states_the_stack_and_a_quantized_model_s_scales(tmp_path):
     float_model = compile(load_model(MODELS / "ecg.onnx"), "cortex-m4", tmp_path / "ecg")
     assert float_model.report["stack_bytes"] > 0
     assert "SCALE" not in (tmp_path / "ecg" / "model.h").read_text()
+
+
+@pytest.mark.parametrize("target", [target_param("cortex-m4")])
+def test_the_info_arrays_describe_the_tensors(target, tmp_path):
+    """A program walks <entry>_inputs/_outputs; the example prints what they hold."""
+    source = tmp_path / "relu.mlir"
+    source.write_text(RELU.replace("%OP%", "relu"))
+    rng = np.random.default_rng(0)
+    int8 = q.quantize(load_model(source), [[rng.standard_normal((4, 8)).astype(np.float32)]])
+    compile(int8, target, tmp_path / "out")
+    example = tmp_path / "out" / "example"
+    main = example / "main.c"
+    walk = (
+        "  for (unsigned t = 0; t < TINYATTN_MODEL_NUM_INPUTS; t++) {\n"
+        "    const tinyattn_tensor_info *info = &tinyattn_model_inputs[t];\n"
+        "    uint32_t facts[4] = {info->rank, info->shape[0], info->shape[1], info->bytes};\n"
+        '    print_bytes("out9", facts, sizeof facts);\n'
+        '    print_bytes("out8", &info->scale, sizeof info->scale);\n'
+        "  }\n  return 0;"
+    )
+    main.write_text(main.read_text().replace("  return 0;", walk))
+    run = _make(example, "run")
+    assert run.returncode == 0, run.stderr
+    console = run.stdout + run.stderr
+
+    def printed(name: str, dtype) -> np.ndarray:
+        lines = [line.split() for line in console.splitlines() if line.startswith(f"{name} ")]
+        return np.frombuffer(bytes.fromhex("".join(parts[2] for parts in lines)), dtype)
+
+    facts, scale = printed("out9", np.uint32), printed("out8", np.float32)
+    assert facts.tolist() == [2, 4, 8, 32]
+    (expected,) = q.recorded_scales(q.entry_function(int8), q.INPUT_SCALES)
+    assert scale[0] == np.float32(expected)

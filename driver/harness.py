@@ -19,7 +19,7 @@ from xdsl.dialects.builtin import ArrayAttr, MemRefType
 
 from tinyattn.backend.targets import Target
 from tinyattn.backend.toolchain import ARENA_SECTIONS
-from tinyattn.dialects.annotations import profile_marker, profile_regions
+from tinyattn.dialects.annotations import entry_function, profile_marker, profile_regions
 from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.dialects.memory import ALIGNMENT
 from tinyattn.driver.lowered_model import ArenaSpec, LoweredModel, TensorSpec
@@ -120,11 +120,7 @@ def _tensors(lowered: LoweredModel) -> list[tuple[str, TensorSpec]]:
 def _scales(lowered: LoweredModel) -> dict[str, float]:
     """The real-value scale of each 8-bit input and output of a quantized model, by C variable
     (`real = scale * (q - 0)`: symmetric, zero point 0), as tinyattn-quantize records them."""
-    function = next(
-        op
-        for op in lowered.module.walk()
-        if isinstance(op, func.FuncOp) and op.sym_name.data == lowered.entry
-    )
+    function = entry_function(lowered.module, lowered.entry)
     scales = {}
     for prefix, attribute in (("in", INPUT_SCALES), ("out", OUTPUT_SCALES)):
         recorded = function.attributes.get(attribute)
@@ -251,12 +247,8 @@ def model_header(lowered: LoweredModel, target: Target, stack_bytes: int) -> str
         ),
     ]
     usage = [
-        *(
-            f" *   static uint8_t {arena_name(a)}[{arena_bytes[a.level]}]\n"
-            f' *       __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned({ALIGNMENT})));'
-            for a in lowered.arenas
-        ),
-        f" *   {_call(lowered, [arena_name(a) for a in lowered.arenas])}",
+        *(" *   " + line for a in lowered.arenas for line in arena_declaration(lowered, a)),
+        f" *   {entry_call(lowered)}",
     ]
     return "\n".join(
         [
@@ -306,8 +298,30 @@ def model_header(lowered: LoweredModel, target: Target, stack_bytes: int) -> str
     )
 
 
-def _call(lowered: LoweredModel, arenas: list[str]) -> str:
+def entry_call(lowered: LoweredModel, arenas: list[str] | None = None) -> str:
+    """The C call of the entry on the buffers `tensor_buffers` declares and the arenas (by
+    default the plain ones `arena_declaration` declares)."""
+    arenas = [arena_name(a) for a in lowered.arenas] if arenas is None else arenas
     return f"{lowered.entry}({', '.join([v for v, _ in _tensors(lowered)] + arenas)});"
+
+
+def tensor_buffers(lowered: LoweredModel) -> list[str]:
+    """Static, aligned C buffers in0, ..., out0, ... for the entry's inputs and outputs."""
+    prefix = model_prefix(lowered)
+    return [
+        f"static {c_type(s.dtype)} {v}[{prefix}_{v.upper()}_ELEMENTS] "
+        f"__attribute__((aligned({ALIGNMENT})));"
+        for v, s in _tensors(lowered)
+    ]
+
+
+def arena_declaration(lowered: LoweredModel, arena: ArenaSpec) -> list[str]:
+    """The lines declaring `arena` as model.h tells users to: in its section, aligned."""
+    size = f"{model_prefix(lowered)}_{arena_name(arena).upper()}_BYTES"
+    return [
+        f"static uint8_t {arena_name(arena)}[{size}]",
+        f'    __attribute__((section("{ARENA_SECTIONS[arena.level]}"), aligned({ALIGNMENT})));',
+    ]
 
 
 def harness_source(lowered: LoweredModel) -> str:
@@ -315,11 +329,7 @@ def harness_source(lowered: LoweredModel) -> str:
     check_entry(lowered)
     prefix = model_prefix(lowered)
     buffers = [
-        *(
-            f"static {c_type(s.dtype)} {v}[{prefix}_{v.upper()}_ELEMENTS] "
-            f"__attribute__((aligned({ALIGNMENT})));"
-            for v, s in _tensors(lowered)
-        ),
+        *tensor_buffers(lowered),
         *(
             f"static struct arena_{a.level.lower()} {{ uint8_t before[sizeof CANARY]; "
             f"uint8_t data[{prefix}_{arena_name(a).upper()}_BYTES]; "
@@ -391,7 +401,7 @@ def harness_source(lowered: LoweredModel) -> str:
             *reads,
             *arm,
             "  ta_count_begin();",
-            f"  {_call(lowered, [f'{arena_name(a)}.data' for a in lowered.arenas])}",
+            f"  {entry_call(lowered, [f'{arena_name(a)}.data' for a in lowered.arenas])}",
             "  ta_count_end();",
             *checks,
             *writes,

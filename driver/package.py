@@ -26,9 +26,14 @@ import numpy as np
 
 from tinyattn.backend import toolchain
 from tinyattn.backend.targets import Target
-from tinyattn.backend.toolchain import ARENA_SECTIONS
-from tinyattn.dialects.memory import ALIGNMENT
-from tinyattn.driver.harness import HEADER, arena_name, c_type, model_prefix
+from tinyattn.driver.harness import (
+    HEADER,
+    arena_declaration,
+    c_type,
+    entry_call,
+    model_prefix,
+    tensor_buffers,
+)
 from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
 
 LIBRARY = "libtinyattn_rt.a"
@@ -76,24 +81,11 @@ def _input_value(spec: TensorSpec) -> str:
 def example_source(lowered: LoweredModel) -> str:
     """example/main.c: the model on `example_inputs`, its outputs' bytes on the console."""
     prefix = model_prefix(lowered)
-    tensors = [(f"in{i}", s) for i, s in enumerate(lowered.inputs)]
-    tensors += [(f"out{i}", s) for i, s in enumerate(lowered.outputs)]
-    buffers = [
-        f"static {c_type(s.dtype)} {v}[{prefix}_{v.upper()}_ELEMENTS] "
-        f"__attribute__((aligned({ALIGNMENT})));"
-        for v, s in tensors
-    ]
-    arenas = [
-        f"static uint8_t {arena_name(a)}[{prefix}_{arena_name(a).upper()}_BYTES]\n"
-        f'    __attribute__((section("{ARENA_SECTIONS[a.level]}"), aligned({ALIGNMENT})));'
-        for a in lowered.arenas
-    ]
     fills = [
         f"  for (unsigned i = 0; i < {prefix}_IN{i}_ELEMENTS; i++)\n"
         f"    in{i}[i] = {_input_value(spec)};"
         for i, spec in enumerate(lowered.inputs)
     ]
-    arguments = [v for v, _ in tensors] + [arena_name(a) for a in lowered.arenas]
     prints = [
         f'  print_bytes("out{i}", out{i}, sizeof out{i});' for i in range(len(lowered.outputs))
     ]
@@ -105,8 +97,8 @@ def example_source(lowered: LoweredModel) -> str:
             '#include "tinyattn_rt.h" /* ta_puts: the console of board/ (replace with yours) */',
             f'#include "{HEADER}"',
             "",
-            *buffers,
-            *arenas,
+            *tensor_buffers(lowered),
+            *(line for arena in lowered.arenas for line in arena_declaration(lowered, arena)),
             "",
             "/* One line per 16 bytes: `<name> <offset> <hex>`. */",
             "static void print_bytes(const char *name, const void *data, unsigned long bytes) {",
@@ -133,7 +125,7 @@ def example_source(lowered: LoweredModel) -> str:
             "",
             "int main(void) {",
             *fills,
-            f"  {lowered.entry}({', '.join(arguments)});",
+            f"  {entry_call(lowered)}",
             *prints,
             "  return 0;",
             "}",

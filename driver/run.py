@@ -348,8 +348,15 @@ def _spec_json(spec: TensorSpec) -> dict:
 
 
 def _compile(
-    module: ModuleOp | None, lowered: LoweredModel, target: Target, out_dir: Path, keep_stages: bool
+    module: ModuleOp | None,
+    lowered: LoweredModel,
+    target: Target,
+    out_dir: Path,
+    keep_stages: bool,
+    package: bool = True,
 ) -> CompileResult:
+    """model.o, model.h and report.json into out_dir, with the C package unless a run only
+    needs the object (`package` False)."""
     try:
         check_entry(lowered)
     except ValueError as error:
@@ -362,7 +369,8 @@ def _compile(
             for index, (name, text) in enumerate(lowered.stages):
                 (scratch / f"{PASS_STAGE}{index}-{name}.mlir").write_text(text + "\n")
         (scratch / HEADER).write_text(model_header(lowered, target, artifacts.stack_bytes))
-        write_package(scratch, lowered, target, toolchain.cache_dir())
+        if package:
+            write_package(scratch, lowered, target, toolchain.cache_dir())
         report = {
             "target": target.name,
             "entry": lowered.entry,
@@ -679,7 +687,7 @@ def _build_and_run(
     """Compile `lowered` into work/, link it with a harness and the runtime, run it on
     `arrays`: the compile, the run, the outputs and the DMA bytes moved. An instrumented
     model's profiling regions are counted (toolchain.run's profile_markers)."""
-    compiled = _compile(module, lowered, target, work / "model", keep_stages=False)
+    compiled = _compile(module, lowered, target, work / "model", keep_stages=False, package=False)
     (work / "harness.c").write_text(harness_source(lowered))
     harness = toolchain.compile_c(
         target, work / "harness.c", work / "harness.o", extra_flags=(f"-I{compiled.out_dir}",)

@@ -49,10 +49,9 @@ def render_occupancy(schedules: Mapping[str, LoweredModel], title: str, fmt: str
             if levels:
                 series = [timeline.live[level] for level in levels]
                 axis.stackplot(x, *series, labels=levels, step="post")
-                axis.legend(loc="upper right")
             else:
                 axis.plot(x or [0], [0] * len(x or [0]), label="no activation buffers")
-                axis.legend(loc="upper right")
+            axis.legend(loc="upper right")
             axis.set_title(f"{schedule}: peak {lowered.activation_peak_bytes:,} B")
             axis.set_xlabel("layer")
             axis.set_ylabel("live activation bytes")

@@ -135,3 +135,19 @@ def test_keep_stages_keeps_every_stage_and_a_script_that_remakes_the_object(tmp_
     script = subprocess.run(["sh", "stages.sh"], cwd=out, capture_output=True, text=True)
     assert script.returncode == 0, script.stderr
     assert (out / "model.o").read_bytes() == original
+
+
+def test_compile_name_sets_the_symbol_and_refuses_a_non_identifier(tmp_path, capsys):
+    model = tmp_path / "relu.mlir"
+    model.write_text(RELU)
+    out = tmp_path / "build"
+    assert compile_tool.main([str(model), "--target", "host", "-o", str(out), "--name", "kws"]) == 0
+    header = (out / "model.h").read_text()
+    assert (
+        "void kws(const float *in0, float *out0);" in header and "#define KWS_IN0_BYTES" in header
+    )
+    bad = [str(model), "--target", "host", "-o", str(tmp_path / "b"), "--name", "1x"]
+    assert compile_tool.main(bad) == 2
+    err = capsys.readouterr().err
+    assert err == "tinyattn-compile: error: model name '1x' is not a C identifier\n"
+    assert not (tmp_path / "b").exists()

@@ -3,6 +3,8 @@
 * `tinyattn.layer` (on ops): the tensor-level op (layer) an op was emitted for; every pass that
   replaces a tensor-level op copies it onto the top-level ops it emits (`tag`).
 * `tinyattn.dma_bytes` (on one op per layer): the bytes its transfers move in one inference.
+* `tinyattn.onnx_name` (in a function's argument and result attributes): the ONNX graph
+  input or output it stands for; `model.h` and reports name the tensor by it.
 * `tinyattn.tensor_signature` (on a bufferized function): the tensor-level signature it had, so
   a memref function (inputs, then outputs, then arenas) still says its inputs, outputs and
   their signedness.
@@ -36,6 +38,7 @@ LAYER_ATTR = "tinyattn.layer"
 # On a tensor-level op imported from ONNX: the name of the node it came from (reports name
 # layers by it; passes that replace the op carry it over).
 ONNX_NODE_ATTR = "tinyattn.onnx_node"
+ONNX_NAME_ATTR = "tinyattn.onnx_name"
 DMA_ATTR = "tinyattn.dma_bytes"
 TENSOR_SIGNATURE = "tinyattn.tensor_signature"
 ARENA_BYTES = "tinyattn.arena_bytes"
@@ -82,6 +85,28 @@ def tensor_signature(function: func.FuncOp) -> FunctionType:
     if isinstance(recorded, FunctionType):
         return recorded
     return function.function_type
+
+
+def io_names(function: func.FuncOp) -> tuple[list[str], list[str]]:
+    """The names of a function's tensor inputs and outputs: the ONNX names it records, else
+    the arguments' SSA names, else `in<i>` / `out<i>`."""
+    signature = tensor_signature(function)
+
+    def recorded(attrs: ArrayAttr | None, index: int) -> str | None:
+        if attrs is None or index >= len(attrs.data):
+            return None
+        name = attrs.data[index].data.get(ONNX_NAME_ATTR)
+        return name.data if isinstance(name, StringAttr) else None
+
+    args = function.body.block.args if function.body.blocks else ()
+    inputs = [
+        recorded(function.arg_attrs, i)
+        or (args[i].name_hint if i < len(args) else None)
+        or f"in{i}"
+        for i in range(len(signature.inputs))
+    ]
+    outputs = [recorded(function.res_attrs, i) or f"out{i}" for i in range(len(signature.outputs))]
+    return inputs, outputs
 
 
 def entry_function(module: ModuleOp, name: str | None = None) -> func.FuncOp:

@@ -10,6 +10,7 @@ outside its arena, on either side.
 
 from __future__ import annotations
 
+import json
 import re
 from importlib.metadata import version
 
@@ -130,6 +131,16 @@ def _scales(lowered: LoweredModel) -> dict[str, float]:
     return scales
 
 
+def _c_string(text: str) -> str:
+    """`text` as a C string literal (ONNX names may hold any character)."""
+    return json.dumps(text)
+
+
+def _comment_safe(text: str) -> str:
+    """`text` that cannot end the C comment it is written in."""
+    return text.replace("*/", "*\\/")
+
+
 def _tensor_defines(prefix: str, var: str, spec: TensorSpec, scale: float | None) -> list[str]:
     name = f"{prefix}_{var.upper()}"
     quantized = (
@@ -138,7 +149,7 @@ def _tensor_defines(prefix: str, var: str, spec: TensorSpec, scale: float | None
         else []
     )
     return [
-        f'#define {name}_NAME "{spec.name}"',
+        f"#define {name}_NAME {_c_string(spec.name)}",
         f"#define {name}_TYPE {c_type(spec.dtype)}",
         f"#define {name}_RANK {len(spec.shape)}",
         f"#define {name}_SHAPE {{{', '.join(map(str, spec.shape))}}}",
@@ -205,8 +216,8 @@ def _info(lowered: LoweredModel, scales: dict[str, float]) -> list[str]:
             shape = ", ".join(map(str, spec.shape)) or "0"
             scale = scales.get(f"{kind}{index}", 0.0)
             entries.append(
-                f'  {{"{spec.name}", "{c_type(spec.dtype)}", {len(spec.shape)}, {{{shape}}}, '
-                f"{spec.nbytes}, {scale!r}f, 0}},"
+                f'  {{{_c_string(spec.name)}, "{c_type(spec.dtype)}", {len(spec.shape)}, '
+                f"{{{shape}}}, {spec.nbytes}, {scale!r}f, 0}},"
             )
         array = f"{lowered.entry}_{kind}puts"
         lines += [
@@ -240,7 +251,10 @@ def model_header(lowered: LoweredModel, target: Target, stack_bytes: int) -> str
         f'#define {prefix}_TARGET "{target.name}"',
     ]
     described = [
-        *(f" *   {v}: '{s.name}', {c_type(s.dtype)}{list(s.shape)}" for v, s in _tensors(lowered)),
+        *(
+            f" *   {v}: {_comment_safe(_c_string(s.name))}, {c_type(s.dtype)}{list(s.shape)}"
+            for v, s in _tensors(lowered)
+        ),
         *(
             f" *   {arena_name(a)}: {a.size} bytes of {a.level} ({ARENA_SECTIONS[a.level]})"
             for a in lowered.arenas

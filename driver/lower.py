@@ -21,6 +21,7 @@ from tinyattn.dialects.annotations import (
     LIVE_PEAK_BYTES,
     arena_bytes,
     entry_function,
+    io_names,
     tensor_signature,
 )
 from tinyattn.dialects.dense import numpy_dtype
@@ -154,10 +155,9 @@ def lower_module(
             "compile and run need a tensor-level function, or a later stage of tinyattn-opt "
             "(which records it)"
         )
-    args = function.body.block.args[: len(signature.inputs)]
-    inputs = _specs(signature.inputs, [arg.name_hint or f"in{i}" for i, arg in enumerate(args)])
-    results = signature.outputs.data
-    outputs = _specs(results, [f"out{index}" for index in range(len(results))])
+    input_names, output_names = io_names(function)
+    inputs = _specs(signature.inputs, input_names)
+    outputs = _specs(signature.outputs.data, output_names)
     passes = compile_pipeline(target, options)
     measurements = _Measurements(
         function.sym_name.data, len(target.levels) == 1, keep_stages=options.keep_stages

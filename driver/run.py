@@ -428,26 +428,50 @@ def _ordered(arrays: Arrays, specs: Sequence[TensorSpec], what: str, verb: str) 
         raise DriverError(f"{what}: {error}") from None
 
 
-def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """`array` as the input `spec` describes. Integer arrays of another width (.npz files of
-    integer test vectors hold int64 true values) are narrowed when every value fits."""
-    dtype = np.dtype(spec.dtype)
-    if array.shape == spec.shape and array.dtype.kind in "iu" and dtype.kind in "iu":
+def _exactly(array: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """`array` converted to `dtype` when that keeps every value exactly: integers of another
+    width that fit (integer test vectors hold int64 true values), floats holding exact integers
+    for an integer input, float64 or integers holding exact float32 values for a float one."""
+    if array.dtype == dtype or array.dtype.kind not in "iuf":
+        return array
+    if dtype.kind in "iu":
+        if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+            raise DriverError(
+                f"input '{name}': {array.dtype} values that are not integers; the input is {dtype}"
+            )
         info = np.iinfo(dtype)
-        low, high = int(array.min(initial=0)), int(array.max(initial=0))
+        low, high = (array.min(initial=0), array.max(initial=0)) if array.size else (0, 0)
         if low < info.min or high > info.max:
             raise DriverError(
-                f"input '{spec.name}': values in [{low}, {high}] do not fit {dtype} "
+                f"input '{name}': values in [{low:.0f}, {high:.0f}] do not fit {dtype} "
                 f"[{info.min}, {info.max}]"
             )
-        array = array.astype(dtype, copy=False)
-    if array.shape != spec.shape or array.dtype != dtype:
+        return array.astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(dtype)
+    if not np.array_equal(converted.astype(array.dtype), array, equal_nan=True):
+        raise DriverError(
+            f"input '{name}': {array.dtype} values that {dtype} does not hold exactly"
+        )
+    return converted
+
+
+def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """`array` as the input `spec` describes: its shape, and values its dtype holds exactly."""
+    dtype = np.dtype(spec.dtype)
+    if array.shape != spec.shape:
         raise DriverError(
             f"input '{spec.name}': expected {dtype} {list(spec.shape)}, "
             f"got {array.dtype} {list(array.shape)}"
         )
-    if dtype.kind == "f" and not np.isfinite(array).all():
+    if dtype.kind == "f" and array.dtype.kind == "f" and not np.isfinite(array).all():
         raise DriverError(f"input '{spec.name}' holds NaN or infinite values")
+    array = _exactly(array, dtype, spec.name)
+    if array.dtype != dtype:
+        raise DriverError(
+            f"input '{spec.name}': expected {dtype} {list(spec.shape)}, "
+            f"got {array.dtype} {list(array.shape)}"
+        )
     return np.ascontiguousarray(array)
 
 

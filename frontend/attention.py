@@ -48,7 +48,7 @@ _REQUANT = "RequantShift"
 
 def _is_requant(node: Node) -> bool:
     """QuantLib's RequantShift (only integerised graphs have one)."""
-    return node.op_type == _REQUANT and node.in_default_domain
+    return node.op_type == _REQUANT and node.is_quantlib
 
 
 def _requants(nodes) -> tuple[Node, ...]:

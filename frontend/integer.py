@@ -18,7 +18,7 @@ rather than as one pattern's mismatch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +30,6 @@ from xdsl.ir import Attribute, SSAValue
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.frontend.arrays import Arrays, in_order
 from tinyattn.frontend.onnx_graph import (
-    DEFAULT_DOMAINS,
-    QUANTLIB_OPS,
     Mismatch,
     Node,
     OnnxGraph,
@@ -45,6 +43,7 @@ from tinyattn.frontend.patterns import (
     Pattern,
     activation,
     match_linear,
+    mean_of,
     residual_operands,
     single,
 )
@@ -52,14 +51,35 @@ from tinyattn.frontend.patterns import (
 DEFAULT_INPUT_TYPE = ta.i8
 
 # Ops whose result is the int32 accumulator, and ops that only move data (element type kept).
-_ACCUMULATING = ("MatMul", "Gemm", "Add")
+_ACCUMULATING = ("MatMul", "Gemm", "Add", "ReduceMean")
 _DATA_MOVEMENT = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 
 
-def is_integer_model(model: onnx.ModelProto) -> bool:
-    return any(
-        node.op_type in QUANTLIB_OPS and node.domain in DEFAULT_DOMAINS for node in model.graph.node
-    )
+# Graph input and output element types an integer graph may declare, and what they are in the IR.
+DECLARED_INTEGER_TYPES = {
+    onnx.TensorProto.INT8: ta.i8,
+    onnx.TensorProto.UINT8: ta.ui8,
+    onnx.TensorProto.INT32: i32,
+}
+
+
+def is_integer_model(model: onnx.ModelProto, sample_inputs: Arrays | None = None) -> bool:
+    """Whether `model` is imported as an integer graph: it has QuantLib's RequantShift or
+    iSoftmax, or declares an int8, uint8 or int32 graph input or output, or its sample inputs
+    are integer arrays (how Deeploy's test vectors of integer graphs come, float32 tensors in
+    the graph notwithstanding)."""
+    if any(Node(node, index).is_quantlib for index, node in enumerate(model.graph.node)):
+        return True
+    if any(
+        info.type.tensor_type.elem_type in DECLARED_INTEGER_TYPES
+        for info in (*model.graph.input, *model.graph.output)
+    ):
+        return True
+    if sample_inputs is None:
+        return False
+    samples = sample_inputs.values() if isinstance(sample_inputs, Mapping) else sample_inputs
+    arrays = [np.asarray(sample) for sample in samples]
+    return bool(arrays) and all(array.dtype.kind in "iu" for array in arrays)
 
 
 def malformed(node: Node, reason: str) -> OnnxImportError:
@@ -100,21 +120,27 @@ def _sample_type(graph: OnnxGraph, name: str, sample: np.ndarray) -> Attribute:
 
 
 class IntegerGraph(OnnxGraph):
-    """An integerised graph, with the element type of each graph input (`input_types`)."""
+    """An integerised graph, with the element type of each graph input (`input_types`): the
+    declared one if it is int8, uint8 or int32, else (float32) the samples' choice."""
 
     def __init__(self, model: onnx.ModelProto, sample_inputs: Arrays | None = None):
         super().__init__(model)
-        if sample_inputs is None:
-            self.input_types = dict.fromkeys(self.inputs, DEFAULT_INPUT_TYPE)
-        else:
+        samples: list[np.ndarray | None] = [None] * len(self.inputs)
+        if sample_inputs is not None:
             try:
-                samples = in_order(self.inputs, sample_inputs, "takes")
+                samples = list(in_order(self.inputs, sample_inputs, "takes"))
             except ValueError as error:
                 raise OnnxImportError(f"sample inputs: {error}") from None
-            self.input_types = {
-                name: _sample_type(self, name, sample)
-                for name, sample in zip(self.inputs, samples, strict=True)
-            }
+        self.input_types = {
+            name: self._input_type(name, sample)
+            for name, sample in zip(self.inputs, samples, strict=True)
+        }
+
+    def _input_type(self, name: str, sample: np.ndarray | None) -> Attribute:
+        declared = DECLARED_INTEGER_TYPES.get(self.element_type(name))
+        if declared is not None:
+            return declared
+        return DEFAULT_INPUT_TYPE if sample is None else _sample_type(self, name, sample)
 
     def activation_type(self, name: str) -> Attribute:
         """The element type of activation `name`: i8 or ui8, or the i32 accumulator."""
@@ -361,3 +387,12 @@ def isoftmax(graph: IntegerGraph, node: Node) -> Match:
     if element_type != ta.i8:
         raise Mismatch(f"its input '{x}' is {element_type}; the integer softmax takes i8 scores")
     return single(node, lambda emitter: emitter.op(ta.SoftmaxOp(emitter.value(x), isoftmax=attr)))
+
+
+def mean(graph: IntegerGraph, node: Node) -> Match:
+    """ReduceMean of 8-bit activations: the int32 mean, rounded half up (`tinyattn.mean`)."""
+    x = activation(graph, node)
+    element_type = graph.activation_type(x)
+    if not ta.is_int8(element_type):
+        raise Mismatch(f"its input '{x}' is {element_type}; the integer mean takes 8-bit values")
+    return mean_of(graph, node, i32)

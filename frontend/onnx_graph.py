@@ -13,9 +13,17 @@ from onnx import helper, numpy_helper
 
 # ONNX's default domain, where the importer's ops live, QuantLib's included.
 DEFAULT_DOMAINS = ("", "ai.onnx")
-# QuantLib's integer ops (RequantShift, iSoftmax): in the default domain, unknown to ONNX shape
-# inference (which leaves their outputs untyped) and shape-preserving.
+# QuantLib's integer ops: unknown to ONNX shape inference (which leaves their outputs untyped)
+# and shape-preserving.
 QUANTLIB_OPS = ("RequantShift", "iSoftmax")
+# The other domains whose ops the importer reads, and which ones: QuantLib's integer ops are
+# exported in the default domain (Deeploy), onnxruntime-extensions' `ai.onnx.contrib` or
+# QuantLib's own `PACTOps`; onnxruntime's `com.microsoft::Gelu` is ONNX's exact-erf Gelu.
+OTHER_DOMAINS = {
+    "ai.onnx.contrib": QUANTLIB_OPS,
+    "PACTOps": QUANTLIB_OPS,
+    "com.microsoft": ("Gelu",),
+}
 
 # Constant node attributes holding a numeric value, and the dtype each one means.
 _CONSTANT_ATTRIBUTES = {
@@ -55,6 +63,16 @@ class Node:
         return self.proto.domain in DEFAULT_DOMAINS
 
     @property
+    def in_known_domain(self) -> bool:
+        """In the default domain, or one of the ops read from another (`OTHER_DOMAINS`)."""
+        return self.in_default_domain or self.op_type in OTHER_DOMAINS.get(self.proto.domain, ())
+
+    @property
+    def is_quantlib(self) -> bool:
+        """One of QuantLib's integer ops, in any domain it is exported in."""
+        return self.op_type in QUANTLIB_OPS and self.in_known_domain
+
+    @property
     def inputs(self) -> Sequence[str]:
         return self.proto.input
 
@@ -76,7 +94,8 @@ class Node:
 
     def label(self) -> str:
         """How diagnostics name the node: its name, or its first output when unnamed."""
-        return f"node '{self.proto.name or self.outputs[0]}' ({self.op_type})"
+        domain = "" if self.in_default_domain else f" in domain '{self.proto.domain}'"
+        return f"node '{self.proto.name or self.outputs[0]}' ({self.op_type}{domain})"
 
 
 def _type_table(graph: onnx.GraphProto) -> dict[str, onnx.TypeProto]:
@@ -100,7 +119,7 @@ def _inferred_types(
         infos = [
             helper.make_value_info(node.output[0], types[node.input[0]])
             for node in model.graph.node
-            if node.op_type in QUANTLIB_OPS
+            if Node(node, 0).is_quantlib
             and node.input
             and node.output
             and node.output[0] not in learnt

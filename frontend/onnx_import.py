@@ -23,13 +23,20 @@ import onnx
 from google.protobuf.message import DecodeError
 from xdsl.builder import Builder
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType, f32
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    f32,
+)
 from xdsl.ir import Attribute, Block, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import VerifyException
 
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.annotations import ONNX_NODE_ATTR
+from tinyattn.dialects.annotations import ONNX_NAME_ATTR, ONNX_NODE_ATTR
 from tinyattn.frontend import integer as q
 from tinyattn.frontend import patterns as p
 from tinyattn.frontend.arrays import Arrays
@@ -88,6 +95,7 @@ INTEGER_PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     "Gemm": (q.accumulating(q.linear),),
     "Add": (q.accumulating(q.linear), q.accumulating(q.add)),
     "iSoftmax": (q.isoftmax,),
+    "ReduceMean": (q.mean,),
     "Reshape": (p.reshape,),
     "Flatten": (p.reshape,),
     "Squeeze": (p.reshape,),
@@ -115,7 +123,7 @@ def _check_self_contained(graph: OnnxGraph, match: p.Match, claimed: set[Node]) 
 def _match(graph: OnnxGraph, node: Node, claimed: set[Node]) -> p.Match:
     integer = isinstance(graph, q.IntegerGraph)
     table = INTEGER_PATTERNS if integer else PATTERNS
-    patterns = table.get(node.op_type) if node.in_default_domain else None
+    patterns = table.get(node.op_type) if node.in_known_domain else None
     if not patterns:
         raise Mismatch("unsupported op type" + (" in an integer graph" if integer else ""))
     for pattern in patterns:
@@ -152,13 +160,18 @@ def _plan(graph: OnnxGraph) -> list[p.Match]:
 
 
 def _static_shape(graph: OnnxGraph, name: str, what: str) -> tuple[int, ...]:
-    """The shape of a graph input or output, which must be static and float32 (integerised
-    graphs hold their integers in float32 tensors too)."""
+    """The shape of a graph input or output, which must be static and of an element type the
+    graph's kind reads: float32 (integerised graphs hold their integers in float32 tensors
+    too), or for an integer graph int8, uint8 or int32."""
     element = graph.element_type(name)
-    if element != onnx.TensorProto.FLOAT:
+    integer = isinstance(graph, q.IntegerGraph)
+    if element != onnx.TensorProto.FLOAT and not (
+        integer and element in q.DECLARED_INTEGER_TYPES
+    ):
+        supported = "float32, int8, uint8 or int32" if integer else "float32"
         raise OnnxImportError(
             f"{what} '{name}': element type {element_type_name(element)} is not supported; "
-            "only float32"
+            f"only {supported}"
         )
     try:
         return graph.shape(name)
@@ -171,20 +184,21 @@ def _input_element(graph: OnnxGraph, name: str) -> Attribute:
 
 
 def _input_types(graph: OnnxGraph) -> list[TensorType]:
-    """The function's argument types: the graph's inputs, which must have batch 1."""
+    """The function's argument types: the graph's inputs with the shapes they are exported with
+    (a leading dimension other than 1 is kept: row-wise ops fold it into their rows)."""
     input_types = [
         TensorType(_input_element(graph, name), _static_shape(graph, name, "input"))
         for name in graph.inputs
     ]
     for name, typ in zip(graph.inputs, input_types, strict=True):
-        shape = typ.get_shape()
-        if not shape:
+        if not typ.get_shape():
             raise OnnxImportError(f"input '{name}': scalar inputs are not supported")
-        if shape[0] != 1:
-            raise OnnxImportError(
-                f"input '{name}': batch size {shape[0]} is not supported; export with batch 1"
-            )
     return input_types
+
+
+def _named(name: str) -> DictionaryAttr:
+    """The argument or result attributes that record an ONNX tensor name."""
+    return DictionaryAttr({ONNX_NAME_ATTR: StringAttr(name)})
 
 
 def _reshaped(builder: Builder, value: SSAValue, shape: tuple[int, ...]) -> SSAValue:
@@ -231,7 +245,13 @@ def _build(graph: OnnxGraph, matches: list[p.Match], input_types: list[TensorTyp
     ]
     builder.insert(func.ReturnOp(*results))
     output_types = [result.type for result in results]
-    main = func.FuncOp("main", (input_types, output_types), Region(block))
+    main = func.FuncOp(
+        "main",
+        (input_types, output_types),
+        Region(block),
+        arg_attrs=ArrayAttr([_named(name) for name in graph.inputs]),
+        res_attrs=ArrayAttr([_named(name) for name in graph.outputs]),
+    )
     return ModuleOp([main])
 
 
@@ -257,15 +277,17 @@ def import_model(
 ) -> ModuleOp:
     """Import an ONNX model (or the file at that path) as a verified tinyattn module.
 
-    A graph with QuantLib's RequantShift or iSoftmax is integerised and imported in int8 form.
-    Its inputs' signedness is not in the graph: `sample_inputs` (arrays by input name, else in
-    order) give each input the smallest type holding its values, unsigned first, as Deeploy
-    does (0..254 -> ui8); without them every input is i8. A float graph ignores them.
+    An integer graph (QuantLib's RequantShift or iSoftmax, int8/uint8/int32 graph inputs or
+    outputs, or integer sample arrays: `is_integer_model`) is imported in int8 form. A float32
+    input's signedness is not in the graph: `sample_inputs` (arrays by input name, else in
+    order) give it the smallest type holding its values, unsigned first, as Deeploy does
+    (0..254 -> ui8); without them it is i8. A float graph only counts their dtypes.
 
     Raises OnnxImportError with a one-line message naming the node it cannot map."""
     if not isinstance(model, onnx.ModelProto):
         model = _load(model)
-    graph = q.IntegerGraph(model, sample_inputs) if q.is_integer_model(model) else OnnxGraph(model)
+    integer = q.is_integer_model(model, sample_inputs)
+    graph = q.IntegerGraph(model, sample_inputs) if integer else OnnxGraph(model)
     input_types = _input_types(graph)
     module = _build(graph, _plan(graph), input_types)
     try:

@@ -435,17 +435,26 @@ def softmax(graph: OnnxGraph, node: Node) -> Match:
     return single(node, lambda emitter: emitter.op(ta.SoftmaxOp(emitter.value(x))))
 
 
-def mean(graph: OnnxGraph, node: Node) -> Match:
+def mean_of(graph: OnnxGraph, node: Node, element_type: Attribute | None = None) -> Match:
+    """ReduceMean over one axis; its result has `element_type` (default: its input's)."""
     x = activation(graph, node)
     axes = reduce_axes(graph, node)
     if len(axes) != 1:
         raise Mismatch(f"a mean over several axes {axes} is not supported")
     axis = imported_axis(graph.shape(x), axes[0])
     keepdims = bool(node.attr("keepdims", 1))
-    return single(
-        node,
-        lambda emitter: emitter.op(ta.MeanOp(emitter.value(x), axis=axis, keepdims=keepdims)),
-    )
+
+    def emit(emitter: Emitter) -> SSAValue:
+        value = emitter.value(x)
+        return emitter.op(
+            ta.MeanOp(value, axis=axis, keepdims=keepdims, element_type=element_type)
+        )
+
+    return single(node, emit)
+
+
+def mean(graph: OnnxGraph, node: Node) -> Match:
+    return mean_of(graph, node)
 
 
 def reshape(graph: OnnxGraph, node: Node) -> Match:

@@ -5,6 +5,7 @@ or usage (a malformed or unsupported model, bad options, a budget that cannot fi
 cannot be read or written), as ONE line `<prog>: error: <path>: <reason>` on stderr; 3 for an
 internal error (a bug in tinyattn), also one line, with the traceback when the environment sets
 TINYATTN_TRACEBACK=1. Nothing is left behind on an error: outputs appear whole or not at all.
+Notes (arrays of an .npz the model does not take) are lines `<prog>: note: <what>` on stderr.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -26,6 +28,7 @@ from tinyattn.backend import toolchain
 from tinyattn.backend.toolchain import ToolchainError
 from tinyattn.driver.lower import SCHEDULES, LowerOptions
 from tinyattn.driver.run import DriverError
+from tinyattn.frontend.arrays import ArraysNote
 from tinyattn.frontend.onnx_graph import OnnxImportError
 from tinyattn.frontend.onnx_import import model_from_bytes
 from tinyattn.frontend.quantize import QuantizeError
@@ -114,10 +117,27 @@ def model_path(path: str) -> Iterator[str]:
         yield str(copy)
 
 
+@contextmanager
+def _notes(prog: str) -> Iterator[None]:
+    """Print each distinct `ArraysNote` the body warns of once, as `prog: note: ...`."""
+    seen: set[str] = set()
+
+    def show(message, category, *_args, **_kwargs):
+        if str(message) not in seen:
+            seen.add(str(message))
+            print(f"{prog}: note: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ArraysNote)
+        warnings.showwarning = show
+        yield
+
+
 def run_main(prog: str, body: Callable[[], int]) -> int:
     """Run `body` under the conventions above."""
     try:
-        return body()
+        with _notes(prog):
+            return body()
     except (*USER_ERRORS, UsageError) as error:
         return error_line(prog, str(error))
     except ArgSpecParseError as error:  # xDSL's pass-option parser raises a BaseException

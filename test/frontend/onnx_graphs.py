@@ -166,12 +166,12 @@ def _float_attr(value) -> onnx.TensorProto:
 
 
 def requant_shift(
-    b: GraphBuilder, x: str, mul, add=0, *, div=2**8, signed=1, levels=256, name=None
+    b: GraphBuilder, x: str, mul, add=0, *, div=2**8, signed=1, levels=256, name=None, domain=""
 ) -> str:
     attrs = {"div": _float_attr(div), "n_levels_out": _float_attr([levels])}
     if signed is not None:
         attrs["signed"] = _float_attr([signed])
-    return b.op("RequantShift", x, b.const(mul), b.const(add), name=name, **attrs)
+    return b.op("RequantShift", x, b.const(mul), b.const(add), name=name, domain=domain, **attrs)
 
 
 def isoftmax(b: GraphBuilder, x: str, **coeffs) -> str:

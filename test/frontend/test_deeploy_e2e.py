@@ -16,7 +16,22 @@ from tinyattn.tools import run as run_tool
 @pytest.mark.parametrize(
     "target", [target_param("host"), target_param("cortex-m4"), target_param("rv32")]
 )
-@pytest.mark.parametrize("case", ["EEGFormer", "Softmax-Regular"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "EEGFormer",
+        "Softmax-Regular",
+        "Integer-Softmax-Large",
+        "Integer-Add-Large",
+        "Integer-Add-MultIO",
+        "Integer-GEMM-Batch_RQ",
+        "Integer-GEMM-Regular_RQPerColumn",
+        "Integer-ReduceMean",
+        "FP32-GEMM-NoBias",
+        "FP32-GELU",
+        "FP32-Softmax-Regular",
+    ],
+)
 def test_reproduces_the_stored_outputs(case, target, deeploy_dir, capsys):
     directory = deeploy_dir / case
     status = run_tool.main(
@@ -34,5 +49,7 @@ def test_reproduces_the_stored_outputs(case, target, deeploy_dir, capsys):
     captured = capsys.readouterr()
     assert status == 0, captured.err or captured.out
     report = json.loads(captured.out)
-    assert report["match"] is True and report["max_abs_error"] == 0
+    assert report["match"] is True
+    if not case.startswith("FP32-"):
+        assert report["max_abs_error"] == 0
     assert report["target"] == target

@@ -72,17 +72,14 @@ def test_expect_match_and_mismatch(target, vectors, capsys):
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        (
-            {"a": np.zeros((1, SEQ, 5)), "b": np.zeros((1, SEQ, 5))},
-            "expect: the model returns 1 (out0); got ['a', 'b']",
-        ),
+        ({}, "expect: the model returns 1 (/Relu_4_output_0); got []"),
         (
             {"output_0": np.zeros((SEQ, 5))},
-            "expect: output 'out0' is float32 [1, 4, 5]; got float64 [4, 5]",
+            "expect: output '/Relu_4_output_0' is float32 [1, 4, 5]; got float64 [4, 5]",
         ),
         (
             {"output_0": np.full((1, SEQ, 5), "x")},
-            "expect: output 'out0' is float32 [1, 4, 5]; got <U1 [1, 4, 5]",
+            "expect: output '/Relu_4_output_0' is float32 [1, 4, 5]; got <U1 [1, 4, 5]",
         ),
     ],
     ids=["count", "shape", "not_numbers"],
@@ -125,9 +122,19 @@ def test_int64_vectors_feed_8bit_inputs(dtype, values):
     [
         (np.uint8, [-1, 0, 254], r"input 'x': values in \[-1, 254\] do not fit uint8 \[0, 255\]"),
         (np.int8, [0, 128, 5], r"input 'x': values in \[0, 128\] do not fit int8 \[-128, 127\]"),
-        (np.int8, [0.0, 1.0, 2.0], r"input 'x': expected int8 \[3\], got float64 \[3\]"),
+        (
+            np.int8,
+            [0.0, 1.5, 2.0],
+            r"input 'x': float64 values that are not integers; the input is int8",
+        ),
+        (
+            np.float32,
+            [0.1, 1.0, 2.0],
+            r"input 'x': float64 values that float32 does not hold exactly",
+        ),
+        (np.float32, [2**24 + 1, 0, 1], r"input 'x': int64 values that float32 does not hold exactly"),
     ],
-    ids=["negative_unsigned", "beyond_int8", "float"],
+    ids=["negative_unsigned", "beyond_int8", "fraction", "inexact_float", "inexact_integer"],
 )
 def test_vectors_that_do_not_fit_are_one_line(dtype, values, message):
     spec = TensorSpec("x", (3,), np.dtype(dtype))
@@ -147,9 +154,13 @@ def test_import_inputs_give_the_signedness(integer_model, tmp_path, capsys):
     unsigned = tmp_path / "unsigned.npz"
     np.savez(unsigned, np.random.default_rng(5).integers(0, 255, (1, SEQ, EMBED)))
     assert import_onnx.main([str(integer_model), "--inputs", str(unsigned)]) == 0
-    assert "@main(%x: tensor<1x4x8xui8>) -> tensor<1x4x4xi8>" in capsys.readouterr().out
+    assert "@main(%x: tensor<1x4x8xui8> {tinyattn.onnx_name = \"x\"}) -> (tensor<1x4x4xi8>" in (
+        capsys.readouterr().out
+    )
     assert import_onnx.main([str(integer_model)]) == 0
-    assert "@main(%x: tensor<1x4x8xi8>) -> tensor<1x4x4xi8>" in capsys.readouterr().out
+    assert "@main(%x: tensor<1x4x8xi8> {tinyattn.onnx_name = \"x\"}) -> (tensor<1x4x4xi8>" in (
+        capsys.readouterr().out
+    )
 
 
 def test_import_bad_inputs_are_one_line(integer_model, tmp_path, capsys):

@@ -35,8 +35,8 @@ def main() -> None:
     matmul = model(
         [helper.make_node("MatMul", ["x", "y"], ["scores"])], [x, ("y", [1, EMBED, SEQ])]
     )
-    batch2 = model([helper.make_node("Relu", ["x"], ["y"], name="/Relu")], [("x", [2, SEQ, EMBED])])
-    for name, proto in (("conv", conv), ("matmul", matmul), ("batch2", batch2)):
+    scalar = model([helper.make_node("Relu", ["x"], ["y"], name="/Relu")], [("x", [])])
+    for name, proto in (("conv", conv), ("matmul", matmul), ("scalar", scalar)):
         onnx.save(proto, out / f"{name}.onnx")
     (out / "corrupt.onnx").write_bytes(conv.SerializeToString()[:40] + b"\xff\xff\xff\xff")
 

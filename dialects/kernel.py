@@ -454,7 +454,7 @@ class MapOp(KernelOp):
 class MeanOp(KernelOp):
     """`out[o, i] = mean_a x[o, a, i]`: x [O, A, I], out [O, I]. Integers sum in i32; the mean
     is `requant(sum)` (per tensor, or per channel of the result's last axis) or, without one,
-    the sum divided by A rounding half up."""
+    the sum divided by A rounding half up (into 8 bits, or the i32 the tensor level states)."""
 
     name = "kernel.mean"
 
@@ -491,9 +491,48 @@ class MeanOp(KernelOp):
         if self.requant is not None:
             _expect_element(self.output, "operand 'out'", (IntegerType(8),))
         else:
-            _expect_element(self.output, "operand 'out'", (_element(self.x),))
+            _expect_element(self.output, "operand 'out'", (IntegerType(8), i32))
 
 
-KERNEL_OPS: tuple[type[Operation], ...] = (MatmulOp, SoftmaxOp, LayerNormOp, MapOp, MeanOp)
+@irdl_op_definition
+class LookupOp(KernelOp):
+    """`out[i, j] = table[x[i, j] - lowest]`: x 8-bit [R, C] (`lowest` -128, or 0 where x is
+    unsigned), table [256] of `out`'s element type (i8 or i32)."""
+
+    name = "kernel.lookup"
+
+    x = operand_def(MemRefType)
+    table = operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    assembly_format = (
+        "$x `,` $table `into` $output attr-dict `:` type($x) `,` type($table) `into` "
+        "type($output)"
+    )
+
+    def __init__(self, x: SSAValue, table: SSAValue, out: SSAValue, *, unsigned=()):
+        properties = _properties(["x", "table", "out"], unsigned)
+        super().__init__(operands=[x, table, out], properties=properties)
+
+    def verify_(self) -> None:
+        _memref(self.x, "operand 'x'")
+        _memref(self.output, "operand 'out'")
+        _memref(self.table, "operand 'table'", 1)
+        self._verify_unsigned()
+        _expect_shape(self.output, "operand 'out'", _shape(self.x))
+        _expect_shape(self.table, "operand 'table'", (256,))
+        _expect_element(self.x, "operand 'x'", (IntegerType(8),))
+        _expect_element(self.table, "operand 'table'", (IntegerType(8), i32))
+        _expect_element(self.output, "operand 'out'", (_element(self.table),))
+
+
+KERNEL_OPS: tuple[type[Operation], ...] = (
+    MatmulOp,
+    SoftmaxOp,
+    LayerNormOp,
+    MapOp,
+    MeanOp,
+    LookupOp,
+)
 
 Kernel = Dialect("kernel", list(KERNEL_OPS), [])

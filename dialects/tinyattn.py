@@ -1021,7 +1021,8 @@ class ReshapeOp(_TensorOp):
 
 @irdl_op_definition
 class RequantOp(_TensorOp):
-    """Narrow an i32 tensor to i8/ui8 with `#tinyattn.requant` (QuantLib's RequantShift)."""
+    """Narrow an i32 tensor (or an 8-bit one, widened to i32 first) to i8/ui8 with
+    `#tinyattn.requant` (QuantLib's RequantShift)."""
 
     name = "tinyattn.requant"
 
@@ -1042,10 +1043,50 @@ class RequantOp(_TensorOp):
 
     def verify_(self) -> None:
         x = _tensor(self.x, "operand 'x'")
-        _expect_element(x, "operand 'x'", (i32,))
+        _expect_element(x, "operand 'x'", (i32, i8, ui8))
         result = _tensor(self.result, "result")
         _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
         _check_integer_result(self, x.get_shape()[-1] if x.get_shape() else 1, wide=())
+
+
+# The number of values an 8-bit activation can take: the length of a lookup table.
+TABLE_LENGTH = 256
+
+
+@irdl_op_definition
+class LookupOp(_TensorOp):
+    """`table[x - lowest]` elementwise: a function of an 8-bit activation given by its value at
+    each of the 256 inputs (`lowest` is -128 for i8, 0 for ui8). Integer elementwise ops whose
+    operand is 8-bit (QuantLib's iHardswish, TrueIntegerDiv, a RequantShift of an 8-bit
+    tensor, and whatever RequantShift follows them) import as one table computed from their
+    exact semantics: any such composition is exact as a table, and costs one load an element.
+    The result takes the table's element type (i8, ui8 or i32)."""
+
+    name = "tinyattn.lookup"
+
+    x = operand_def(TensorType)
+    table = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    assembly_format = f"$x `,` $table {_FORMAT}"
+
+    def __init__(self, x: SSAValue, table: SSAValue):
+        x_type = _tensor(SSAValue.get(x), "operand 'x'")
+        table_type = _tensor(SSAValue.get(table), "operand 'table'")
+        super().__init__(
+            operands=[x, table],
+            result_types=[TensorType(_element(table_type), x_type.get_shape())],
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _expect_element(x, "operand 'x'", (i8, ui8))
+        table = _tensor(self.table, "operand 'table'")
+        _expect_shape(table, "operand 'table'", (TABLE_LENGTH,), "[256]")
+        _expect_element(table, "operand 'table'", (i8, ui8, i32))
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
+        _expect_element(result, "result", (_element(table),))
 
 
 Tinyattn = Dialect(
@@ -1062,6 +1103,7 @@ Tinyattn = Dialect(
         MeanOp,
         ReshapeOp,
         RequantOp,
+        LookupOp,
     ],
     [RequantAttr, ISoftmaxAttr, IGeluAttr, ILayerNormAttr],
 )

@@ -28,6 +28,7 @@ from xdsl.dialects.builtin import TensorType, i32
 from xdsl.ir import Attribute, SSAValue
 
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.frontend.arrays import Arrays, in_order
 from tinyattn.frontend.onnx_graph import (
     Mismatch,
@@ -47,11 +48,13 @@ from tinyattn.frontend.patterns import (
     residual_operands,
     single,
 )
+from tinyattn.semantics import reference as ref
 
 DEFAULT_INPUT_TYPE = ta.i8
 
-# Ops whose result is the int32 accumulator, and ops that only move data (element type kept).
-_ACCUMULATING = ("MatMul", "Gemm", "Add", "ReduceMean")
+# Ops whose result is int32 (an accumulator, or QuantLib's elementwise ops), and ops that only
+# move data (element type kept).
+_INT32_RESULTS = ("MatMul", "Gemm", "Add", "ReduceMean", "iHardswish", "TrueIntegerDiv")
 _DATA_MOVEMENT = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 
 
@@ -150,7 +153,7 @@ class IntegerGraph(OnnxGraph):
                 return _result_type(node)
             if node.op_type == "iSoftmax":
                 return ta.ui8
-            if node.op_type in _ACCUMULATING:
+            if node.op_type in _INT32_RESULTS:
                 return i32
             if node.op_type not in _DATA_MOVEMENT:
                 raise Mismatch(f"the element type of '{name}' ({node.label()}) is unknown")
@@ -362,15 +365,11 @@ def requantized(operation: Operation) -> Pattern:
 
 
 def requant(graph: IntegerGraph, node: Node) -> Match:
-    """A RequantShift on its own: `tinyattn.requant` of an int32 tensor."""
+    """A RequantShift on its own: `tinyattn.requant` of an int32 tensor, or of an 8-bit one
+    (widened; a per-tensor one is a `table` instead)."""
     requantization = requant_shift(graph, node)
     x = activation(graph, node)
-    element_type = graph.activation_type(x)
-    if element_type != i32:
-        raise Mismatch(
-            f"its input '{x}' is already {element_type}; tinyattn.requant narrows an int32 "
-            "accumulator"
-        )
+    graph.activation_type(x)  # known
     return single(
         node,
         lambda emitter: emitter.op(
@@ -396,3 +395,70 @@ def mean(graph: IntegerGraph, node: Node) -> Match:
     if not ta.is_int8(element_type):
         raise Mismatch(f"its input '{x}' is {element_type}; the integer mean takes 8-bit values")
     return mean_of(graph, node, i32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions of an 8-bit tensor: tables
+# ---------------------------------------------------------------------------------------------
+
+_TABLE_OPS = ("RequantShift", "iHardswish", "TrueIntegerDiv")
+Step = Callable[[np.ndarray], np.ndarray]
+
+
+def _table_step(graph: IntegerGraph, node: Node) -> tuple[Step, Attribute]:
+    """What one elementwise op does to its operand's values, and its result's element type."""
+    if node.op_type == "RequantShift":
+        requantization = requant_shift(graph, node)
+        attr = requantization.attr
+        if attr.channels() > 1:
+            raise Mismatch("a per-channel RequantShift is no function of the value alone")
+        requant = ref.Requant(
+            tuple(attr.mul.get_values()), tuple(attr.add.get_values()), attr.shift.data
+        )
+        dtype = numpy_dtype(requantization.element_type)
+        return (lambda values: requant(values, dtype).astype(np.int64)), requantization.element_type
+    if node.op_type == "iHardswish":
+        three, six, one_over_six = (_integer(node, n) for n in ("three", "six", "one_over_six"))
+        return (lambda values: ref.ihardswish(values, three, six, one_over_six)), i32
+    delta, eta, eps, divisor = (_integer(node, n) for n in ("Delta", "eta", "eps", "y"))
+    if divisor * eta + eps == 0:
+        raise malformed(node, "y*eta + eps is 0: it divides by zero")
+    return (lambda values: ref.true_integer_div(values, delta, eta, eps, divisor)), i32
+
+
+def table(graph: IntegerGraph, root: Node) -> Match:
+    """QuantLib's elementwise ops of one operand (RequantShift, iHardswish, TrueIntegerDiv) in
+    a chain on an 8-bit tensor: their composition is a function of 256 values, imported as one
+    `tinyattn.lookup` of the table their exact semantics give (a RequantShift after them folds
+    in, so the table is 8-bit)."""
+    chain = [root]
+    while (producer := graph.producer(activation(graph, chain[0]))) is not None and (
+        producer.op_type in _TABLE_OPS
+        and not graph.is_output(producer.outputs[0])
+        and len(graph.consumers(producer.outputs[0])) == 1
+    ):
+        chain.insert(0, producer)
+    # The longest tail of the chain that starts on an 8-bit tensor.
+    while not ta.is_int8(element_type := graph.activation_type(source := chain[0].inputs[0])):
+        if len(chain) == 1:
+            raise Mismatch(
+                f"its input '{source}' is {element_type}; {root.op_type} is supported on 8-bit "
+                "tensors (as a table) or right after one"
+            )
+        chain.pop(0)
+    lowest = 0 if element_type == ta.ui8 else -128
+    values = np.arange(lowest, lowest + ta.TABLE_LENGTH, dtype=np.int64)
+    for node in chain:
+        step, result_type = _table_step(graph, node)
+        values = step(values)
+        if result_type == i32 and (values.min() < -(2**31) or values.max() >= 2**31):
+            raise malformed(node, "its results exceed int32")
+    constant = Constant(
+        values.astype(numpy_dtype(result_type)), f"{root.proto.name or root.outputs[0]}_table",
+        result_type,
+    )  # fmt: skip
+
+    def emit(emitter: Emitter) -> SSAValue:
+        return emitter.op(ta.LookupOp(emitter.value(source), emitter.constant(constant)))
+
+    return Match(root, tuple(chain), emit)

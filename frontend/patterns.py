@@ -274,25 +274,30 @@ DEFAULT_EPSILON = 1e-5
 
 
 def _affine_parameter(graph: OnnxGraph, name: str, width: int, what: str, default: float):
-    """A layer norm's gamma or beta as a [width] vector; `default` fills an absent one."""
+    """A layer norm's gamma or beta: a [width] constant vector (`default` fills an absent one),
+    or the name of the graph input that holds it (a model that takes its norm parameters)."""
     if not name:
         return Constant(np.full(width, default, np.float32))
+    if not graph.is_constant(name) and name in graph.inputs:
+        if squeeze_batch(graph.shape(name)) != (width,):
+            raise Mismatch(f"{what} '{name}' of shape {list(graph.shape(name))} is not [{width}]")
+        return name
     return last_axis_vector(float_constant(graph, name), width, what)
 
 
 def _layernorm(graph: OnnxGraph, x: str, gamma: str, beta: str, epsilon: float):
     width = graph.shape(x)[-1]
-    gamma_vector = _affine_parameter(graph, gamma, width, "scale", 1.0)
-    beta_vector = _affine_parameter(graph, beta, width, "bias", 0.0)
+    parameters = [
+        _affine_parameter(graph, gamma, width, "scale", 1.0),
+        _affine_parameter(graph, beta, width, "bias", 0.0),
+    ]
 
     def emit(emitter: Emitter) -> SSAValue:
+        gamma_value, beta_value = (
+            emitter.value(p) if isinstance(p, str) else emitter.constant(p) for p in parameters
+        )
         return emitter.op(
-            ta.LayerNormOp(
-                emitter.value(x),
-                emitter.constant(gamma_vector),
-                emitter.constant(beta_vector),
-                epsilon=epsilon,
-            )
+            ta.LayerNormOp(emitter.value(x), gamma_value, beta_value, epsilon=epsilon)
         )
 
     return emit

@@ -120,12 +120,19 @@ def _mean(ctx: KernelContext, op: kernel.KernelOp) -> None:
     )
 
 
+def _lookup(ctx: KernelContext, op: kernel.KernelOp) -> None:
+    assert isinstance(op, kernel.LookupOp)
+    rows, cols = _shape(op.x)
+    k.lookup(ctx.builder, rows, cols, k.Matrix.operand(op, 0), op.table, k.Matrix.operand(op, -1))
+
+
 GENERIC_KERNELS: dict[type[kernel.KernelOp], KernelLowering] = {
     kernel.MatmulOp: _matmul,
     kernel.SoftmaxOp: _softmax,
     kernel.LayerNormOp: _layernorm,
     kernel.MapOp: _map,
     kernel.MeanOp: _mean,
+    kernel.LookupOp: _lookup,
 }
 
 

@@ -188,6 +188,13 @@ def _lower_mean(low: _Lowering, op: ta.MeanOp, refs: list[SSAValue], out: SSAVal
     )
 
 
+def _lower_lookup(low: _Lowering, op: ta.LookupOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    count = prod(_shape(out))
+    x, y = _matrix(b, refs[0], count), _matrix(b, out, count)
+    low.emit(kernel.LookupOp(x, refs[1], y, unsigned=_unsigned([("x", op.x)])))
+
+
 def _refuse_attention(low: _Lowering, op: Operation, refs: list[SSAValue], out: SSAValue):
     raise PassFailedException(
         f"'{op.name}' must be scheduled first: run depth-first-tile or layerwise-tile"
@@ -205,6 +212,7 @@ LOWERINGS: dict[type[Operation], OpLowering] = {
     ta.SoftmaxOp: _lower_softmax,
     ta.MeanOp: _lower_mean,
     ta.RequantOp: _lower_map("copy"),
+    ta.LookupOp: _lower_lookup,
 }
 
 

@@ -476,6 +476,18 @@ def elementwise(
     b.for_nest((rows, cols), body)
 
 
+def lookup(b: LoopBuilder, rows: int, cols: int, x: Matrix, table: SSAValue, out: Matrix) -> None:
+    """`out[i, j] = table[x[i, j] - lowest]`: one load of the 8-bit value, one of the table."""
+
+    def body(bi: LoopBuilder, idx: list[SSAValue]) -> None:
+        i, j = idx
+        offset = bi.sub(x.load(bi, i, j), bi.constant(x.lowest, i32))
+        entry = bi.load(table, [bi.insert(arith.IndexCastOp(offset, IndexType()))])
+        bi.store(entry, out.ref, out.indices(i, j))
+
+    b.for_nest((rows, cols), body)
+
+
 def gelu(b: LoopBuilder, x: SSAValue) -> SSAValue:
     """`0.5 x (1 + erf(x / sqrt(2)))`."""
     half_x = b.mul(x, b.constant(0.5, f32))

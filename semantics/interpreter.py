@@ -156,6 +156,10 @@ class TinyattnFunctions(InterpreterFunctions):
         axis = op.axis.value.data
         return (ref.mean(args[0], axis, keepdims, requant_of(op.requant), _result_dtype(op)),)
 
+    @impl(ta.LookupOp)
+    def run_lookup(self, interpreter: Interpreter, op: ta.LookupOp, args: PythonValues):
+        return (ref.lookup(args[0], args[1]).astype(_result_dtype(op)),)
+
     @impl(ta.ReshapeOp)
     def run_reshape(self, interpreter: Interpreter, op: ta.ReshapeOp, args: PythonValues):
         result = op.result.type
@@ -252,6 +256,10 @@ class KernelFunctions(InterpreterFunctions):
         values = _MAPS[op.fn.data](op, *inputs)
         requant = requant_of(op.requant)
         return _store(args, values if requant is None else requant(values, _narrow_dtype(op, args)))
+
+    @impl(kernel.LookupOp)
+    def run_lookup(self, interpreter: Interpreter, op: kernel.LookupOp, args: PythonValues):
+        return _store(args, ref.lookup(_operand(op, args, 0), args[1]))
 
     @impl(kernel.MeanOp)
     def run_mean(self, interpreter: Interpreter, op: kernel.MeanOp, args: PythonValues):

@@ -153,6 +153,35 @@ class ILayerNorm:
         return wrap_int32(_divide_toward_zero(scaled, std) + np.asarray(beta, np.int64))
 
 
+def ihardswish(x: np.ndarray, three: int, six: int, one_over_six: int) -> np.ndarray:
+    """QuantLib's integer hardswish (iHardswish, Deeploy's iHardswish_s8_s32):
+    `x * (clip(x + three, 0, six) * one_over_six)` in wrapping int32; the result is hardswish
+    at the input scale times `one_over_six / (six / 6)`, for a RequantShift to narrow."""
+    x = np.asarray(x, np.int64)
+    gate = wrap_int32(np.clip(x + three, 0, six) * one_over_six)
+    return wrap_int32(x * gate)
+
+
+def true_integer_div(x: np.ndarray, delta: int, eta: int, eps: int, y: int) -> np.ndarray:
+    """QuantLib's TrueIntegerDiv of `x` by the constant `y`:
+    `trunc(x * Delta * eta / (y * eta + eps))`, exact (the numerator exceeds 32 bits: Python
+    integers); truncation toward zero is what Deeploy's test vectors pin."""
+    numerator = np.asarray(x, np.int64).astype(object) * (delta * eta)
+    denominator = y * eta + eps
+    quotient = [
+        (abs(n) // abs(denominator)) * (1 if (n >= 0) == (denominator > 0) else -1)
+        for n in numerator.ravel()
+    ]
+    return np.asarray(quotient, np.int64).reshape(np.shape(x))
+
+
+def lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """`table[x - lowest]` of 8-bit `x` (int8: lowest -128; uint8: 0)."""
+    x = np.asarray(x)
+    lowest = np.iinfo(x.dtype).min
+    return np.asarray(table)[x.astype(np.int64) - lowest]
+
+
 def _matmul_i32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return wrap_int32(np.matmul(np.asarray(a, np.int64), np.asarray(b, np.int64)))
 

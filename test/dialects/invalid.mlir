@@ -258,3 +258,27 @@ func.func @mean_int8_requant_channels(%x: tensor<4x8xi8>) -> tensor<8xi8> {
   func.return %y : tensor<8xi8>
 }
 // CHECK: 'tinyattn.mean' op 'requant' has 3 channels, expected 1 or 8
+
+// -----
+
+func.func @lookup_short_table(%x: tensor<4x8xi8>, %t: tensor<255xi8>) -> tensor<4x8xi8> {
+  %y = tinyattn.lookup %x, %t : (tensor<4x8xi8>, tensor<255xi8>) -> tensor<4x8xi8>
+  func.return %y : tensor<4x8xi8>
+}
+// CHECK: 'tinyattn.lookup' op operand 'table' dimension 0 must be 256 ([256] = [256]), got 255 (shape [255])
+
+// -----
+
+func.func @lookup_of_floats(%x: tensor<4x8xf32>, %t: tensor<256xi8>) -> tensor<4x8xi8> {
+  %y = tinyattn.lookup %x, %t : (tensor<4x8xf32>, tensor<256xi8>) -> tensor<4x8xi8>
+  func.return %y : tensor<4x8xi8>
+}
+// CHECK: 'tinyattn.lookup' op operand 'x' must have element type i8 or ui8, got f32
+
+// -----
+
+func.func @lookup_result_type(%x: tensor<4x8xi8>, %t: tensor<256xi32>) -> tensor<4x8xi8> {
+  %y = tinyattn.lookup %x, %t : (tensor<4x8xi8>, tensor<256xi32>) -> tensor<4x8xi8>
+  func.return %y : tensor<4x8xi8>
+}
+// CHECK: 'tinyattn.lookup' op result must have element type i32, got i8

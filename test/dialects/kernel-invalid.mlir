@@ -94,3 +94,19 @@ func.func @transposed_out(%x: memref<4x8xf32>, %w: memref<8x3xf32>, %y: memref<4
   func.return
 }
 // CHECK: 'kernel.matmul' op operand 'out' must have shape [3, 4], got [4, 3]
+
+// -----
+
+func.func @lookup_table_type(%x: memref<4x8xi8>, %t: memref<256xi32>, %y: memref<4x8xi8>) {
+  kernel.lookup %x, %t into %y : memref<4x8xi8>, memref<256xi32> into memref<4x8xi8>
+  func.return
+}
+// CHECK: 'kernel.lookup' op operand 'out' must hold i32, got i8
+
+// -----
+
+func.func @lookup_table_length(%x: memref<4x8xi8>, %t: memref<128xi8>, %y: memref<4x8xi8>) {
+  kernel.lookup %x, %t into %y : memref<4x8xi8>, memref<128xi8> into memref<4x8xi8>
+  func.return
+}
+// CHECK: 'kernel.lookup' op operand 'table' must have shape [256], got [128]

@@ -47,3 +47,13 @@ func.func @int8(%x: memref<4x8xi8, strided<[16, 1], offset: ?>, "L1">, %w: memre
   kernel.map "relu" %y into %y : memref<4x3xi8> into memref<4x3xi8>
   func.return
 }
+
+// CHECK-LABEL: func.func @lookup
+func.func @lookup(%x: memref<4x3xi8>, %t8: memref<256xi8>, %t32: memref<256xi32>, %wide: memref<4x3xi32>) {
+  // CHECK-NEXT: kernel.lookup %x, %t8 into %x {unsigned = array<i64: 0>} : memref<4x3xi8>, memref<256xi8> into memref<4x3xi8>
+  // GENERIC: "kernel.lookup"(%x, %t8, %x) <{unsigned = array<i64: 0>}>
+  kernel.lookup %x, %t8 into %x {unsigned = array<i64: 0>} : memref<4x3xi8>, memref<256xi8> into memref<4x3xi8>
+  // CHECK-NEXT: kernel.lookup %x, %t32 into %wide : memref<4x3xi8>, memref<256xi32> into memref<4x3xi32>
+  kernel.lookup %x, %t32 into %wide : memref<4x3xi8>, memref<256xi32> into memref<4x3xi32>
+  func.return
+}

@@ -62,6 +62,20 @@ func.func @ops_int8(%x: tensor<4x8xi8>, %w: tensor<8x5xi8>, %b: tensor<5xi32>) -
   func.return %p : tensor<4x5xui8>
 }
 
+// A function of an 8-bit tensor as a table (its result type is the table's); a requant of an
+// 8-bit tensor widens it first.
+// CHECK-LABEL: func.func @tables
+func.func @tables(%x: tensor<4x5xi8>, %u: tensor<4x5xui8>, %t8: tensor<256xi8>, %t32: tensor<256xi32>) -> (tensor<4x5xi8>, tensor<4x5xi32>, tensor<4x5xui8>) {
+  // CHECK-NEXT: %a = tinyattn.lookup %x, %t8 : (tensor<4x5xi8>, tensor<256xi8>) -> tensor<4x5xi8>
+  // GENERIC: "tinyattn.lookup"(%x, %t8) : (tensor<4x5xi8>, tensor<256xi8>) -> tensor<4x5xi8>
+  %a = tinyattn.lookup %x, %t8 : (tensor<4x5xi8>, tensor<256xi8>) -> tensor<4x5xi8>
+  // CHECK-NEXT: %b = tinyattn.lookup %u, %t32 : (tensor<4x5xui8>, tensor<256xi32>) -> tensor<4x5xi32>
+  %b = tinyattn.lookup %u, %t32 : (tensor<4x5xui8>, tensor<256xi32>) -> tensor<4x5xi32>
+  // CHECK-NEXT: %c = tinyattn.requant %x {requant = #tinyattn.requant<mul = [1, 2, 3, 4, 5], add = 0, shift = 1>} : (tensor<4x5xi8>) -> tensor<4x5xui8>
+  %c = tinyattn.requant %x {requant = #tinyattn.requant<mul = [1, 2, 3, 4, 5], add = 0, shift = 1>} : (tensor<4x5xi8>) -> tensor<4x5xui8>
+  func.return %a, %b, %c : tensor<4x5xi8>, tensor<4x5xi32>, tensor<4x5xui8>
+}
+
 // Integer layer norm, GELU and mean (I-BERT): an int32 result, or 8 bits with a requant.
 // CHECK-LABEL: func.func @norm_gelu_mean_int8
 func.func @norm_gelu_mean_int8(%x: tensor<4x8xi8>, %g: tensor<8xi32>, %b: tensor<8xi32>) -> tensor<8xi8> {

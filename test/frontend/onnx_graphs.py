@@ -267,9 +267,36 @@ class iSoftmax(OpRun):
         return ((e * (levels - 1) // e.sum(axis=-1, keepdims=True)).astype(np.float32),)
 
 
+class iHardswish(OpRun):
+    """QuantLib's integer hardswish, from its definition: x * (clip(x + 3, 0, 6) * 1/6)."""
+
+    op_domain = ""
+
+    def _run(self, x, three=None, six=None, one_over_six=None):
+        gate = np.clip(x.astype(np.int64) + three, 0, six) * one_over_six
+        return ((x.astype(np.int64) * gate).astype(np.float32),)
+
+
+class TrueIntegerDiv(OpRun):
+    """QuantLib's TrueIntegerDiv by the constant y, truncating, in exact Python integers."""
+
+    op_domain = ""
+
+    def _run(self, x, Delta=None, eps=None, eta=None, y=None):  # noqa: N803 (QuantLib's names)
+        def divide(value: int) -> int:
+            numerator, denominator = value * Delta * eta, y * eta + eps
+            quotient = abs(numerator) // abs(denominator)
+            return quotient if (numerator >= 0) == (denominator > 0) else -quotient
+
+        values = [divide(int(v)) for v in x.ravel()]
+        return (np.asarray(values, np.float64).reshape(x.shape).astype(np.float32),)
+
+
 def run_integer_onnx(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The graph's outputs by onnx.reference with the two QuantLib ops, as int64."""
-    reference = ReferenceEvaluator(model, new_ops=[RequantShift, iSoftmax])
+    """The graph's outputs by onnx.reference with QuantLib's ops, as int64."""
+    reference = ReferenceEvaluator(
+        model, new_ops=[RequantShift, iSoftmax, iHardswish, TrueIntegerDiv]
+    )
     names = [info.name for info in model.graph.input]
     feeds = {name: np.asarray(x, np.float32) for name, x in zip(names, inputs, strict=True)}
     return [np.asarray(y).astype(np.int64) for y in reference.run(None, feeds)]

@@ -331,11 +331,6 @@ def matmul_of_an_accumulator():
     return b.model(requant_shift(b, y, 3))
 
 
-def requant_of_an_8bit_activation():
-    b = _block()
-    return b.model(requant_shift(b, "x", 3, name="/RequantShift_9"))
-
-
 def isoftmax_of_unsigned():
     b = _block()
     return b.model(isoftmax(b, requant_shift(b, int_linear(b, "x", EMBED, 4), 3, signed=0)))
@@ -397,8 +392,6 @@ DIAGNOSTICS = {
     "in [300, 300], outside int8 [-128, 127]",
     matmul_of_an_accumulator: "node '/MatMul_7' (MatMul): its input '/Add_3_output_0' is an "
     "int32 accumulator; only 8-bit activations are multiplied (a RequantShift narrows it)",
-    requant_of_an_8bit_activation: "node '/RequantShift_9' (RequantShift): its input 'x' is "
-    "already i8; tinyattn.requant narrows an int32 accumulator",
     isoftmax_of_unsigned: "node '/iSoftmax_7' (iSoftmax): its input '/RequantShift_6_output_0' "
     "is ui8; the integer softmax takes i8 scores",
     isoftmax_without_log2: "node '/iSoftmax_7' (iSoftmax): log2=0 must be positive",

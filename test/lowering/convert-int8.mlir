@@ -227,3 +227,31 @@ func.func @channels(%x: tensor<3x4xi8>) -> tensor<3x4xi8> {
   func.return %y : tensor<3x4xi8>
 }
 // CHECK: 'tinyattn.mhsa' op 'q_requant' has 3 channels, expected 1 or 2
+
+// -----
+
+// A table lookup: the 8-bit value, widened (zero-extended where unsigned), less the type's
+// lowest value indexes the table; the entry is stored as it is (i32 or 8 bits).
+func.func @lookup(%x: tensor<2x3xui8>, %y: tensor<2x3xi8>) -> (tensor<2x3xi32>, tensor<2x3xi8>) {
+  %t32 = arith.constant dense<5> : tensor<256xi32>
+  %t8 = arith.constant dense<7> : tensor<256xi8>
+  %a = tinyattn.lookup %x, %t32 : (tensor<2x3xui8>, tensor<256xi32>) -> tensor<2x3xi32>
+  %b = tinyattn.lookup %y, %t8 : (tensor<2x3xi8>, tensor<256xi8>) -> tensor<2x3xi8>
+  func.return %a, %b : tensor<2x3xi32>, tensor<2x3xi8>
+}
+
+// CHECK:      "memref.global"() <{sym_name = "t32", type = memref<256xi32>
+// CHECK:      "memref.global"() <{sym_name = "t8", type = memref<256xi8>
+// CHECK-LABEL: func.func @lookup(%x: memref<2x3xi8>, %y: memref<2x3xi8>, %out0: memref<2x3xi32>, %out1: memref<2x3xi8>)
+// CHECK:          %[[U:.*]] = arith.extui %{{.*}} : i8 to i32
+// CHECK-NEXT:     %[[ZERO:.*]] = arith.constant 0 : i32
+// CHECK-NEXT:     %[[I:.*]] = arith.subi %[[U]], %[[ZERO]] : i32
+// CHECK-NEXT:     %[[IX:.*]] = arith.index_cast %[[I]] : i32 to index
+// CHECK-NEXT:     %[[E:.*]] = memref.load %t32[%[[IX]]] : memref<256xi32>
+// CHECK-NEXT:     memref.store %[[E]], %{{.*}} : memref<1x6xi32>
+// CHECK:          %[[S:.*]] = arith.extsi %{{.*}} : i8 to i32
+// CHECK-NEXT:     %[[LOW:.*]] = arith.constant -128 : i32
+// CHECK-NEXT:     %[[J:.*]] = arith.subi %[[S]], %[[LOW]] : i32
+// CHECK-NEXT:     %[[JX:.*]] = arith.index_cast %[[J]] : i32 to index
+// CHECK-NEXT:     %[[F:.*]] = memref.load %t8[%[[JX]]] : memref<256xi8>
+// CHECK-NEXT:     memref.store %[[F]], %{{.*}} : memref<1x6xi8>

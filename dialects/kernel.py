@@ -58,7 +58,9 @@ from tinyattn.dialects.tinyattn import (
     StaticShapes,
 )
 
-MAP_FUNCTIONS = ("copy", "add", "relu", "gelu")
+MAP_FUNCTIONS = ("copy", "add", "relu", "gelu", "muladd")
+# The number of inputs of each map function.
+_MAP_ARITY = {"add": 2, "muladd": 3}
 
 
 class KernelOp(IRDLOperation):
@@ -387,9 +389,11 @@ class LayerNormOp(KernelOp):
 
 @irdl_op_definition
 class MapOp(KernelOp):
-    """`out[i, j] = fn(inputs[0][i, j], ...)`, all [R, C]: `copy` (one input), `add` (two),
-    `relu`, `gelu` (one; integer GELU with `igelu`); integers compute in i32 and an 8-bit `out`
-    is narrowed by `requant` (per tensor or per column). `out` may be an input."""
+    """`out[i, j] = fn(inputs[0][i, j], ...)`, all [R, C] (or all of one other shape, whose
+    last axis is the channel): `copy` (one input), `add` (two), `muladd` (three: x * m + a; a
+    broadcast operand is a view with stride 0), `relu`, `gelu` (one; integer GELU with `igelu`);
+    integers compute in i32 and an 8-bit `out` is narrowed by `requant` (per tensor or per
+    column). `out` may be an input."""
 
     name = "kernel.map"
 
@@ -425,13 +429,14 @@ class MapOp(KernelOp):
         fn = self.fn.data
         if fn not in MAP_FUNCTIONS:
             raise VerifyException(f"fn must be one of {', '.join(MAP_FUNCTIONS)}, got '{fn}'")
-        arity = 2 if fn == "add" else 1
+        arity = _MAP_ARITY.get(fn, 1)
         if len(self.inputs) != arity:
             raise VerifyException(f"'{fn}' takes {arity} inputs, got {len(self.inputs)}")
-        _memref(self.output, "operand 'out'")
+        if not _memref(self.output, "operand 'out'", None).get_shape():
+            raise VerifyException("operand 'out' must have rank >= 1")
         self._verify_unsigned()
         for index, value in enumerate(self.inputs):
-            _memref(value, f"input {index}")
+            _memref(value, f"input {index}", None)
             _expect_shape(value, f"input {index}", _shape(self.output))
         if self.igelu is not None and fn != "gelu":
             raise VerifyException("'igelu' belongs to 'gelu'")
@@ -447,7 +452,7 @@ class MapOp(KernelOp):
         # copy and relu of 8-bit data stay within 8 bits: they narrow nothing.
         keeps_range = fn in ("copy", "relu") and _element(self.inputs[0]) == _element(self.output)
         if self.requant is not None or not keeps_range:
-            _check_narrowing(self, _shape(self.output)[1])
+            _check_narrowing(self, _shape(self.output)[-1])
 
 
 @irdl_op_definition

@@ -752,6 +752,74 @@ class AddOp(_TensorOp):
         _check_integer_result(self, shape[-1] if shape else 1)
 
 
+def broadcasts_to(shape: Sequence[int], target: Sequence[int]) -> bool:
+    """Whether a tensor of `shape` broadcasts to `target` by NumPy's rules without growing it:
+    aligned at the last axis, each dimension equal or 1."""
+    if len(shape) > len(target):
+        return False
+    return all(d in (1, t) for d, t in zip(reversed(shape), reversed(target), strict=False))
+
+
+@irdl_op_definition
+class MulAddOp(_TensorOp):
+    """`x * m + a` elementwise, `m` and `a` broadcast to the shape of `x` (NumPy's rules):
+    constant scalings and offsets, such as Gemm's alpha and full-matrix beta·C, positional
+    embeddings, a per-row or per-head requantization's multipliers, QuantLib's iNoNorm.
+
+    Integer form: x i8/ui8/i32, m and a i8/ui8/i32, computed in wrapping int32; the result is
+    i32, or i8/ui8 with a `requant` (per tensor or per channel of the last axis).
+    """
+
+    name = "tinyattn.muladd"
+
+    x = operand_def(TensorType)
+    m = operand_def(TensorType)
+    a = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = f"$x `,` $m `,` $a {_FORMAT}"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        m: SSAValue,
+        a: SSAValue,
+        *,
+        result_type: Attribute | None = None,
+        requant: RequantAttr | None = None,
+    ):
+        super().__init__(
+            operands=[x, m, a],
+            result_types=[result_type or SSAValue.get(x).type],
+            properties=_present(requant=requant),
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        shape = x.get_shape()
+        for name in ("m", "a"):
+            typ = _tensor(getattr(self, name), f"operand '{name}'")
+            if not broadcasts_to(typ.get_shape(), shape):
+                raise VerifyException(
+                    f"operand '{name}' of shape {_fmt(typ.get_shape())} does not broadcast to "
+                    f"the shape of 'x' {_fmt(shape)}"
+                )
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", shape, "shape of 'x'")
+        integer = (i8, ui8, i32)
+        if _element(x) == f32:
+            for name in ("m", "a"):
+                _expect_element(_tensor(getattr(self, name), name), f"operand '{name}'", (f32,))
+            _expect_element(result, "result", (f32,))
+            _check_requant(self, "requant", None, 1)
+            return
+        for name in ("x", "m", "a"):
+            _expect_element(_tensor(getattr(self, name), name), f"operand '{name}'", integer)
+        _check_integer_result(self, shape[-1] if shape else 1)
+
+
 class _UnaryF32Op(_TensorOp):
     """An elementwise f32 op whose integer form comes with the int8 deployment path."""
 
@@ -1096,6 +1164,7 @@ Tinyattn = Dialect(
         FusedMHSAOp,
         LinearOp,
         AddOp,
+        MulAddOp,
         LayerNormOp,
         GeluOp,
         ReluOp,

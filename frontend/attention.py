@@ -187,16 +187,24 @@ def _head_split(graph: OnnxGraph, name: str, expected_perm: list[int], scalable:
     heads_shape = resolve_reshape(shape, target.tolist(), bool(split.attr("allowzero", 0)))
     if len(shape) != 3 or len(heads_shape) != 4 or heads_shape[:2] != shape[:2] or shape[0] != 1:
         raise Mismatch(f"{split.label()} does not split [1, S, H*P] into [1, S, H, P]")
-    projection = match_linear(graph, graph.producer_of(projected))
+    projection = plain_linear(graph, graph.producer_of(projected))
     nodes = (*projection.nodes, *reversed(requants), split, *reversed(nodes))
     return HeadSplit(projection, heads_shape[2], heads_shape[3], scale, nodes)
+
+
+def plain_linear(graph: OnnxGraph, root: Node) -> Linear:
+    """An attention's projection: `x @ W + b`, no Gemm alpha or matrix addend."""
+    linear = match_linear(graph, root)
+    if not linear.is_plain:
+        raise Mismatch(f"{root.label()} scales or adds a matrix; an attention projection does not")
+    return linear
 
 
 def match_attention(graph: OnnxGraph, root: Node) -> Attention:
     """The self-attention whose output projection (or the RequantShift after it) ends at
     `root`."""
     out_requants = (root,) if _is_requant(root) else ()
-    out = match_linear(graph, graph.producer_of(root.inputs[0]) if out_requants else root)
+    out = plain_linear(graph, graph.producer_of(root.inputs[0]) if out_requants else root)
     merge = graph.producer_of(out.input, "Reshape")
     context_name, perm, _, merge_nodes = _walk_back(graph, merge.inputs[0], scalable=False)
     if perm != _HEADS_FIRST:

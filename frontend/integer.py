@@ -47,6 +47,7 @@ from tinyattn.frontend.patterns import (
     mean_of,
     residual_operands,
     single,
+    squeeze_batch,
 )
 from tinyattn.semantics import reference as ref
 
@@ -187,6 +188,15 @@ def _integer(node: Node, name: str) -> int:
     return int(value)
 
 
+def _power_of_two(node: Node, name: str) -> int:
+    """log2 of attribute `name`, which must be a power of two up to 2^31 (a divisor)."""
+    value = _number(node, name)
+    shift = int(value).bit_length() - 1 if value.is_integer() and value >= 1 else -1
+    if not (0 <= shift <= 31 and value == 1 << shift):
+        raise malformed(node, f"{name}={value:g} is not a power of two (up to 2^31)")
+    return shift
+
+
 def _result_type(requant_shift: Node) -> Attribute:
     """i8 or ui8, from a RequantShift's `signed` attribute."""
     signed = _integer(requant_shift, "signed")
@@ -210,49 +220,68 @@ def integer_array(node: Node, array: np.ndarray, what: str, dtype: type[np.integ
     return values.astype(dtype)
 
 
-def _channel_values(graph: OnnxGraph, node: Node, index: int, shape: Sequence[int]) -> list[int]:
-    """RequantShift's `mul` (index 1) or `add` (index 2) as tinyattn states it: one value, or
-    one per channel of the last axis. Deeploy broadcasts a vector along axis 1 (channels-first),
-    which is the last axis only of a rank-2 tensor."""
-    what = f"{('mul', 'add')[index - 1]} '{node.input(index)}'"
+def _broadcast_values(
+    graph: OnnxGraph, node: Node, index: int, what: str, channels_first: bool = False
+) -> np.ndarray:
+    """Constant input `index` of `node` as int32 values that broadcast to its input's imported
+    shape (batch dropped) by NumPy's rules; with `channels_first`, a vector of one value per
+    channel of axis 1 of a tensor of rank > 2 lies along axis 1 (RequantShift in Deeploy)."""
+    what = f"{what} '{node.input(index)}'"
     value = graph.constant(node.input(index))
     if value is None:
         raise malformed(node, f"{what} is not a constant")
-    values = integer_array(node, value.reshape(-1), what, np.int32).tolist()
-    if values and values.count(values[0]) == len(values):
-        return values[:1]
-    if len(shape) < 2 or len(values) != shape[1]:
-        raise malformed(
-            node,
-            f"{what} of shape {list(value.shape)} is neither one value nor one per channel of "
-            f"axis 1 (channels-first) of the input {list(shape)}",
-        )
-    if len(shape) != 2:
-        raise malformed(
-            node,
-            f"{what} varies along axis 1 (channels-first) of the input {list(shape)}; tinyattn "
-            "requantizes per channel of the last axis only",
-        )
+    values = integer_array(node, value, what, np.int32)
+    if values.size == 1:
+        return values.reshape(())
+    full = graph.shape(node.inputs[0])
+    shape = squeeze_batch(full)
+    if channels_first and values.ndim == 1 and len(full) > 2 and values.size == full[1]:
+        values = values.reshape(-1, *[1] * (len(full) - 2))
+    while values.ndim > len(shape) and values.shape[0] == 1:
+        values = values[0]
+    try:
+        fits = np.broadcast_shapes(values.shape, tuple(shape)) == tuple(shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        shown, target = list(value.shape), list(full)
+        raise malformed(node, f"{what} of shape {shown} does not broadcast to the input {target}")
     return values
+
+
+def _last_axis_channels(values: np.ndarray, shape: Sequence[int]) -> list[int] | None:
+    """`values` as one per channel of the last axis (or one), if they vary along no other."""
+    full = np.broadcast_to(values, shape).reshape(-1, shape[-1] if shape else 1)
+    if not (full == full[:1]).all():
+        return None
+    channels = full[0].tolist()
+    return channels[:1] if channels.count(channels[0]) == len(channels) else channels
 
 
 @dataclass(frozen=True)
 class Requantization:
     """What a RequantShift does, as tinyattn states it: a requant attribute and the 8-bit
-    result type."""
+    result type; `scaling`, where its multipliers or addends vary along another axis than the
+    last (per row, per head), is the (mul, add) a `tinyattn.muladd` applies first, the
+    attribute then only rounding, shifting and clipping."""
 
     attr: ta.RequantAttr
     element_type: Attribute
+    scaling: tuple[Constant, Constant] | None = None
+
+    def narrow(self, emitter: Emitter, value: SSAValue) -> SSAValue:
+        """`value` (i32 or 8-bit) requantized by a muladd with the scaling and the attribute."""
+        assert self.scaling is not None
+        m, a = (emitter.constant(constant) for constant in self.scaling)
+        result_type = TensorType(self.element_type, value.type.get_shape())
+        return emitter.op(ta.MulAddOp(value, m, a, result_type=result_type, requant=self.attr))
 
 
 def requant_shift(graph: OnnxGraph, node: Node) -> Requantization:
     """The requantization of a RequantShift node: `div` a power of two, 256 levels."""
     if len(node.inputs) != 3:
         raise malformed(node, f"expected 3 inputs (x, mul, add), got {len(node.inputs)}")
-    div = _number(node, "div")
-    shift = int(div).bit_length() - 1 if div.is_integer() and div >= 1 else -1
-    if not (0 <= shift <= 31 and div == 1 << shift):
-        raise malformed(node, f"div={div:g} is not a power of two (up to 2^31)")
+    shift = _power_of_two(node, "div")
     levels = _number(node, "n_levels_out", "n_levels")
     if levels != 256:
         raise malformed(
@@ -260,12 +289,18 @@ def requant_shift(graph: OnnxGraph, node: Node) -> Requantization:
         )
     element_type = _result_type(node)
     try:
-        shape = graph.shape(node.inputs[0])
+        shape = squeeze_batch(graph.shape(node.inputs[0]))
     except Mismatch as mismatch:
         raise malformed(node, mismatch.reason) from None
-    mul = _channel_values(graph, node, 1, shape)
-    add = _channel_values(graph, node, 2, shape)
-    return Requantization(ta.RequantAttr(mul, add, shift), element_type)
+    mul, add = (
+        _broadcast_values(graph, node, index, what, channels_first=True)
+        for index, what in ((1, "mul"), (2, "add"))
+    )
+    mul_channels, add_channels = (_last_axis_channels(v, shape) for v in (mul, add))
+    if mul_channels is not None and add_channels is not None:
+        return Requantization(ta.RequantAttr(mul_channels, add_channels, shift), element_type)
+    scaling = tuple(Constant(v.reshape(v.shape or (1,)), element_type=i32) for v in (mul, add))
+    return Requantization(ta.RequantAttr([1], [0], shift), element_type, scaling)
 
 
 def isoftmax_attr(node: Node) -> ta.ISoftmaxAttr:
@@ -288,7 +323,7 @@ def integer_linear(graph: IntegerGraph, linear: Linear) -> Linear:
             f"its input '{linear.input}' is an int32 accumulator; only 8-bit activations are "
             "multiplied (a RequantShift narrows it)"
         )
-    weight, bias = linear.weight, linear.bias
+    weight, bias, addend = linear.weight, linear.bias, linear.addend
     first, last = linear.nodes[0], linear.nodes[-1]
     weight = Constant(
         integer_array(first, weight.array, f"weight '{weight.name}'", np.int8), weight.name, ta.i8
@@ -297,7 +332,12 @@ def integer_linear(graph: IntegerGraph, linear: Linear) -> Linear:
         bias = Constant(
             integer_array(last, bias.array, f"bias '{bias.name}'", np.int32), bias.name, i32
         )
-    return Linear(linear.input, weight, bias, linear.nodes)
+    if addend is not None:
+        values = integer_array(last, addend.array, f"'{addend.name}' (times beta)", np.int32)
+        addend = Constant(values, addend.name, i32)
+    if not float(linear.alpha).is_integer():
+        raise malformed(last, f"alpha={linear.alpha:g} is not an integer")
+    return Linear(linear.input, weight, bias, linear.nodes, linear.alpha, addend)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +357,8 @@ def _typed(shape: Sequence[int], requant: Requantization | None) -> dict:
 
 
 def linear(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
-    """MatMul (+ bias Add), or Gemm: an int8 `tinyattn.linear`."""
+    """MatMul (+ bias Add), or Gemm: an int8 `tinyattn.linear`; Gemm's alpha and a matrix
+    addend follow as a `tinyattn.muladd` of its accumulator, which the requant narrows."""
     layer = integer_linear(graph, match_linear(graph, root))
 
     def build(emitter: Emitter, requant: Requantization | None) -> SSAValue:
@@ -325,7 +366,14 @@ def linear(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
         weight = emitter.constant(layer.weight)
         bias = None if layer.bias is None else emitter.constant(layer.bias)
         shape = (*x.type.get_shape()[:-1], layer.weight.array.shape[1])
-        return emitter.op(ta.LinearOp(x, weight, bias, **_typed(shape, requant)))
+        if layer.is_plain:
+            return emitter.op(ta.LinearOp(x, weight, bias, **_typed(shape, requant)))
+        y = emitter.op(ta.LinearOp(x, weight, bias, **_typed(shape, None)))
+        alpha = emitter.constant(Constant(np.array([layer.alpha], np.int32), element_type=i32))
+        addend = (
+            layer.zero_bias((1,)) if layer.addend is None else layer.output_addend(shape)
+        )
+        return emitter.op(ta.MulAddOp(y, alpha, emitter.constant(addend), **_typed(shape, requant)))
 
     return layer.nodes, build
 
@@ -354,11 +402,14 @@ def accumulating(operation: Operation) -> Pattern:
 
 
 def requantized(operation: Operation) -> Pattern:
-    """A RequantShift of what `operation` computes: one op that narrows its accumulator."""
+    """A RequantShift of what `operation` computes: one op that narrows its accumulator (or,
+    for a per-row or per-head RequantShift, a muladd after it)."""
 
     def pattern(graph: IntegerGraph, root: Node) -> Match:
         requant = requant_shift(graph, root)
         nodes, build = operation(graph, graph.producer_of(activation(graph, root)))
+        if requant.scaling is not None:
+            return Match(root, (*nodes, root), lambda e: requant.narrow(e, build(e, None)))
         return Match(root, (*nodes, root), lambda emitter: build(emitter, requant))
 
     return pattern
@@ -366,16 +417,19 @@ def requantized(operation: Operation) -> Pattern:
 
 def requant(graph: IntegerGraph, node: Node) -> Match:
     """A RequantShift on its own: `tinyattn.requant` of an int32 tensor, or of an 8-bit one
-    (widened; a per-tensor one is a `table` instead)."""
+    (widened; a per-tensor one is a `table` instead); a per-row or per-head one a muladd."""
     requantization = requant_shift(graph, node)
     x = activation(graph, node)
     graph.activation_type(x)  # known
-    return single(
-        node,
-        lambda emitter: emitter.op(
+
+    def emit(emitter: Emitter) -> SSAValue:
+        if requantization.scaling is not None:
+            return requantization.narrow(emitter, emitter.value(x))
+        return emitter.op(
             ta.RequantOp(emitter.value(x), requantization.attr, requantization.element_type)
-        ),
-    )
+        )
+
+    return single(node, emit)
 
 
 def isoftmax(graph: IntegerGraph, node: Node) -> Match:
@@ -410,7 +464,7 @@ def _table_step(graph: IntegerGraph, node: Node) -> tuple[Step, Attribute]:
     if node.op_type == "RequantShift":
         requantization = requant_shift(graph, node)
         attr = requantization.attr
-        if attr.channels() > 1:
+        if attr.channels() > 1 or requantization.scaling is not None:
             raise Mismatch("a per-channel RequantShift is no function of the value alone")
         requant = ref.Requant(
             tuple(attr.mul.get_values()), tuple(attr.add.get_values()), attr.shift.data
@@ -462,3 +516,37 @@ def table(graph: IntegerGraph, root: Node) -> Match:
         return emitter.op(ta.LookupOp(emitter.value(source), emitter.constant(constant)))
 
     return Match(root, tuple(chain), emit)
+
+
+def inonorm(graph: IntegerGraph, node: Node) -> Match:
+    """QuantLib's iNoNorm (MobileBERT's NoNorm, integerised) of an 8-bit tensor:
+    `clip(((x * weight + bias) * mul) >> log2(D))`, weight and bias broadcast to x, the shift
+    rounding down: a `tinyattn.muladd` narrowed by `requant<mul, -2^(s-1), s>` (whose
+    rounding half cancels)."""
+    x = activation(graph, node)
+    element_type = graph.activation_type(x)
+    if not ta.is_int8(element_type):
+        raise Mismatch(f"its input '{x}' is {element_type}; iNoNorm takes 8-bit activations")
+    if len(node.inputs) != 3:
+        raise malformed(node, f"expected 3 inputs (x, weight, bias), got {len(node.inputs)}")
+    shift = _power_of_two(node, "D")
+    if _number(node, "n_levels") != 256:
+        raise malformed(node, "only 256 output levels are supported")
+    multiplier = _integer(node, "mul")
+    weight, bias = (_broadcast_values(graph, node, i, w) for i, w in ((1, "weight"), (2, "bias")))
+    narrow = weight.min(initial=0) >= -128 and weight.max(initial=0) <= 127
+    constants = (
+        Constant(weight.reshape(weight.shape or (1,)).astype(np.int8 if narrow else np.int32),
+                 node.input(1), ta.i8 if narrow else i32),
+        Constant(bias.reshape(bias.shape or (1,)), node.input(2), i32),
+    )  # fmt: skip
+    half = 1 << (shift - 1) if shift else 0
+    attr = ta.RequantAttr([multiplier], [-half], shift)
+
+    def emit(emitter: Emitter) -> SSAValue:
+        value = emitter.value(x)
+        m, a = (emitter.constant(constant) for constant in constants)
+        result_type = TensorType(ta.i8, value.type.get_shape())
+        return emitter.op(ta.MulAddOp(value, m, a, result_type=result_type, requant=attr))
+
+    return single(node, emit)

@@ -52,16 +52,20 @@ from tinyattn.frontend.onnx_graph import (
 __all__ = ["INTEGER_PATTERNS", "OnnxImportError", "PATTERNS", "import_model", "model_from_bytes"]
 
 _IN_LAYERNORM = p.only_inside("a layer-norm pattern")
-_IN_ELEMENTWISE_PATTERNS = p.only_inside("an attention, layer-norm or GELU pattern")
 
 # The patterns tried at a node of each op type, most specific first. When none applies, the
 # last one's reason is reported; op types not listed are unsupported.
 PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
-    "Add": (attention_pattern, p.layernorm_decomposition, p.linear_pattern, p.residual_add),
+    "Add": (
+        attention_pattern,
+        p.layernorm_decomposition,
+        p.linear_pattern,
+        p.add,
+    ),
     "MatMul": (attention_pattern, p.linear_pattern),
     "Gemm": (p.linear_pattern,),
-    "Mul": (p.layernorm_decomposition, p.gelu_decomposition, _IN_ELEMENTWISE_PATTERNS),
-    "Div": (p.layernorm_decomposition, _IN_ELEMENTWISE_PATTERNS),
+    "Mul": (p.layernorm_decomposition, p.gelu_decomposition, p.constant_elementwise),
+    "Div": (p.layernorm_decomposition, p.constant_elementwise),
     "Relu": (p.relu,),
     "Gelu": (p.gelu_op,),
     "Softmax": (p.softmax,),
@@ -74,7 +78,7 @@ PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     "Identity": (p.identity,),
     "Dropout": (p.dropout,),
     "Transpose": (p.transpose,),
-    "Sub": (_IN_LAYERNORM,),
+    "Sub": (p.constant_elementwise,),
     "Pow": (_IN_LAYERNORM,),
     "Sqrt": (_IN_LAYERNORM,),
     "Erf": (p.only_inside("a GELU pattern"),),
@@ -94,6 +98,7 @@ INTEGER_PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     ),
     "iHardswish": (q.table,),
     "TrueIntegerDiv": (q.table,),
+    "iNoNorm": (q.inonorm,),
     "MatMul": (q.accumulating(q.linear),),
     "Gemm": (q.accumulating(q.linear),),
     "Add": (q.accumulating(q.linear), q.accumulating(q.add)),

@@ -201,17 +201,43 @@ def reduce_axes(graph: OnnxGraph, node: Node) -> list[int]:
 
 @dataclass(frozen=True)
 class Linear:
-    """`input @ weight + bias` recognised in the graph; weight [K, N], bias [N] or None."""
+    """`alpha * (input @ weight) + bias` recognised in the graph: weight [K, N], bias an [N]
+    vector or None, or instead `addend`, a constant that broadcasts to the output but varies
+    along its rows (Gemm's full-matrix C, an Add of a matrix); both hold beta already."""
 
     input: str
     weight: Constant
     bias: Constant | None
     nodes: tuple[Node, ...]
+    alpha: float = 1.0
+    addend: Constant | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        """Just `input @ weight + bias`: what an attention's projections are."""
+        return self.alpha == 1.0 and self.addend is None
 
     def emit(self, emitter: Emitter) -> SSAValue:
-        weight = emitter.constant(self.weight)
+        """The f32 layer: alpha folded into the weight, the addend added after."""
+        weight = self.weight
+        if self.alpha != 1.0:
+            weight = Constant((weight.array * self.alpha).astype(np.float32), weight.name)
+        weight_value = emitter.constant(weight)
         bias = None if self.bias is None else emitter.constant(self.bias)
-        return emitter.op(ta.LinearOp(emitter.value(self.input), weight, bias))
+        y = emitter.op(ta.LinearOp(emitter.value(self.input), weight_value, bias))
+        if self.addend is None:
+            return y
+        one = emitter.constant(Constant(np.ones(1, np.float32)))
+        addend = emitter.constant(self.output_addend(y.type.get_shape()))
+        return emitter.op(ta.MulAddOp(y, one, addend))
+
+    def output_addend(self, shape: Sequence[int]) -> Constant:
+        """The addend without the leading 1s the imported output (batch dropped) lacks."""
+        assert self.addend is not None
+        array = self.addend.array
+        while array.ndim > len(shape) and array.shape[0] == 1:
+            array = array[0]
+        return Constant(array, self.addend.name, self.addend.element_type)
 
     def zero_bias(self, shape: Sequence[int]) -> Constant:
         """Zeros in place of an absent bias, typed like a bias: f32, or the i32 accumulator of
@@ -234,31 +260,48 @@ def _matmul_linear(graph: OnnxGraph, node: Node) -> Linear:
     return Linear(activation(graph, node), weight, None, (node,))
 
 
+def _added(linear: Linear, constant: Constant, beta: float, nodes: tuple[Node, ...]) -> Linear:
+    """`linear` with `beta * constant` added: as its bias if that is a vector over the output
+    columns, else as its addend."""
+    width = linear.weight.array.shape[1]
+    array = (constant.array.astype(np.float64) * beta).astype(np.float32)
+    scaled = Constant(array, constant.name)
+    if array.size == 1 or (array.size == width and array.shape[-1] == width):
+        bias = last_axis_vector(scaled, width, "bias")
+        return Linear(linear.input, linear.weight, bias, nodes, linear.alpha)
+    if array.ndim < 2 or array.shape[-1] not in (1, width):
+        raise Mismatch(
+            f"'{constant.name}' of shape {list(array.shape)} does not broadcast to the output's "
+            f"columns ({width})"
+        )
+    return Linear(linear.input, linear.weight, None, nodes, linear.alpha, scaled)
+
+
 def _gemm_linear(graph: OnnxGraph, node: Node) -> Linear:
-    for name, expected in (("alpha", 1.0), ("beta", 1.0), ("transA", 0)):
-        if node.attr(name, expected) != expected:
-            raise Mismatch(f"{name}={node.attr(name)} is not supported (only {expected})")
+    if node.attr("transA", 0):
+        raise Mismatch("transA=1 is not supported (the activation must not be transposed)")
     weight = float_constant(graph, node.inputs[1])
     if node.attr("transB", 0):
         weight = Constant(weight.array.T, weight.name)
-    bias = None
-    if node.input(2):
-        bias = last_axis_vector(float_constant(graph, node.input(2)), weight.array.shape[1], "bias")
-    return Linear(activation(graph, node), weight, bias, (node,))
+    alpha = float(node.attr("alpha", 1.0))
+    linear = Linear(activation(graph, node), weight, None, (node,), alpha)
+    if not node.input(2):
+        return linear
+    return _added(linear, float_constant(graph, node.input(2)), node.attr("beta", 1.0), (node,))
 
 
 def match_linear(graph: OnnxGraph, root: Node) -> Linear:
-    """A linear layer ending at `root`: `MatMul(x, W)`, `Add` of a bias to it, or `Gemm`."""
+    """A linear layer ending at `root`: `MatMul(x, W)`, `Add` of a constant (a bias, or a
+    matrix) to it, or `Gemm` (alpha, beta, transB, a bias vector or matrix)."""
     if root.op_type == "MatMul":
         return _matmul_linear(graph, root)
     if root.op_type == "Gemm":
         return _gemm_linear(graph, root)
     if root.op_type != "Add":
         raise Mismatch(f"{root.label()} is not a linear layer")
-    product, bias_name = constant_operand(graph, root)
+    product, addend = constant_operand(graph, root)
     matmul = _matmul_linear(graph, graph.producer_of(product, "MatMul"))
-    bias = last_axis_vector(float_constant(graph, bias_name), matmul.weight.array.shape[1], "bias")
-    return Linear(matmul.input, matmul.weight, bias, (*matmul.nodes, root))
+    return _added(matmul, float_constant(graph, addend), 1.0, (*matmul.nodes, root))
 
 
 def linear_pattern(graph: OnnxGraph, root: Node) -> Match:
@@ -419,13 +462,65 @@ def residual_operands(graph: OnnxGraph, node: Node, constant_use: str) -> tuple[
     return lhs, rhs
 
 
-def residual_add(graph: OnnxGraph, node: Node) -> Match:
-    lhs, rhs = residual_operands(
-        graph, node, "as a linear bias or inside a layer-norm or GELU pattern"
-    )
+def add(graph: OnnxGraph, node: Node) -> Match:
+    """Add of two activations of equal shapes (a residual connection), or of a constant
+    (`constant_elementwise`)."""
+    if any(graph.is_constant(name) for name in node.inputs):
+        return constant_elementwise(graph, node)
+    lhs, rhs = residual_operands(graph, node, "")
     return single(
         node, lambda emitter: emitter.op(ta.AddOp(emitter.value(lhs), emitter.value(rhs)))
     )
+
+
+def _imported_constant(array: np.ndarray, shape: Sequence[int], what: str) -> np.ndarray:
+    """A constant operand of an elementwise op on an activation of imported `shape` (batch
+    dropped): its leading 1s beyond that rank dropped; it must broadcast to the activation."""
+    while array.ndim > len(shape) and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim > len(shape) or any(
+        d not in (1, t) for d, t in zip(reversed(array.shape), reversed(shape), strict=False)
+    ):
+        raise Mismatch(f"{what} of shape {list(array.shape)} does not broadcast to {list(shape)}")
+    return array.reshape(array.shape or (1,))
+
+
+def constant_elementwise(graph: OnnxGraph, node: Node) -> Match:
+    """Add, Sub, Mul or Div of an activation and a constant that broadcasts to it (a positional
+    embedding, a scaling, a shift): `x * m + a` (`tinyattn.muladd`); `c - x` is `x * -1 + c`,
+    `x / c` is `x * (1/c)` (one f32 rounding more than the division, within the f32
+    criterion)."""
+    lhs, rhs = node.inputs
+    constant_first = graph.is_constant(lhs)
+    x, name = (rhs, lhs) if constant_first else (lhs, rhs)
+    if graph.is_constant(x) or not graph.is_constant(name):
+        raise Mismatch(f"{node.op_type} of two activations is not supported")
+    if graph.shape(node.outputs[0]) != graph.shape(x):
+        raise Mismatch(f"the constant '{name}' broadcasts the activation '{x}' to a larger shape")
+    value = float_constant(graph, name).array.astype(np.float64)
+    if node.op_type == "Div" and constant_first:
+        raise Mismatch("dividing a constant by an activation is not supported")
+    if node.op_type == "Div" and not np.all(value):
+        raise Mismatch(f"'{name}' divides by zero")
+    one, zero = np.ones(1), np.zeros(1)
+    m, a = {
+        "Add": (one, value),
+        "Sub": (-one, value) if constant_first else (one, -value),
+        "Mul": (value, zero),
+        "Div": (1.0 / value, zero),
+    }[node.op_type]
+    shape = squeeze_batch(graph.shape(x))
+    m, a = (
+        Constant(_imported_constant(v, shape, f"'{name}'").astype(np.float32), name)
+        for v in (m, a)
+    )
+
+    def emit(emitter: Emitter) -> SSAValue:
+        return emitter.op(
+            ta.MulAddOp(emitter.value(x), emitter.constant(m), emitter.constant(a))
+        )
+
+    return single(node, emit)
 
 
 def relu(graph: OnnxGraph, node: Node) -> Match:

@@ -88,6 +88,8 @@ def _map_function(op: kernel.MapOp) -> Callable[[LoopBuilder, list[SSAValue]], S
     fn, params = op.fn.data, op.igelu
     if fn == "add":
         return lambda b, values: b.add(values[0], values[1])
+    if fn == "muladd":
+        return lambda b, values: b.add(b.mul(values[0], values[1]), values[2])
     if fn == "relu":
         return lambda b, values: k.relu(b, values[0])
     if fn == "gelu" and params is not None:
@@ -99,17 +101,8 @@ def _map_function(op: kernel.MapOp) -> Callable[[LoopBuilder, list[SSAValue]], S
 
 def _map(ctx: KernelContext, op: kernel.KernelOp) -> None:
     assert isinstance(op, kernel.MapOp)
-    rows, cols = _shape(op.output)
-    inputs = [k.Matrix.operand(op, index) for index in range(len(op.inputs))]
-    k.elementwise(
-        ctx.builder,
-        rows,
-        cols,
-        inputs,
-        k.Matrix.operand(op, -1),
-        _map_function(op),
-        ctx.requant(op),
-    )
+    inputs = [(value, op.is_unsigned(index)) for index, value in enumerate(op.inputs)]
+    k.elementwise(ctx.builder, inputs, op.output, _map_function(op), ctx.requant(op))
 
 
 def _mean(ctx: KernelContext, op: kernel.KernelOp) -> None:

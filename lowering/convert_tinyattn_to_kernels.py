@@ -31,6 +31,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     ModuleOp,
     Signedness,
+    StridedLayoutAttr,
     TensorType,
     UnrealizedConversionCastOp,
     i32,
@@ -142,6 +143,41 @@ def _lower_map(fn: str) -> OpLowering:
     return lower
 
 
+def _broadcast(b: LoopBuilder, ref: SSAValue, shape: Sequence[int]) -> SSAValue:
+    """`ref` (contiguous) seen with `shape` it broadcasts to: a view whose broadcast axes have
+    stride 0, so every element of the view reads the one it is a copy of."""
+    own = _shape(ref)
+    if own == tuple(shape):
+        return ref
+    aligned = (1,) * (len(shape) - len(own)) + own
+    strides = [
+        0 if dim == 1 else prod(aligned[axis + 1 :]) for axis, dim in enumerate(aligned)
+    ]
+    typ = ref.type
+    assert isinstance(typ, MemRefType)
+    view = MemRefType(
+        typ.get_element_type(), shape, StridedLayoutAttr(strides, 0), typ.memory_space
+    )
+    return b.insert(
+        memref.ReinterpretCastOp(ref, [], [], [], [0], list(shape), strides, view)
+    )
+
+
+def _lower_muladd(low: _Lowering, op: ta.MulAddOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    shape = _shape(out)
+    x, m, a = (_broadcast(b, ref, shape) for ref in refs)
+    low.emit(
+        kernel.MapOp(
+            "muladd",
+            [x, m, a],
+            out,
+            requant=op.requant,
+            unsigned=_unsigned([*enumerate(op.operands), ("out", op.result)]),
+        )
+    )
+
+
 def _lower_layernorm(low: _Lowering, op: ta.LayerNormOp, refs: list[SSAValue], out: SSAValue):
     b = low.builder
     x, y = _matrix(b, refs[0]), _matrix(b, out)
@@ -206,6 +242,7 @@ LOWERINGS: dict[type[Operation], OpLowering] = {
     ta.FusedMHSAOp: _refuse_attention,
     ta.LinearOp: _lower_linear,
     ta.AddOp: _lower_map("add"),
+    ta.MulAddOp: _lower_muladd,
     ta.GeluOp: _lower_map("gelu"),
     ta.ReluOp: _lower_map("relu"),
     ta.LayerNormOp: _lower_layernorm,

@@ -459,21 +459,24 @@ def isqrt(b: LoopBuilder, n: SSAValue) -> SSAValue:
 
 def elementwise(
     b: LoopBuilder,
-    rows: int,
-    cols: int,
-    inputs: Sequence[Matrix],
-    out: Matrix,
+    inputs: Sequence[tuple[SSAValue, bool]],
+    out: SSAValue,
     fn: Callable[[LoopBuilder, list[SSAValue]], SSAValue],
     requant: Requant | None = None,
 ) -> None:
-    """`out[i, j] = fn(inputs[0][i, j], ...)`, narrowed by `requant` (channel j) if given."""
+    """`out[i...] = fn(inputs[0][i...], ...)` over `out`'s shape (inputs as (memref, holds
+    unsigned data)), narrowed by `requant` (channel: the last index) if given."""
 
     def body(bi: LoopBuilder, idx: list[SSAValue]) -> None:
-        i, j = idx
-        value = fn(bi, [matrix.load(bi, i, j) for matrix in inputs])
-        out.store(bi, requant(bi, value, j) if requant else value, i, j)
+        values = []
+        for ref, unsigned in inputs:
+            value = bi.load(ref, idx)
+            values.append(bi.convert(value, compute_type(value.type), unsigned))
+        value = fn(bi, values)
+        value = requant(bi, value, idx[-1]) if requant else value
+        bi.store(bi.convert(value, element_type(out)), out, idx)
 
-    b.for_nest((rows, cols), body)
+    b.for_nest(tuple(out.type.get_shape()), body)  # type: ignore[attr-defined]
 
 
 def lookup(b: LoopBuilder, rows: int, cols: int, x: Matrix, table: SSAValue, out: Matrix) -> None:

@@ -120,6 +120,10 @@ class TinyattnFunctions(InterpreterFunctions):
     def run_add(self, interpreter: Interpreter, op: ta.AddOp, args: PythonValues):
         return (ref.add(args[0], args[1], requant_of(op.requant), _result_dtype(op)),)
 
+    @impl(ta.MulAddOp)
+    def run_muladd(self, interpreter: Interpreter, op: ta.MulAddOp, args: PythonValues):
+        return (ref.muladd(*args, requant_of(op.requant), out_dtype=_result_dtype(op)),)
+
     @impl(ta.RequantOp)
     def run_requant(self, interpreter: Interpreter, op: ta.RequantOp, args: PythonValues):
         return (requant_of(op.requant)(args[0], _result_dtype(op)),)
@@ -214,6 +218,7 @@ def _mean_requant(requant: ref.Requant, outer: int, inner: int) -> ref.Requant:
 _MAPS: dict[str, Callable[..., np.ndarray]] = {
     "copy": lambda op, x: x,
     "add": lambda op, a, b: ref.add(a, b),
+    "muladd": lambda op, x, m, a: ref.muladd(x, m, a, out_dtype=np.int32),
     "relu": lambda op, x: ref.relu(x),
     "gelu": lambda op, x: ref.gelu(x, igelu_of(op.igelu)),
 }

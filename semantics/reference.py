@@ -236,6 +236,22 @@ def add(
     )
 
 
+def muladd(
+    x: np.ndarray,
+    m: np.ndarray,
+    a: np.ndarray,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """`x * m + a` with NumPy broadcasting; integer: wrapping int32, narrowed by `requant`."""
+    if np.issubdtype(np.asarray(x).dtype, np.floating):
+        x64, m64, a64 = _f64(x, m, a)
+        return np.broadcast_to(x64 * m64 + a64, np.shape(x)).astype(np.float32)
+    product = wrap_int32(np.asarray(x, np.int64) * np.asarray(m, np.int64))
+    total = wrap_int32(product + np.asarray(a, np.int64))
+    return _narrow(np.broadcast_to(total, np.shape(x)), requant, out_dtype)
+
+
 def _narrow(acc: np.ndarray, requant: Requant | None, out_dtype: np.dtype) -> np.ndarray:
     if requant is None:
         return acc.astype(np.int32)

@@ -282,3 +282,19 @@ func.func @lookup_result_type(%x: tensor<4x8xi8>, %t: tensor<256xi32>) -> tensor
   func.return %y : tensor<4x8xi8>
 }
 // CHECK: 'tinyattn.lookup' op result must have element type i32, got i8
+
+// -----
+
+func.func @muladd_not_broadcasting(%x: tensor<4x8xf32>, %m: tensor<4xf32>, %a: tensor<1xf32>) -> tensor<4x8xf32> {
+  %y = tinyattn.muladd %x, %m, %a : (tensor<4x8xf32>, tensor<4xf32>, tensor<1xf32>) -> tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.muladd' op operand 'm' of shape [4] does not broadcast to the shape of 'x' [4, 8]
+
+// -----
+
+func.func @muladd_narrow_without_requant(%x: tensor<4x8xi32>, %m: tensor<1xi32>) -> tensor<4x8xi8> {
+  %y = tinyattn.muladd %x, %m, %m : (tensor<4x8xi32>, tensor<1xi32>, tensor<1xi32>) -> tensor<4x8xi8>
+  func.return %y : tensor<4x8xi8>
+}
+// CHECK: 'tinyattn.muladd' op 'requant' is required for an 8-bit result

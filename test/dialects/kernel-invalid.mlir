@@ -77,7 +77,7 @@ func.func @map_fn(%x: memref<4x8xf32>) {
   kernel.map "tanh" %x into %x : memref<4x8xf32> into memref<4x8xf32>
   func.return
 }
-// CHECK: 'kernel.map' op fn must be one of copy, add, relu, gelu, got 'tanh'
+// CHECK: 'kernel.map' op fn must be one of copy, add, relu, gelu, muladd, got 'tanh'
 
 // -----
 
@@ -110,3 +110,11 @@ func.func @lookup_table_length(%x: memref<4x8xi8>, %t: memref<128xi8>, %y: memre
   func.return
 }
 // CHECK: 'kernel.lookup' op operand 'table' must have shape [256], got [128]
+
+// -----
+
+func.func @muladd_arity(%x: memref<4x8xf32>) {
+  kernel.map "muladd" %x, %x into %x : memref<4x8xf32>, memref<4x8xf32> into memref<4x8xf32>
+  func.return
+}
+// CHECK: 'kernel.map' op 'muladd' takes 3 inputs, got 2

@@ -48,6 +48,14 @@ func.func @int8(%x: memref<4x8xi8, strided<[16, 1], offset: ?>, "L1">, %w: memre
   func.return
 }
 
+// A broadcast operand is a view with stride 0; maps may have any rank.
+// CHECK-LABEL: func.func @muladd
+func.func @muladd(%x: memref<2x4x3xi8>, %m: memref<2x4x3xi32, strided<[1, 0, 0]>>, %a: memref<2x4x3xi32, strided<[0, 0, 1]>>, %y: memref<2x4x3xi8>) {
+  // CHECK-NEXT: kernel.map "muladd" %x, %m, %a into %y {requant = #tinyattn.requant<mul = 1, add = 0, shift = 4>} : memref<2x4x3xi8>, memref<2x4x3xi32, strided<[1, 0, 0]>>, memref<2x4x3xi32, strided<[0, 0, 1]>> into memref<2x4x3xi8>
+  kernel.map "muladd" %x, %m, %a into %y {requant = #tinyattn.requant<mul = 1, add = 0, shift = 4>} : memref<2x4x3xi8>, memref<2x4x3xi32, strided<[1, 0, 0]>>, memref<2x4x3xi32, strided<[0, 0, 1]>> into memref<2x4x3xi8>
+  func.return
+}
+
 // CHECK-LABEL: func.func @lookup
 func.func @lookup(%x: memref<4x3xi8>, %t8: memref<256xi8>, %t32: memref<256xi32>, %wide: memref<4x3xi32>) {
   // CHECK-NEXT: kernel.lookup %x, %t8 into %x {unsigned = array<i64: 0>} : memref<4x3xi8>, memref<256xi8> into memref<4x3xi8>

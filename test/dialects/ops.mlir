@@ -62,6 +62,18 @@ func.func @ops_int8(%x: tensor<4x8xi8>, %w: tensor<8x5xi8>, %b: tensor<5xi32>) -
   func.return %p : tensor<4x5xui8>
 }
 
+// x * m + a, m and a broadcast to x: per-row multipliers and a bias matrix on the accumulator,
+// narrowed per tensor; a positional embedding added in f32.
+// CHECK-LABEL: func.func @muladd
+func.func @muladd(%acc: tensor<4x5xi32>, %rows: tensor<4x1xi32>, %c: tensor<4x5xi32>, %x: tensor<2x4x5xf32>, %pos: tensor<4x5xf32>, %one: tensor<1xf32>) -> (tensor<4x5xi8>, tensor<2x4x5xf32>) {
+  // CHECK-NEXT: %y = tinyattn.muladd %acc, %rows, %c {requant = #tinyattn.requant<mul = 1, add = 0, shift = 8>} : (tensor<4x5xi32>, tensor<4x1xi32>, tensor<4x5xi32>) -> tensor<4x5xi8>
+  // GENERIC: "tinyattn.muladd"(%acc, %rows, %c) <{requant = #tinyattn.requant<mul = 1, add = 0, shift = 8>}>
+  %y = tinyattn.muladd %acc, %rows, %c {requant = #tinyattn.requant<mul = 1, add = 0, shift = 8>} : (tensor<4x5xi32>, tensor<4x1xi32>, tensor<4x5xi32>) -> tensor<4x5xi8>
+  // CHECK-NEXT: %e = tinyattn.muladd %x, %one, %pos : (tensor<2x4x5xf32>, tensor<1xf32>, tensor<4x5xf32>) -> tensor<2x4x5xf32>
+  %e = tinyattn.muladd %x, %one, %pos : (tensor<2x4x5xf32>, tensor<1xf32>, tensor<4x5xf32>) -> tensor<2x4x5xf32>
+  func.return %y, %e : tensor<4x5xi8>, tensor<2x4x5xf32>
+}
+
 // A function of an 8-bit tensor as a table (its result type is the table's); a requant of an
 // 8-bit tensor widens it first.
 // CHECK-LABEL: func.func @tables

@@ -244,8 +244,11 @@ class RequantShift(OpRun):
 
     def _run(self, x, mul, add, div=None, n_levels_out=None, signed=None):
         def channels_first(value):
-            value = np.asarray(value, np.int64).reshape(-1)
-            return value[0] if value.size == 1 else value.reshape(-1, *[1] * (x.ndim - 2))
+            """A vector lies along axis 1; any other shape broadcasts as NumPy's rules say."""
+            value = np.asarray(value, np.int64)
+            if value.ndim != 1 or value.size == 1:
+                return value.reshape(()) if value.size == 1 else value
+            return value.reshape(-1, *[1] * (x.ndim - 2))
 
         shift = int(div).bit_length() - 1
         t = x.astype(np.int64) * channels_first(mul) + channels_first(add) + (1 << shift >> 1)
@@ -265,6 +268,20 @@ class iSoftmax(OpRun):
         z = np.clip(-xt // log, 0, 31)
         e = (a * (xt + z * log + b) ** 2 + c) >> z
         return ((e * (levels - 1) // e.sum(axis=-1, keepdims=True)).astype(np.float32),)
+
+
+class iNoNorm(OpRun):
+    """QuantLib's iNoNorm: ((x * weight + bias) * mul) >> log2(D), rounding down, clipped to
+    the signed 8-bit range."""
+
+    op_domain = ""
+
+    def _run(self, x, weight, bias, D=None, mul=None, n_levels=None):  # noqa: N803
+        shift = int(np.asarray(D).item()).bit_length() - 1
+        t = (x.astype(np.int64) * weight.astype(np.int64) + bias.astype(np.int64)) * int(
+            np.asarray(mul).item()
+        )
+        return (np.clip(t >> shift, -128, 127).astype(np.float32),)
 
 
 class iHardswish(OpRun):
@@ -295,7 +312,7 @@ class TrueIntegerDiv(OpRun):
 def run_integer_onnx(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The graph's outputs by onnx.reference with QuantLib's ops, as int64."""
     reference = ReferenceEvaluator(
-        model, new_ops=[RequantShift, iSoftmax, iHardswish, TrueIntegerDiv]
+        model, new_ops=[RequantShift, iSoftmax, iHardswish, TrueIntegerDiv, iNoNorm]
     )
     names = [info.name for info in model.graph.input]
     feeds = {name: np.asarray(x, np.float32) for name, x in zip(names, inputs, strict=True)}

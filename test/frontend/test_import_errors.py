@@ -45,9 +45,9 @@ def float64_weight():
     return b.model(b.op("Gemm", "x", b.const(np.ones((EMBED, 3)), np.float64)))
 
 
-def scaled_gemm():
-    b = GraphBuilder([1, EMBED])
-    return b.model(b.op("Gemm", "x", b.weight(EMBED, 3), alpha=2.0))
+def transposed_gemm():
+    b = GraphBuilder([EMBED, 4])
+    return b.model(b.op("Gemm", "x", b.weight(EMBED, 3), transA=1))
 
 
 def softmax_over_sequence():
@@ -61,9 +61,10 @@ def add_broadcasting():
     return b.model(b.op("Add", "x", "y"))
 
 
-def add_constant():
+def mul_of_activations():
     b = _block()
-    return b.model(b.op("Add", "x", b.const(1.0)))
+    b.input("y", [1, SEQ, EMBED])
+    return b.model(b.op("Mul", "x", "y"))
 
 
 def mean_over_batch():
@@ -160,13 +161,13 @@ CASES = {
     weight_is_an_input: "node '/Gemm_0' (Gemm): 'w' is not a constant",
     float64_weight: "node '/Gemm_1' (Gemm): constant '/Constant_0_output_0' has element type "
     "float64; only float32 is supported",
-    scaled_gemm: "node '/Gemm_1' (Gemm): alpha=2.0 is not supported (only 1.0)",
+    transposed_gemm: "node '/Gemm_1' (Gemm): transA=1 is not supported (the activation must not "
+    "be transposed)",
     softmax_over_sequence: "node '/Softmax_0' (Softmax): only a softmax over the last axis is "
     "supported",
     add_broadcasting: "node '/Add_0' (Add): Add of shapes [1, 4, 6] and [1, 1, 6] broadcasts; "
     "only equal shapes are supported",
-    add_constant: "node '/Add_1' (Add): Add of a constant is only supported as a linear bias or "
-    "inside a layer-norm or GELU pattern",
+    mul_of_activations: "node '/Mul_0' (Mul): Mul of two activations is not supported",
     mean_over_batch: "node '/ReduceMean_0' (ReduceMean): operating on the batch axis is not "
     "supported",
     mean_over_two_axes: "node '/ReduceMean_0' (ReduceMean): a mean over several axes [1, 2] is "

@@ -255,3 +255,24 @@ func.func @lookup(%x: tensor<2x3xui8>, %y: tensor<2x3xi8>) -> (tensor<2x3xi32>, 
 // CHECK-NEXT:     %[[JX:.*]] = arith.index_cast %[[J]] : i32 to index
 // CHECK-NEXT:     %[[F:.*]] = memref.load %t8[%[[JX]]] : memref<256xi8>
 // CHECK-NEXT:     memref.store %[[F]], %{{.*}} : memref<1x6xi8>
+
+// -----
+
+// x * m + a with m per head and a per column: each broadcast operand is read through a view of
+// its global with stride 0 along the axes it is broadcast over, in a loop nest of x's rank.
+func.func @muladd(%x: tensor<2x3x4xi8>) -> tensor<2x3x4xi8> {
+  %m = arith.constant dense<[[[2]], [[3]]]> : tensor<2x1x1xi32>
+  %a = arith.constant dense<[1, 2, 3, 4]> : tensor<4xi32>
+  %y = tinyattn.muladd %x, %m, %a {requant = #tinyattn.requant<mul = 1, add = 0, shift = 1>} : (tensor<2x3x4xi8>, tensor<2x1x1xi32>, tensor<4xi32>) -> tensor<2x3x4xi8>
+  func.return %y : tensor<2x3x4xi8>
+}
+
+// CHECK-LABEL: func.func @muladd(%x: memref<2x3x4xi8>, %out: memref<2x3x4xi8>)
+// CHECK:      %[[M:.*]] = memref.reinterpret_cast %m to offset: [0], sizes: [2, 3, 4], strides: [1, 0, 0] : memref<2x1x1xi32> to memref<2x3x4xi32, strided<[1, 0, 0]>>
+// CHECK-NEXT: %[[A:.*]] = memref.reinterpret_cast %a to offset: [0], sizes: [2, 3, 4], strides: [0, 0, 1] : memref<4xi32> to memref<2x3x4xi32, strided<[0, 0, 1]>>
+// CHECK:              %[[X:.*]] = memref.load %x[%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x4xi8>
+// CHECK-NEXT:         %[[XW:.*]] = arith.extsi %[[X]] : i8 to i32
+// CHECK-NEXT:         %[[MV:.*]] = memref.load %[[M]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x4xi32, strided<[1, 0, 0]>>
+// CHECK-NEXT:         %[[AV:.*]] = memref.load %[[A]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x4xi32, strided<[0, 0, 1]>>
+// CHECK-NEXT:         %[[P:.*]] = arith.muli %[[XW]], %[[MV]] : i32
+// CHECK-NEXT:         %[[S:.*]] = arith.addi %[[P]], %[[AV]] : i32

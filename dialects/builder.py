@@ -16,6 +16,7 @@ from math import prod
 from xdsl.builder import Builder
 from xdsl.dialects import arith, math, memref, scf
 from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
     AnyFloat,
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -25,6 +26,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     ModuleOp,
     Signedness,
+    StridedLayoutAttr,
     StringAttr,
     TensorType,
     UnitAttr,
@@ -276,6 +278,30 @@ def reshaped(b: LoopBuilder, ref: SSAValue, shape: Sequence[int]) -> SSAValue:
             strides,
             MemRefType(typ.get_element_type(), shape, memory_space=typ.memory_space),
         )
+    )
+
+
+def subview(
+    b: LoopBuilder,
+    source: SSAValue,
+    offsets: list[int | SSAValue],
+    sizes: list[int],
+    squeeze: Sequence[int] = (),
+) -> SSAValue:
+    """A unit-stride slice of `source` without its (size-1) dimensions `squeeze`."""
+    typ = source.type
+    assert isinstance(typ, MemRefType)
+    strides = typ.get_strides()
+    assert strides is not None
+    dynamic = [o for o in offsets if isinstance(o, SSAValue)]
+    static_offsets = [DYNAMIC_INDEX if isinstance(o, SSAValue) else o for o in offsets]
+    offset = None if dynamic else sum(o * st for o, st in zip(offsets, strides, strict=True))
+    kept = [d for d in range(len(sizes)) if d not in squeeze]
+    layout = StridedLayoutAttr([strides[d] for d in kept], offset)
+    shape = [sizes[d] for d in kept]
+    result = MemRefType(typ.get_element_type(), shape, layout, typ.memory_space)
+    return b.insert(
+        memref.SubviewOp(source, dynamic, [], [], static_offsets, sizes, [1] * len(sizes), result)
     )
 
 

@@ -27,6 +27,7 @@ from xdsl.dialects.builtin import (
     DenseArrayBase,
     Float32Type,
     FloatAttr,
+    IntegerAttr,
     IntegerType,
     MemRefType,
     StringAttr,
@@ -388,6 +389,54 @@ class LayerNormOp(KernelOp):
 
 
 @irdl_op_definition
+class RMSNormOp(KernelOp):
+    """Integer RMS norm of each row of 8-bit `x` [R, C] with i32 `weight` [C] into `out`
+    (`tinyattn.rmsnorm`); an 8-bit `out` needs `requant`."""
+
+    name = "kernel.rmsnorm"
+
+    x = operand_def(MemRefType)
+    weight = operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    shift = prop_def(IntegerAttr[I64])
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = (
+        "$x `,` $weight `into` $output attr-dict `:` type($x) `,` type($weight) `into` "
+        "type($output)"
+    )
+
+    def __init__(
+        self,
+        x: SSAValue,
+        weight: SSAValue,
+        out: SSAValue,
+        *,
+        shift: int,
+        requant: RequantAttr | None = None,
+        unsigned: Iterable[Role] = (),
+    ):
+        properties = _properties(
+            ["x", "weight", "out"], unsigned, shift=IntegerAttr(shift, i64), requant=requant
+        )
+        super().__init__(operands=[x, weight, out], properties=properties)
+
+    def verify_(self) -> None:
+        _memref(self.x, "operand 'x'")
+        _memref(self.output, "operand 'out'")
+        _memref(self.weight, "operand 'weight'", 1)
+        self._verify_unsigned()
+        _expect_shape(self.output, "operand 'out'", _shape(self.x))
+        cols = _shape(self.x)[1]
+        _expect_shape(self.weight, "operand 'weight'", (cols,))
+        _expect_element(self.x, "operand 'x'", (IntegerType(8),))
+        _expect_element(self.weight, "operand 'weight'", (i32,))
+        _expect_element(self.output, "operand 'out'", (i32, IntegerType(8)))
+        _check_narrowing(self, cols)
+
+
+@irdl_op_definition
 class MapOp(KernelOp):
     """`out[i, j] = fn(inputs[0][i, j], ...)`, all [R, C] (or all of one other shape, whose
     last axis is the channel): `copy` (one input), `add` (two), `muladd` (three: x * m + a; a
@@ -535,6 +584,7 @@ KERNEL_OPS: tuple[type[Operation], ...] = (
     MatmulOp,
     SoftmaxOp,
     LayerNormOp,
+    RMSNormOp,
     MapOp,
     MeanOp,
     LookupOp,

@@ -752,6 +752,71 @@ class AddOp(_TensorOp):
         _check_integer_result(self, shape[-1] if shape else 1)
 
 
+@irdl_op_definition
+class MatMulOp(_TensorOp):
+    """`lhs @ rhs` of two activations: lhs [..., M, K], rhs [..., K, N] -> [..., M, N], the
+    batch dimensions equal or one operand a plain matrix (shared by every batch).
+
+    Integer form: 8-bit operands, the product summed in wrapping int32; the result is i32, or
+    i8/ui8 with a `requant` (per tensor or per column).
+    """
+
+    name = "tinyattn.matmul"
+
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = f"$lhs `,` $rhs {_FORMAT}"
+
+    def __init__(
+        self,
+        lhs: SSAValue,
+        rhs: SSAValue,
+        *,
+        result_type: Attribute,
+        requant: RequantAttr | None = None,
+    ):
+        super().__init__(
+            operands=[lhs, rhs], result_types=[result_type], properties=_present(requant=requant)
+        )
+
+    def batch_shape(self) -> tuple[int, ...]:
+        """The batch dimensions of the result."""
+        return tuple(_tensor(self.result, "result").get_shape()[:-2])
+
+    def verify_(self) -> None:
+        lhs = _tensor(self.lhs, "operand 'lhs'")
+        rhs = _tensor(self.rhs, "operand 'rhs'")
+        a, b = list(lhs.get_shape()), list(rhs.get_shape())
+        if len(a) < 2 or len(b) < 2:
+            raise VerifyException(
+                f"operands must have rank >= 2, got shapes {_fmt(a)} and {_fmt(b)}"
+            )
+        if a[-1] != b[-2]:
+            raise VerifyException(
+                f"the depth of 'lhs' {_fmt(a)} ({a[-1]}) must equal the rows of 'rhs' {_fmt(b)}"
+            )
+        batch = a[:-2] if len(a) > 2 else b[:-2]
+        if len(a) > 2 and len(b) > 2 and a[:-2] != b[:-2]:
+            raise VerifyException(
+                f"batch dimensions {_fmt(a[:-2])} and {_fmt(b[:-2])} differ; they must be "
+                "equal, or one operand a matrix"
+            )
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", (*batch, a[-2], b[-1]), "[..., M, N]")
+        if _element(lhs) == f32:
+            _expect_element(rhs, "operand 'rhs'", (f32,))
+            _expect_element(result, "result", (f32,))
+            _check_requant(self, "requant", None, 1)
+            return
+        _expect_element(lhs, "operand 'lhs'", (i8, ui8))
+        _expect_element(rhs, "operand 'rhs'", (i8, ui8))
+        _check_integer_result(self, b[-1])
+
+
 def broadcasts_to(shape: Sequence[int], target: Sequence[int]) -> bool:
     """Whether a tensor of `shape` broadcasts to `target` by NumPy's rules without growing it:
     aligned at the last axis, each dimension equal or 1."""
@@ -961,6 +1026,57 @@ class LayerNormOp(_TensorOp):
 
 
 @irdl_op_definition
+class RMSNormOp(_TensorOp):
+    """Integer RMS normalization over the last axis (QuantLib's iRMSNorm), x i8/ui8 [..., E],
+    weight i32 [E]: per row `den = isqrt(floor(sum(x^2) / E) + 1)`, then
+    `trunc(x * weight / den) >> shift` in int32 (Deeploy's kernel); the result is that i32,
+    or i8/ui8 with a `requant`."""
+
+    name = "tinyattn.rmsnorm"
+
+    x = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    shift = prop_def(IntegerAttr[I64])
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = f"$x `,` $weight {_FORMAT}"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        weight: SSAValue,
+        *,
+        shift: int,
+        result_type: Attribute,
+        requant: RequantAttr | None = None,
+    ):
+        super().__init__(
+            operands=[x, weight],
+            result_types=[result_type],
+            properties={"shift": IntegerAttr(shift, i64), **_present(requant=requant)},
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _expect_element(x, "operand 'x'", (i8, ui8))
+        if not x.get_shape():
+            raise VerifyException("operand 'x' must have rank >= 1")
+        e = x.get_shape()[-1]
+        weight = _tensor(self.weight, "operand 'weight'")
+        _expect_shape(weight, "operand 'weight'", (e,), "[E]")
+        _expect_element(weight, "operand 'weight'", (i32,))
+        if not 0 <= self.shift.value.data <= 31:
+            raise VerifyException(f"shift must be in [0, 31], got {self.shift.value.data}")
+        if e * 255 * 255 > INT32_MAX:
+            raise VerifyException(f"sum(x^2) over E = {e} may exceed int32")
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
+        _check_integer_result(self, e)
+
+
+@irdl_op_definition
 class SoftmaxOp(_TensorOp):
     """Softmax over the last axis. Integer form: i8 scores -> ui8 probabilities through the
     integer softmax given by `isoftmax`."""
@@ -1163,9 +1279,11 @@ Tinyattn = Dialect(
         MHSAOp,
         FusedMHSAOp,
         LinearOp,
+        MatMulOp,
         AddOp,
         MulAddOp,
         LayerNormOp,
+        RMSNormOp,
         GeluOp,
         ReluOp,
         SoftmaxOp,

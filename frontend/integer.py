@@ -44,6 +44,7 @@ from tinyattn.frontend.patterns import (
     Pattern,
     activation,
     match_linear,
+    matmul_operands,
     mean_of,
     residual_operands,
     single,
@@ -56,6 +57,8 @@ DEFAULT_INPUT_TYPE = ta.i8
 # Ops whose result is int32 (an accumulator, or QuantLib's elementwise ops), and ops that only
 # move data (element type kept).
 _INT32_RESULTS = ("MatMul", "Gemm", "Add", "ReduceMean", "iHardswish", "TrueIntegerDiv")
+# QuantLib's norms, which narrow to signed 8 bits themselves.
+_INT8_RESULTS = ("iNoNorm", "iRMSNorm")
 _DATA_MOVEMENT = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 
 
@@ -154,6 +157,8 @@ class IntegerGraph(OnnxGraph):
                 return _result_type(node)
             if node.op_type == "iSoftmax":
                 return ta.ui8
+            if node.op_type in _INT8_RESULTS:
+                return ta.i8
             if node.op_type in _INT32_RESULTS:
                 return i32
             if node.op_type not in _DATA_MOVEMENT:
@@ -378,6 +383,40 @@ def linear(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
     return layer.nodes, build
 
 
+def eight_bit(graph: IntegerGraph, name: str) -> Callable[[Emitter], SSAValue]:
+    """Activation `name` as an operand that must be 8-bit: an 8-bit one as it is, a graph input
+    declared int32 narrowed by a saturating requant (the identity on its 8-bit values: Deeploy
+    types an input by its values, so such an input holds 8-bit ones); an int32 accumulator is
+    refused (a RequantShift narrows it)."""
+    element_type = graph.activation_type(name)
+    if ta.is_int8(element_type):
+        return lambda emitter: emitter.value(name)
+    if name not in graph.inputs:
+        raise Mismatch(
+            f"its input '{name}' is an int32 accumulator; only 8-bit activations are "
+            "multiplied (a RequantShift narrows it)"
+        )
+    saturate = ta.RequantAttr([1], [0], 0)
+    return lambda emitter: emitter.op(ta.RequantOp(emitter.value(name), saturate, ta.i8))
+
+
+def matmul(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
+    """MatMul of two 8-bit activations (batched): an integer `tinyattn.matmul`; with a
+    constant operand, a linear layer."""
+    if root.op_type != "MatMul":
+        raise Mismatch(f"{root.label()} is not a MatMul")
+    if any(graph.is_constant(name) for name in root.inputs):
+        return linear(graph, root)
+    lhs, rhs, shape = matmul_operands(graph, root)
+    operands = eight_bit(graph, lhs), eight_bit(graph, rhs)
+
+    def build(emitter: Emitter, requant: Requantization | None) -> SSAValue:
+        a, b = (operand(emitter) for operand in operands)
+        return emitter.op(ta.MatMulOp(a, b, **_typed(shape, requant)))
+
+    return (root,), build
+
+
 def add(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
     """Add of two activations (a residual connection), summed in int32."""
     if root.op_type != "Add":
@@ -548,5 +587,38 @@ def inonorm(graph: IntegerGraph, node: Node) -> Match:
         m, a = (emitter.constant(constant) for constant in constants)
         result_type = TensorType(ta.i8, value.type.get_shape())
         return emitter.op(ta.MulAddOp(value, m, a, result_type=result_type, requant=attr))
+
+    return single(node, emit)
+
+
+def irmsnorm(graph: IntegerGraph, node: Node) -> Match:
+    """QuantLib's iRMSNorm of an 8-bit tensor over its last axis, with a weight vector:
+    `tinyattn.rmsnorm` (Deeploy's kernel), clipped to 8 bits by a requant that only clips."""
+    x = activation(graph, node)
+    element_type = graph.activation_type(x)
+    if not ta.is_int8(element_type):
+        raise Mismatch(f"its input '{x}' is {element_type}; iRMSNorm takes 8-bit activations")
+    if len(node.inputs) != 2:
+        raise malformed(node, f"expected 2 inputs (x, weight), got {len(node.inputs)}")
+    shift = _power_of_two(node, "D")
+    if _number(node, "n_levels") != 256:
+        raise malformed(node, "only 256 output levels are supported")
+    width = graph.shape(x)[-1]
+    weight = _broadcast_values(graph, node, 1, "weight")
+    vector = _last_axis_channels(weight, (width,))
+    if vector is None or weight.ndim > 1:
+        raise malformed(node, f"weight '{node.input(1)}' is not a vector over the last axis")
+    constant = Constant(np.broadcast_to(np.asarray(vector, np.int32), (width,)), node.input(1), i32)
+    clip = ta.RequantAttr([1], [0], 0)
+
+    def emit(emitter: Emitter) -> SSAValue:
+        value = emitter.value(x)
+        result_type = TensorType(ta.i8, value.type.get_shape())
+        return emitter.op(
+            ta.RMSNormOp(
+                value, emitter.constant(constant), shift=shift, result_type=result_type,
+                requant=clip,
+            )
+        )  # fmt: skip
 
     return single(node, emit)

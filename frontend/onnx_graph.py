@@ -15,7 +15,14 @@ from onnx import helper, numpy_helper
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # QuantLib's integer ops: unknown to ONNX shape inference (which leaves their outputs untyped)
 # and shape-preserving.
-QUANTLIB_OPS = ("RequantShift", "iSoftmax", "iHardswish", "TrueIntegerDiv", "iNoNorm")
+QUANTLIB_OPS = (
+    "RequantShift",
+    "iSoftmax",
+    "iHardswish",
+    "TrueIntegerDiv",
+    "iNoNorm",
+    "iRMSNorm",
+)
 # The other domains whose ops the importer reads, and which ones: QuantLib's integer ops are
 # exported in the default domain (Deeploy), onnxruntime-extensions' `ai.onnx.contrib` or
 # QuantLib's own `PACTOps`; onnxruntime's `com.microsoft::Gelu` is ONNX's exact-erf Gelu.

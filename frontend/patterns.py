@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.builder import Builder
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import f32, i32
+from xdsl.dialects.builtin import TensorType, f32, i32
 from xdsl.ir import Attribute, Operation, SSAValue
 
 from tinyattn.dialects import tinyattn as ta
@@ -253,7 +253,7 @@ def _matmul_linear(graph: OnnxGraph, node: Node) -> Linear:
             raise Mismatch(
                 "a constant left operand is not supported; the weight must be on the right"
             )
-        raise Mismatch("MatMul of two activations is only supported inside an attention pattern")
+        raise Mismatch("MatMul of two activations is not a linear layer")
     weight = float_constant(graph, rhs)
     if weight.array.ndim != 2:
         raise Mismatch(f"weight '{rhs}' must have rank 2, got shape {list(weight.array.shape)}")
@@ -302,6 +302,38 @@ def match_linear(graph: OnnxGraph, root: Node) -> Linear:
     product, addend = constant_operand(graph, root)
     matmul = _matmul_linear(graph, graph.producer_of(product, "MatMul"))
     return _added(matmul, float_constant(graph, addend), 1.0, (*matmul.nodes, root))
+
+
+def matmul_operands(graph: OnnxGraph, node: Node) -> tuple[str, str, tuple[int, ...]]:
+    """The two activations a MatMul multiplies and its imported result shape: [..., M, K] @
+    [..., K, N], batch dimensions equal or one operand a matrix."""
+    lhs, rhs = node.inputs
+    shapes = f"MatMul of shapes {list(graph.shape(lhs))} and {list(graph.shape(rhs))}"
+    a, b = (squeeze_batch(graph.shape(name)) for name in (lhs, rhs))
+    if len(a) < 2 or len(b) < 2:
+        raise Mismatch(f"{shapes}: both must be matrices")
+    if len(a) > 2 and len(b) > 2 and a[:-2] != b[:-2]:
+        raise Mismatch(
+            f"{shapes} broadcasts its batch dimensions; they must be equal, or one operand a "
+            "matrix"
+        )
+    return lhs, rhs, squeeze_batch(graph.shape(node.outputs[0]))
+
+
+def matmul(graph: OnnxGraph, node: Node) -> Match:
+    """MatMul of two activations (batched): `tinyattn.matmul`; with a constant operand, a
+    linear layer."""
+    if any(graph.is_constant(name) for name in node.inputs):
+        return linear_pattern(graph, node)
+    lhs, rhs, shape = matmul_operands(graph, node)
+
+    def emit(emitter: Emitter) -> SSAValue:
+        result_type = TensorType(f32, shape)
+        return emitter.op(
+            ta.MatMulOp(emitter.value(lhs), emitter.value(rhs), result_type=result_type)
+        )
+
+    return single(node, emit)
 
 
 def linear_pattern(graph: OnnxGraph, root: Node) -> Match:

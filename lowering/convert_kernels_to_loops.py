@@ -84,6 +84,14 @@ def _layernorm(ctx: KernelContext, op: kernel.KernelOp) -> None:
         )
 
 
+def _rmsnorm(ctx: KernelContext, op: kernel.KernelOp) -> None:
+    assert isinstance(op, kernel.RMSNormOp)
+    rows, cols = _shape(op.x)
+    x, out = k.Matrix.operand(op, 0), k.Matrix.operand(op, -1)
+    shift = op.shift.value.data
+    k.irmsnorm_rows(ctx.builder, rows, cols, x, op.weight, shift, out, ctx.requant(op))
+
+
 def _map_function(op: kernel.MapOp) -> Callable[[LoopBuilder, list[SSAValue]], SSAValue]:
     fn, params = op.fn.data, op.igelu
     if fn == "add":
@@ -123,6 +131,7 @@ GENERIC_KERNELS: dict[type[kernel.KernelOp], KernelLowering] = {
     kernel.MatmulOp: _matmul,
     kernel.SoftmaxOp: _softmax,
     kernel.LayerNormOp: _layernorm,
+    kernel.RMSNormOp: _rmsnorm,
     kernel.MapOp: _map,
     kernel.MeanOp: _mean,
     kernel.LookupOp: _lookup,

@@ -50,6 +50,7 @@ from tinyattn.dialects.builder import (
     memref_type,
     reshaped,
     storage_type,
+    subview,
 )
 from tinyattn.dialects.dense import from_numpy, to_numpy
 from tinyattn.dialects.memory import ALIGNMENT
@@ -115,6 +116,40 @@ def _lower_linear(low: _Lowering, op: ta.LinearOp, refs: list[SSAValue], out: SS
             unsigned=_unsigned([("lhs", op.x), ("out", op.result)]),
         )
     )
+
+
+def _lower_matmul(low: _Lowering, op: ta.MatMulOp, refs: list[SSAValue], out: SSAValue):
+    """One `kernel.matmul` per batch element, in a loop over the batch (flattened), on 2-D
+    views of the operands; a plain-matrix operand is shared by every batch."""
+    b = low.builder
+    batch = prod(op.batch_shape())
+    unsigned = _unsigned([("lhs", op.lhs), ("rhs", op.rhs), ("out", op.result)])
+
+    def stacked(ref: SSAValue) -> SSAValue | None:
+        shape = _shape(ref)
+        return None if len(shape) == 2 else reshaped(b, ref, (batch, *shape[-2:]))
+
+    lhs, rhs, y = (stacked(ref) for ref in (*refs, out))
+
+    def body(bb: LoopBuilder, index: SSAValue, _: tuple) -> tuple:
+        def matrix(stack: SSAValue | None, ref: SSAValue) -> SSAValue:
+            if stack is None:
+                return ref
+            rows, cols = _shape(stack)[1:]
+            return subview(bb, stack, [index, 0, 0], [1, rows, cols], squeeze=(0,))
+
+        bb.builder.insert(
+            kernel.MatmulOp(
+                matrix(lhs, refs[0]),
+                matrix(rhs, refs[1]),
+                matrix(y, out),
+                requant=op.requant,
+                unsigned=unsigned,
+            )
+        )
+        return ()
+
+    b.for_range(batch, body)
 
 
 def _lower_map(fn: str) -> OpLowering:
@@ -195,6 +230,21 @@ def _lower_layernorm(low: _Lowering, op: ta.LayerNormOp, refs: list[SSAValue], o
     )
 
 
+def _lower_rmsnorm(low: _Lowering, op: ta.RMSNormOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    x, y = _matrix(b, refs[0]), _matrix(b, out)
+    low.emit(
+        kernel.RMSNormOp(
+            x,
+            refs[1],
+            y,
+            shift=op.shift.value.data,
+            requant=op.requant,
+            unsigned=_unsigned([("x", op.x), ("out", op.result)]),
+        )
+    )
+
+
 def _lower_softmax(low: _Lowering, op: ta.SoftmaxOp, refs: list[SSAValue], out: SSAValue):
     b = low.builder
     x, y = _matrix(b, refs[0]), _matrix(b, out)
@@ -241,11 +291,13 @@ LOWERINGS: dict[type[Operation], OpLowering] = {
     ta.MHSAOp: _refuse_attention,
     ta.FusedMHSAOp: _refuse_attention,
     ta.LinearOp: _lower_linear,
+    ta.MatMulOp: _lower_matmul,
     ta.AddOp: _lower_map("add"),
     ta.MulAddOp: _lower_muladd,
     ta.GeluOp: _lower_map("gelu"),
     ta.ReluOp: _lower_map("relu"),
     ta.LayerNormOp: _lower_layernorm,
+    ta.RMSNormOp: _lower_rmsnorm,
     ta.SoftmaxOp: _lower_softmax,
     ta.MeanOp: _lower_mean,
     ta.RequantOp: _lower_map("copy"),

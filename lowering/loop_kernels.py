@@ -440,6 +440,42 @@ def ilayernorm_rows(
     b.for_range(rows, row)
 
 
+def irmsnorm_rows(
+    b: LoopBuilder,
+    rows: int,
+    cols: int,
+    x: Matrix,
+    weight: SSAValue,
+    shift: int,
+    out: Matrix,
+    requant: Requant | None = None,
+) -> None:
+    """Integer RMS norm of each row of 8-bit `x` (`reference.irmsnorm`) in i32: `den =
+    isqrt(sum(x^2) / cols + 1)` (the sum is non-negative and, by the op verifier, within
+    int32: an unsigned division), then `out = requant((x * weight / den) >> shift)` with C's
+    division; `x * weight` may wrap, as the reference's does."""
+
+    def row(br: LoopBuilder, i: SSAValue, _):
+        def square(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
+            value = x.load(bj, i, j)
+            return (bj.add(acc[0], bj.mul(value, value)),)
+
+        (squares,) = br.for_range(cols, square, (br.constant(0, i32),))
+        mean = br.udiv(squares, br.constant(cols, i32))
+        den = isqrt(br, br.add(mean, br.constant(1, i32)))
+
+        def normalize(bj: LoopBuilder, j: SSAValue, _):
+            scaled = bj.mul(x.load(bj, i, j), bj.load(weight, [j]))
+            value = bj.shr(bj.sdiv(scaled, den), bj.constant(shift, i32))
+            out.store(bj, requant(bj, value, j) if requant else value, i, j)
+            return ()
+
+        br.for_range(cols, normalize)
+        return ()
+
+    b.for_range(rows, row)
+
+
 def isqrt(b: LoopBuilder, n: SSAValue) -> SSAValue:
     """`floor(sqrt(n))` of an i32 `n` in [1, 2^31) by `reference.isqrt`'s Newton iteration: start
     at `2^ceil(bits/2)` with `bits = 32 - ctlz(n)`, step `x <- (x + n / x) >> 1` (unsigned

@@ -36,7 +36,7 @@ from xdsl.ir import Attribute, SSAValue
 
 from tinyattn.dialects import kernel
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.builder import LoopBuilder, reshaped
+from tinyattn.dialects.builder import LoopBuilder, reshaped, subview
 from tinyattn.passes.tiling import (
     F32,
     Attention,
@@ -52,7 +52,6 @@ from tinyattn.passes.tiling import (
     rewrite_attention,
     rows_of,
     stage_requants,
-    subview,
     tiles_bytes,
 )
 

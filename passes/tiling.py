@@ -25,11 +25,9 @@ import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import arith, bufferization, memref
 from xdsl.dialects.builtin import (
-    DYNAMIC_INDEX,
     DenseIntOrFPElementsAttr,
     MemRefType,
     ModuleOp,
-    StridedLayoutAttr,
     TensorType,
     UnrealizedConversionCastOp,
     f32,
@@ -44,7 +42,7 @@ from xdsl.utils.exceptions import PassFailedException
 from tinyattn.dialects import dma
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.annotations import LAYER_ATTR, tag
-from tinyattn.dialects.builder import LoopBuilder, memref_type, storage_type
+from tinyattn.dialects.builder import LoopBuilder, memref_type, storage_type, subview
 from tinyattn.dialects.dense import from_numpy, to_numpy
 from tinyattn.dialects.memory import ALIGNMENT, MemoryLevel, aligned, element_bytes, nbytes
 
@@ -164,30 +162,6 @@ class AttentionTiling(ModulePass, ABC):
             )
             packed = self.pack_weights and packable(attention, self.PACKING)
             self.rewrite(attention, rows, Staging(copies=self.dma), packed)
-
-
-def subview(
-    b: LoopBuilder,
-    source: SSAValue,
-    offsets: list[int | SSAValue],
-    sizes: list[int],
-    squeeze: Sequence[int] = (),
-) -> SSAValue:
-    """A unit-stride slice of `source` without its (size-1) dimensions `squeeze`."""
-    typ = source.type
-    assert isinstance(typ, MemRefType)
-    strides = typ.get_strides()
-    assert strides is not None
-    dynamic = [o for o in offsets if isinstance(o, SSAValue)]
-    static_offsets = [DYNAMIC_INDEX if isinstance(o, SSAValue) else o for o in offsets]
-    offset = None if dynamic else sum(o * st for o, st in zip(offsets, strides, strict=True))
-    kept = [d for d in range(len(sizes)) if d not in squeeze]
-    layout = StridedLayoutAttr([strides[d] for d in kept], offset)
-    shape = [sizes[d] for d in kept]
-    result = MemRefType(typ.get_element_type(), shape, layout, typ.memory_space)
-    return b.insert(
-        memref.SubviewOp(source, dynamic, [], [], static_offsets, sizes, [1] * len(sizes), result)
-    )
 
 
 def head_slice(b: LoopBuilder, weights: SSAValue, head: SSAValue) -> SSAValue:

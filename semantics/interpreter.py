@@ -120,6 +120,10 @@ class TinyattnFunctions(InterpreterFunctions):
     def run_add(self, interpreter: Interpreter, op: ta.AddOp, args: PythonValues):
         return (ref.add(args[0], args[1], requant_of(op.requant), _result_dtype(op)),)
 
+    @impl(ta.MatMulOp)
+    def run_matmul(self, interpreter: Interpreter, op: ta.MatMulOp, args: PythonValues):
+        return (ref.matmul(*args, requant_of(op.requant), _result_dtype(op)),)
+
     @impl(ta.MulAddOp)
     def run_muladd(self, interpreter: Interpreter, op: ta.MulAddOp, args: PythonValues):
         return (ref.muladd(*args, requant_of(op.requant), out_dtype=_result_dtype(op)),)
@@ -139,6 +143,11 @@ class TinyattnFunctions(InterpreterFunctions):
                 _result_dtype(op),
             ),
         )
+
+    @impl(ta.RMSNormOp)
+    def run_rmsnorm(self, interpreter: Interpreter, op: ta.RMSNormOp, args: PythonValues):
+        shift, requant = op.shift.value.data, requant_of(op.requant)
+        return (ref.rmsnorm(args[0], args[1], shift, requant, _result_dtype(op)),)
 
     @impl(ta.GeluOp)
     def run_gelu(self, interpreter: Interpreter, op: ta.GeluOp, args: PythonValues):
@@ -254,6 +263,12 @@ class KernelFunctions(InterpreterFunctions):
         epsilon = 0.0 if op.epsilon is None else op.epsilon.value.data
         integer = ilayernorm_of(op.ilayernorm), requant_of(op.requant), _narrow_dtype(op, args)
         return _store(args, ref.layernorm(x, gamma, beta, epsilon, *integer))
+
+    @impl(kernel.RMSNormOp)
+    def run_rmsnorm(self, interpreter: Interpreter, op: kernel.RMSNormOp, args: PythonValues):
+        shift, requant = op.shift.value.data, requant_of(op.requant)
+        x = _operand(op, args, 0)
+        return _store(args, ref.rmsnorm(x, args[1], shift, requant, _narrow_dtype(op, args)))
 
     @impl(kernel.MapOp)
     def run_map(self, interpreter: Interpreter, op: kernel.MapOp, args: PythonValues):

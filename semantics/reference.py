@@ -182,6 +182,16 @@ def lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.asarray(table)[x.astype(np.int64) - lowest]
 
 
+def irmsnorm(x: np.ndarray, weight: np.ndarray, shift: int) -> np.ndarray:
+    """QuantLib's integer RMS norm over the last axis as Deeploy's kernel computes it:
+    `den = isqrt(floor(sum(x^2) / E) + 1)`, `trunc(x * weight / den) >> shift` (int32)."""
+    x = np.asarray(x, np.int64)
+    squares = wrap_int32((x * x).sum(axis=-1, keepdims=True))
+    den = isqrt(squares // x.shape[-1] + 1)
+    scaled = wrap_int32(x * np.asarray(weight, np.int64))
+    return _divide_toward_zero(scaled, den) >> shift
+
+
 def _matmul_i32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return wrap_int32(np.matmul(np.asarray(a, np.int64), np.asarray(b, np.int64)))
 
@@ -236,6 +246,19 @@ def add(
     )
 
 
+def matmul(
+    lhs: np.ndarray,
+    rhs: np.ndarray,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """`lhs @ rhs` (batched); integer: an i32 product, narrowed by `requant`."""
+    if np.issubdtype(np.asarray(lhs).dtype, np.floating):
+        a, b = _f64(lhs, rhs)
+        return np.matmul(a, b).astype(np.float32)
+    return _narrow(_matmul_i32(lhs, rhs), requant, out_dtype)
+
+
 def muladd(
     x: np.ndarray,
     m: np.ndarray,
@@ -275,6 +298,16 @@ def layernorm(
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
     return ((x - mean) / np.sqrt(var + epsilon) * gamma + beta).astype(np.float32)
+
+
+def rmsnorm(
+    x: np.ndarray,
+    weight: np.ndarray,
+    shift: int,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.int32,
+) -> np.ndarray:
+    return _narrow(irmsnorm(x, weight, shift), requant, out_dtype)
 
 
 def gelu(

@@ -298,3 +298,27 @@ func.func @muladd_narrow_without_requant(%x: tensor<4x8xi32>, %m: tensor<1xi32>)
   func.return %y : tensor<4x8xi8>
 }
 // CHECK: 'tinyattn.muladd' op 'requant' is required for an 8-bit result
+
+// -----
+
+func.func @matmul_batches(%a: tensor<2x3x4xf32>, %b: tensor<3x4x5xf32>) -> tensor<2x3x5xf32> {
+  %y = tinyattn.matmul %a, %b : (tensor<2x3x4xf32>, tensor<3x4x5xf32>) -> tensor<2x3x5xf32>
+  func.return %y : tensor<2x3x5xf32>
+}
+// CHECK: 'tinyattn.matmul' op batch dimensions [2] and [3] differ; they must be equal, or one operand a matrix
+
+// -----
+
+func.func @matmul_depth(%a: tensor<3x4xf32>, %b: tensor<5x2xf32>) -> tensor<3x2xf32> {
+  %y = tinyattn.matmul %a, %b : (tensor<3x4xf32>, tensor<5x2xf32>) -> tensor<3x2xf32>
+  func.return %y : tensor<3x2xf32>
+}
+// CHECK: 'tinyattn.matmul' op the depth of 'lhs' [3, 4] (4) must equal the rows of 'rhs' [5, 2]
+
+// -----
+
+func.func @rmsnorm_weight(%x: tensor<3x8xi8>, %w: tensor<4xi32>) -> tensor<3x8xi32> {
+  %y = tinyattn.rmsnorm %x, %w {shift = 4 : i64} : (tensor<3x8xi8>, tensor<4xi32>) -> tensor<3x8xi32>
+  func.return %y : tensor<3x8xi32>
+}
+// CHECK: 'tinyattn.rmsnorm' op operand 'weight' dimension 0 must be 8 ([E] = [8]), got 4 (shape [4])

@@ -56,6 +56,13 @@ func.func @muladd(%x: memref<2x4x3xi8>, %m: memref<2x4x3xi32, strided<[1, 0, 0]>
   func.return
 }
 
+// CHECK-LABEL: func.func @rmsnorm
+func.func @rmsnorm(%x: memref<4x3xi8>, %w: memref<3xi32>) {
+  // CHECK-NEXT: kernel.rmsnorm %x, %w into %x {shift = 4 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>} : memref<4x3xi8>, memref<3xi32> into memref<4x3xi8>
+  kernel.rmsnorm %x, %w into %x {shift = 4 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>} : memref<4x3xi8>, memref<3xi32> into memref<4x3xi8>
+  func.return
+}
+
 // CHECK-LABEL: func.func @lookup
 func.func @lookup(%x: memref<4x3xi8>, %t8: memref<256xi8>, %t32: memref<256xi32>, %wide: memref<4x3xi32>) {
   // CHECK-NEXT: kernel.lookup %x, %t8 into %x {unsigned = array<i64: 0>} : memref<4x3xi8>, memref<256xi8> into memref<4x3xi8>

@@ -74,6 +74,20 @@ func.func @muladd(%acc: tensor<4x5xi32>, %rows: tensor<4x1xi32>, %c: tensor<4x5x
   func.return %y, %e : tensor<4x5xi8>, tensor<2x4x5xf32>
 }
 
+// A batched product of two activations, and the integer RMS norm.
+// CHECK-LABEL: func.func @matmul_rmsnorm
+func.func @matmul_rmsnorm(%a: tensor<2x3x4xi8>, %b: tensor<2x4x5xui8>, %m: tensor<4x5xf32>, %f: tensor<2x3x4xf32>, %w: tensor<4xi32>) -> (tensor<2x3x5xi8>, tensor<2x3x5xf32>, tensor<2x3x4xi32>) {
+  // CHECK-NEXT: %y = tinyattn.matmul %a, %b {requant = #tinyattn.requant<mul = 3, add = 0, shift = 4>} : (tensor<2x3x4xi8>, tensor<2x4x5xui8>) -> tensor<2x3x5xi8>
+  // GENERIC: "tinyattn.matmul"(%a, %b) <{requant = #tinyattn.requant<mul = 3, add = 0, shift = 4>}>
+  %y = tinyattn.matmul %a, %b {requant = #tinyattn.requant<mul = 3, add = 0, shift = 4>} : (tensor<2x3x4xi8>, tensor<2x4x5xui8>) -> tensor<2x3x5xi8>
+  // CHECK-NEXT: %z = tinyattn.matmul %f, %m : (tensor<2x3x4xf32>, tensor<4x5xf32>) -> tensor<2x3x5xf32>
+  %z = tinyattn.matmul %f, %m : (tensor<2x3x4xf32>, tensor<4x5xf32>) -> tensor<2x3x5xf32>
+  // CHECK-NEXT: %n = tinyattn.rmsnorm %a, %w {shift = 16 : i64} : (tensor<2x3x4xi8>, tensor<4xi32>) -> tensor<2x3x4xi32>
+  // GENERIC: "tinyattn.rmsnorm"(%a, %w) <{shift = 16 : i64}>
+  %n = tinyattn.rmsnorm %a, %w {shift = 16 : i64} : (tensor<2x3x4xi8>, tensor<4xi32>) -> tensor<2x3x4xi32>
+  func.return %y, %z, %n : tensor<2x3x5xi8>, tensor<2x3x5xf32>, tensor<2x3x4xi32>
+}
+
 // A function of an 8-bit tensor as a table (its result type is the table's); a requant of an
 // 8-bit tensor widens it first.
 // CHECK-LABEL: func.func @tables

@@ -284,6 +284,25 @@ class iNoNorm(OpRun):
         return (np.clip(t >> shift, -128, 127).astype(np.float32),)
 
 
+class iRMSNorm(OpRun):
+    """QuantLib's iRMSNorm as Deeploy computes it, row by row in Python integers: den =
+    isqrt(floor(sum(x^2) / E) + 1), trunc(x * w / den) >> log2(D), clipped to 8 bits."""
+
+    op_domain = ""
+
+    def _run(self, x, weight, D=None, n_levels=None):  # noqa: N803
+        shift = int(D).bit_length() - 1
+        rows = x.astype(np.int64).reshape(-1, x.shape[-1])
+        out = np.empty_like(rows)
+        for r, row in enumerate(rows):
+            den = math.isqrt(int((row * row).sum()) // row.size + 1)
+            for c, value in enumerate(row):
+                product = int(value) * int(weight[c])
+                quotient = abs(product) // den * (1 if product >= 0 else -1)
+                out[r, c] = min(max(quotient >> shift, -128), 127)
+        return (out.reshape(x.shape).astype(np.float32),)
+
+
 class iHardswish(OpRun):
     """QuantLib's integer hardswish, from its definition: x * (clip(x + 3, 0, 6) * 1/6)."""
 
@@ -312,7 +331,7 @@ class TrueIntegerDiv(OpRun):
 def run_integer_onnx(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The graph's outputs by onnx.reference with QuantLib's ops, as int64."""
     reference = ReferenceEvaluator(
-        model, new_ops=[RequantShift, iSoftmax, iHardswish, TrueIntegerDiv, iNoNorm]
+        model, new_ops=[RequantShift, iSoftmax, iHardswish, TrueIntegerDiv, iNoNorm, iRMSNorm]
     )
     names = [info.name for info in model.graph.input]
     feeds = {name: np.asarray(x, np.float32) for name, x in zip(names, inputs, strict=True)}

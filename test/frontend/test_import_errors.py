@@ -28,9 +28,9 @@ def matmul_of_activations():
     return b.model(b.op("MatMul", "x", b.op("Transpose", "x", perm=[0, 2, 1], name="")))
 
 
-def unnamed_matmul_of_activations():
-    b = _block()
-    b.input("y", [1, EMBED, SEQ])
+def unnamed_matmul_of_a_vector():
+    b = GraphBuilder([1, EMBED])
+    b.input("y", [EMBED, SEQ])
     return b.model(b.op("MatMul", "x", "y", name=""))
 
 
@@ -156,8 +156,8 @@ CASES = {
     matmul_of_activations: "node 'Transpose_output_0' (Transpose): Transpose with perm [0, 2, 1] "
     "moves the data of shape [1, 4, 6]; tinyattn has no transpose, so it is only supported inside "
     "an attention pattern",
-    unnamed_matmul_of_activations: "node 'MatMul_output_0' (MatMul): MatMul of two activations "
-    "is only supported inside an attention pattern",
+    unnamed_matmul_of_a_vector: "node 'MatMul_output_0' (MatMul): MatMul of shapes [1, 6] and "
+    "[6, 4]: both must be matrices",
     weight_is_an_input: "node '/Gemm_0' (Gemm): 'w' is not a constant",
     float64_weight: "node '/Gemm_1' (Gemm): constant '/Constant_0_output_0' has element type "
     "float64; only float32 is supported",

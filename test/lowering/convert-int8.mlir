@@ -276,3 +276,39 @@ func.func @muladd(%x: tensor<2x3x4xi8>) -> tensor<2x3x4xi8> {
 // CHECK-NEXT:         %[[AV:.*]] = memref.load %[[A]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x3x4xi32, strided<[0, 0, 1]>>
 // CHECK-NEXT:         %[[P:.*]] = arith.muli %[[XW]], %[[MV]] : i32
 // CHECK-NEXT:         %[[S:.*]] = arith.addi %[[P]], %[[AV]] : i32
+
+// -----
+
+// A batched product: one kernel.matmul per batch element, in a loop, on 2-D views.
+func.func @matmul(%a: tensor<2x3x4xi8>, %b: tensor<2x4x5xui8>) -> tensor<2x3x5xi8> {
+  %y = tinyattn.matmul %a, %b {requant = #tinyattn.requant<mul = 3, add = 0, shift = 4>} : (tensor<2x3x4xi8>, tensor<2x4x5xui8>) -> tensor<2x3x5xi8>
+  func.return %y : tensor<2x3x5xi8>
+}
+
+// CHECK-LABEL: func.func @matmul(%a: memref<2x3x4xi8>, %b: memref<2x4x5xi8>, %out: memref<2x3x5xi8>)
+// CHECK:      scf.for %[[BATCH:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
+// CHECK-NEXT:   %{{.*}} = memref.subview %a[%[[BATCH]], 0, 0] [1, 3, 4] [1, 1, 1] : memref<2x3x4xi8> to memref<3x4xi8, strided<[4, 1], offset: ?>>
+// CHECK-NEXT:   %{{.*}} = memref.subview %b[%[[BATCH]], 0, 0] [1, 4, 5] [1, 1, 1] : memref<2x4x5xi8> to memref<4x5xi8, strided<[5, 1], offset: ?>>
+// CHECK-NEXT:   %{{.*}} = memref.subview %out[%[[BATCH]], 0, 0] [1, 3, 5] [1, 1, 1] : memref<2x3x5xi8> to memref<3x5xi8, strided<[5, 1], offset: ?>>
+// CHECK:          arith.extui %{{.*}} : i8 to i32
+
+// -----
+
+// The integer RMS norm of a row: the sum of squares divided (unsigned) by the width, plus one,
+// its integer square root, then each x * w divided toward zero and shifted.
+func.func @rmsnorm(%x: tensor<3x8xi8>) -> tensor<3x8xi32> {
+  %w = arith.constant dense<1000> : tensor<8xi32>
+  %y = tinyattn.rmsnorm %x, %w {shift = 4 : i64} : (tensor<3x8xi8>, tensor<8xi32>) -> tensor<3x8xi32>
+  func.return %y : tensor<3x8xi32>
+}
+
+// CHECK-LABEL: func.func @rmsnorm(%x: memref<3x8xi8>, %out: memref<3x8xi32>)
+// CHECK:          %[[SQ:.*]] = arith.muli %{{.*}}, %{{.*}} : i32
+// CHECK:        %[[WIDTH:.*]] = arith.constant 8 : i32
+// CHECK-NEXT:   %[[MEAN:.*]] = arith.divui %{{.*}}, %[[WIDTH]] : i32
+// CHECK:        scf.while
+// CHECK:          %[[P:.*]] = arith.muli %{{.*}}, %{{.*}} : i32
+// CHECK-NEXT:     %[[Q:.*]] = arith.divsi %[[P]], %{{.*}} : i32
+// CHECK-NEXT:     %[[SHIFT:.*]] = arith.constant 4 : i32
+// CHECK-NEXT:     %[[Y:.*]] = arith.shrsi %[[Q]], %[[SHIFT]] : i32
+// CHECK-NEXT:     memref.store %[[Y]], %{{.*}} : memref<3x8xi32>

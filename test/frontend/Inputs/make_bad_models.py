@@ -33,7 +33,7 @@ def main() -> None:
     )
     # An unnamed node: the diagnostic names it by its output.
     matmul = model(
-        [helper.make_node("MatMul", ["x", "y"], ["scores"])], [x, ("y", [1, EMBED, SEQ])]
+        [helper.make_node("MatMul", ["x", "y"], ["scores"])], [("x", [1, EMBED]), ("y", [EMBED, SEQ])]
     )
     scalar = model([helper.make_node("Relu", ["x"], ["y"], name="/Relu")], [("x", [])])
     for name, proto in (("conv", conv), ("matmul", matmul), ("scalar", scalar)):

@@ -263,6 +263,8 @@ def match_attention(graph: OnnxGraph, root: Node) -> Attention:
 
 
 def attention_pattern(graph: OnnxGraph, root: Node) -> Match:
+    """Self-attention as PyTorch exports it (Q, K, V projections, head split, scaled scores,
+    Softmax, context, head merge, output projection): one `tinyattn.mhsa`."""
     attention = match_attention(graph, root)
     if attention.normalization is None or attention.normalization.op_type != "Softmax":
         raise Mismatch("the attention has no Softmax")

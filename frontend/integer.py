@@ -49,6 +49,7 @@ from tinyattn.frontend.patterns import (
     residual_operands,
     single,
     squeeze_batch,
+    summary,
 )
 from tinyattn.semantics import reference as ref
 
@@ -437,6 +438,7 @@ def accumulating(operation: Operation) -> Pattern:
         nodes, build = operation(graph, root)
         return Match(root, nodes, lambda emitter: build(emitter, None))
 
+    pattern.__doc__ = f"{summary(operation)}, its int32 result."
     return pattern
 
 
@@ -451,12 +453,13 @@ def requantized(operation: Operation) -> Pattern:
             return Match(root, (*nodes, root), lambda e: requant.narrow(e, build(e, None)))
         return Match(root, (*nodes, root), lambda emitter: build(emitter, requant))
 
+    pattern.__doc__ = f"RequantShift of {summary(operation)}: the same op, narrowing."
     return pattern
 
 
 def requant(graph: IntegerGraph, node: Node) -> Match:
-    """A RequantShift on its own: `tinyattn.requant` of an int32 tensor, or of an 8-bit one
-    (widened; a per-tensor one is a `table` instead); a per-row or per-head one a muladd."""
+    """A RequantShift on its own: `tinyattn.requant` of an int32 tensor or of a widened 8-bit
+    one (per tensor, a `table` instead), or per row or head a `tinyattn.muladd`."""
     requantization = requant_shift(graph, node)
     x = activation(graph, node)
     graph.activation_type(x)  # known

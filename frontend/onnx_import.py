@@ -42,6 +42,7 @@ from tinyattn.frontend import patterns as p
 from tinyattn.frontend.arrays import Arrays
 from tinyattn.frontend.attention import attention_pattern, integer_attention_pattern
 from tinyattn.frontend.onnx_graph import (
+    OTHER_DOMAINS,
     Mismatch,
     Node,
     OnnxGraph,
@@ -49,7 +50,14 @@ from tinyattn.frontend.onnx_graph import (
     element_type_name,
 )
 
-__all__ = ["INTEGER_PATTERNS", "OnnxImportError", "PATTERNS", "import_model", "model_from_bytes"]
+__all__ = [
+    "INTEGER_PATTERNS",
+    "OnnxImportError",
+    "PATTERNS",
+    "import_model",
+    "model_from_bytes",
+    "supported_ops",
+]
 
 _IN_LAYERNORM = p.only_inside("a layer-norm pattern")
 
@@ -114,6 +122,27 @@ INTEGER_PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     "Transpose": (p.transpose,),
     "Constant": (p.unreadable_constant,),
 }
+
+
+def supported_ops() -> str:
+    """Every ONNX op the importer reads and what each pattern makes of it, float and integer
+    graphs, for `tinyattn-import --list-ops`."""
+    lines = []
+    for title, table in (
+        ("Float graphs (PyTorch exports)", PATTERNS),
+        ("Integer graphs (QuantLib/Deeploy integerised ONNX)", INTEGER_PATTERNS),
+    ):
+        lines += ["", f"{title}:"]
+        for op_type, patterns in sorted(table.items(), key=lambda item: item[0].lower()):
+            domains = [d for d, ops in OTHER_DOMAINS.items() if op_type in ops]
+            shown = op_type + "".join(f", {domain}::{op_type}" for domain in domains)
+            lines.append(f"  {shown}")
+            lines += [f"    - {p.summary(pattern)}" for pattern in patterns]
+    header = (
+        "ONNX ops tinyattn-import reads; at each node the patterns are tried in this order, "
+        "the first that applies claims the subgraph it recognises."
+    )
+    return "\n".join([header, *lines]) + "\n"
 
 
 def _check_self_contained(graph: OnnxGraph, match: p.Match, claimed: set[Node]) -> None:

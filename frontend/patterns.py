@@ -81,6 +81,14 @@ def single(node: Node, emit: Callable[[Emitter], SSAValue]) -> Match:
 
 Pattern = Callable[[OnnxGraph, Node], Match]
 
+
+def summary(function: Callable) -> str:
+    """The first sentence of a pattern's (or operation's) docstring: what it recognises and
+    what it becomes, for `tinyattn-import --list-ops`."""
+    paragraph = " ".join((function.__doc__ or "").strip().split("\n\n")[0].split())
+    sentence = re.split(r"(?<=[.;])\s", paragraph, maxsplit=1)[0]
+    return sentence.rstrip(".;")
+
 # ---------------------------------------------------------------------------------------------
 # Shapes: activations are imported without ONNX's leading batch dimension of 1
 # ---------------------------------------------------------------------------------------------
@@ -337,6 +345,8 @@ def matmul(graph: OnnxGraph, node: Node) -> Match:
 
 
 def linear_pattern(graph: OnnxGraph, root: Node) -> Match:
+    """A linear layer: MatMul by a constant weight (+ Add of a bias vector or matrix), or Gemm
+    (alpha, beta, transB): `tinyattn.linear` (+ `tinyattn.muladd`)."""
     linear = match_linear(graph, root)
     return Match(root, linear.nodes, linear.emit)
 
@@ -379,6 +389,8 @@ def _layernorm(graph: OnnxGraph, x: str, gamma: str, beta: str, epsilon: float):
 
 
 def layernorm_op(graph: OnnxGraph, node: Node) -> Match:
+    """LayerNormalization over the last axis, scale and bias constants or graph inputs:
+    `tinyattn.layernorm`."""
     x = activation(graph, node)
     rank = len(graph.shape(x))
     if normalize_axis(node.attr("axis", -1), rank) != rank - 1:
@@ -434,6 +446,7 @@ def _gelu(x: str):
 
 
 def gelu_op(graph: OnnxGraph, node: Node) -> Match:
+    """Gelu with the exact erf (ONNX's, or onnxruntime's com.microsoft one): `tinyattn.gelu`."""
     if node.attr("approximate", "none") != "none":
         raise Mismatch(f"approximate='{node.attr('approximate')}' is not supported (only 'none')")
     return single(node, _gelu(activation(graph, node)))
@@ -495,8 +508,8 @@ def residual_operands(graph: OnnxGraph, node: Node, constant_use: str) -> tuple[
 
 
 def add(graph: OnnxGraph, node: Node) -> Match:
-    """Add of two activations of equal shapes (a residual connection), or of a constant
-    (`constant_elementwise`)."""
+    """Add of two activations of equal shapes (a residual connection): `tinyattn.add`, or of a
+    constant that broadcasts to the activation: `tinyattn.muladd`."""
     if any(graph.is_constant(name) for name in node.inputs):
         return constant_elementwise(graph, node)
     lhs, rhs = residual_operands(graph, node, "")
@@ -556,11 +569,13 @@ def constant_elementwise(graph: OnnxGraph, node: Node) -> Match:
 
 
 def relu(graph: OnnxGraph, node: Node) -> Match:
+    """Relu: `tinyattn.relu`."""
     x = activation(graph, node)
     return single(node, lambda emitter: emitter.op(ta.ReluOp(emitter.value(x))))
 
 
 def softmax(graph: OnnxGraph, node: Node) -> Match:
+    """Softmax over the last axis: `tinyattn.softmax`."""
     x = activation(graph, node)
     if not softmax_is_over_last_axis(graph, node):
         raise Mismatch("only a softmax over the last axis is supported")
@@ -586,6 +601,7 @@ def mean_of(graph: OnnxGraph, node: Node, element_type: Attribute | None = None)
 
 
 def mean(graph: OnnxGraph, node: Node) -> Match:
+    """ReduceMean over one axis: `tinyattn.mean`."""
     return mean_of(graph, node)
 
 
@@ -619,6 +635,7 @@ def transpose(graph: OnnxGraph, node: Node) -> Match:
 
 
 def identity(graph: OnnxGraph, node: Node) -> Match:
+    """Identity: no op."""
     x = activation(graph, node)
     return single(node, lambda emitter: emitter.value(x))
 
@@ -632,6 +649,7 @@ def dropout(graph: OnnxGraph, node: Node) -> Match:
 
 
 def unreadable_constant(graph: OnnxGraph, node: Node) -> Match:
+    """Constant: a constant, not an op (sparse and string ones are refused)."""
     raise Mismatch("only numeric tensor constants are supported (not sparse or string ones)")
 
 
@@ -641,4 +659,5 @@ def only_inside(what: str) -> Pattern:
     def pattern(graph: OnnxGraph, node: Node) -> Match:
         raise Mismatch(f"{node.op_type} is only supported inside {what}")
 
+    pattern.__doc__ = f"Only inside {what}."
     return pattern

@@ -23,9 +23,10 @@ ui8 probabilities (with an i32 scratch row). The partial sums over heads are i32
 
 `rows=auto` takes the largest block (fewest transfers and loop trips; the traffic does not depend
 on x) whose L1 working set fits `l1-bytes`; a budget no block fits is a diagnostic stating the
-minimum. Blocks divide S. With `dma=false` (a single memory level) X, the weights, the output and
-the partial sums are used in place and only K, V, Q, the scores, the context (and the integer
-softmax's row) are L1 buffers. The attention's inputs and result cross the tensor/memref
+minimum, unless layer-wise tiling fits: then that attention is scheduled layer by layer, with a
+remark on stderr. Blocks divide S. With `dma=false` (a single memory level) X, the weights, the
+output and the partial sums are used in place and only K, V, Q, the scores, the context (and the
+integer softmax's row) are L1 buffers. The attention's inputs and result cross the tensor/memref
 boundary with `bufferization.to_buffer` / `to_tensor`, which `convert-tinyattn-to-kernels`
 resolves.
 """
@@ -40,6 +41,7 @@ from xdsl.ir import SSAValue
 from tinyattn.dialects import kernel
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.builder import LoopBuilder
+from tinyattn.passes.layerwise_tile import LayerwiseTile
 from tinyattn.passes.tiling import (
     F32,
     Attention,
@@ -283,6 +285,12 @@ class DepthFirstTile(AttentionTiling):
         s, e, p, _ = attention.dims()
         fused = isinstance(attention, ta.FusedMHSAOp)
         return l1_bytes_needed(s, e, p, rows, fused, self.dma, Precision.of(attention))
+
+    def fallback(self) -> AttentionTiling:
+        """An attention whose depth-first working set (every head's weights and a row block)
+        exceeds L1 even in one-row blocks is tiled layer by layer, which holds one layer's
+        operands at a time."""
+        return LayerwiseTile(self.l1_bytes, "auto", self.dma, self.pack_weights)
 
     def rewrite(self, attention: Attention, rows: int, staging: Staging, packed: bool) -> None:
         _Tiler(attention, rows, staging, packed).rewrite()

@@ -14,6 +14,7 @@ through an `unrealized_conversion_cast` between the two memref types, which
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,10 @@ def row_blocks(pass_name: str, s: int, rows: int | str) -> list[int]:
     return [block]
 
 
+class L1TooSmall(PassFailedException):
+    """No row block of a schedule fits the L1 budget; the message states the minimum."""
+
+
 def choose_rows(
     pass_name: str,
     op: Attention,
@@ -121,7 +126,7 @@ def choose_rows(
     for block in candidates:
         if working_set(block) <= l1_bytes:
             return block
-    raise PassFailedException(
+    raise L1TooSmall(
         f"{pass_name}: the attention (S={s} E={e} P={p}) needs at least "
         f"{working_set(candidates[-1])} bytes of L1 with {candidates[-1]}-row blocks, "
         f"but l1-bytes={l1_bytes}"
@@ -155,13 +160,40 @@ class AttentionTiling(ModulePass, ABC):
     def rewrite(self, attention: Attention, rows: int, staging: Staging, packed: bool) -> None:
         """Replace `attention` by its tiled schedule (its weights packed if `packed`)."""
 
+    def fallback(self) -> AttentionTiling | None:
+        """The schedule an attention gets where no row block of this one fits in L1 and the
+        rows are `auto` (None: refuse, with the minimum it needs)."""
+        return None
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for attention in [o for o in op.walk() if isinstance(o, Attention)]:
-            rows = choose_rows(
-                self.name, attention, self.l1_bytes, self.rows, partial(self.working_set, attention)
-            )
-            packed = self.pack_weights and packable(attention, self.PACKING)
-            self.rewrite(attention, rows, Staging(copies=self.dma), packed)
+        attentions = [o for o in op.walk() if isinstance(o, Attention)]
+        for index, attention in enumerate(attentions):
+            schedule: AttentionTiling = self
+            try:
+                working_set = partial(self.working_set, attention)
+                rows = choose_rows(self.name, attention, self.l1_bytes, self.rows, working_set)
+            except L1TooSmall as refusal:
+                fallback = self.fallback() if self.rows == "auto" else None
+                if fallback is None:
+                    raise
+                try:
+                    rows = choose_rows(
+                        fallback.name,
+                        attention,
+                        fallback.l1_bytes,
+                        fallback.rows,
+                        partial(fallback.working_set, attention),
+                    )
+                except L1TooSmall:
+                    raise refusal from None
+                schedule = fallback
+                print(
+                    f"remark: {refusal} (attention #{index}); scheduled by {fallback.name} "
+                    f"instead, in {rows}-row blocks",
+                    file=sys.stderr,
+                )
+            packed = self.pack_weights and packable(attention, schedule.PACKING)
+            schedule.rewrite(attention, rows, Staging(copies=self.dma), packed)
 
 
 def head_slice(b: LoopBuilder, weights: SSAValue, head: SSAValue) -> SSAValue:

@@ -2,6 +2,7 @@
 
     tinyattn-import model.onnx [-o out.mlir] [--inputs x.npz] [--generic] [--summary]
                     [--elide-weights]
+    tinyattn-import --list-ops
 
 An integerised (QuantLib/Deeploy) graph does not store its inputs' signedness: `--inputs` gives
 sample inputs, and each input gets the smallest type holding their values, unsigned first, as
@@ -23,9 +24,9 @@ from xdsl.printer import Printer
 
 from tinyattn.backend.files import write_atomically
 from tinyattn.driver.run import DriverError, load_inputs
-from tinyattn.frontend.onnx_import import OnnxImportError, import_model
+from tinyattn.frontend.onnx_import import OnnxImportError, import_model, supported_ops
 from tinyattn.semantics.cost import format_summary
-from tinyattn.tools.cli import ArgumentParser, model_path, run_main
+from tinyattn.tools.cli import ArgumentParser, UsageError, model_path, run_main
 
 PROG = "tinyattn-import"
 
@@ -62,7 +63,12 @@ def _module_text(
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="the ONNX model file (-: standard input)")
+    parser.add_argument("model", nargs="?", help="the ONNX model file (-: standard input)")
+    parser.add_argument(
+        "--list-ops",
+        action="store_true",
+        help="list every ONNX op (and pattern) the importer reads, float and integer, and exit",
+    )
     parser.add_argument("-o", "--output", help="write the module here (default, or -: stdout)")
     parser.add_argument(
         "--inputs",
@@ -83,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        if args.list_ops:
+            sys.stdout.write(supported_ops())
+            return 0
+        if args.model is None:
+            raise UsageError("a model file is required (or --list-ops)")
         try:
             with model_path(args.model) as model:
                 text = _module_text(

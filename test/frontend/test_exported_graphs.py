@@ -11,8 +11,17 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
-from onnx_graphs import GraphBuilder, int_linear, linear, requant_shift, run_integer_onnx
+from onnx_graphs import (
+    GraphBuilder,
+    attention,
+    int_linear,
+    linear,
+    requant_shift,
+    run_integer_onnx,
+)
+from requires import target_param
 
+from tinyattn.api import run
 from tinyattn.backend.targets import TARGETS
 from tinyattn.dialects import tinyattn as ta
 from tinyattn.driver.lower import LowerOptions, lower_module
@@ -148,3 +157,20 @@ def test_run_takes_vectors_as_deeploy_stores_them(tmp_path, capsys):
     assert status == 0, captured.err
     assert json.loads(captured.out)["match"] is True
     assert captured.err == "tinyattn-run: note: ignoring 'arr_1': the model takes 1 (x)\n"
+
+
+@pytest.mark.parametrize("target", [target_param("rv32")])
+def test_an_attention_too_big_for_depth_first_falls_back_to_layerwise(target, capsys):
+    """A 2-head E=128 encoder needs 199,168 B of L1 depth-first on rv32, which has 131,072 B:
+    the default schedule tiles that attention layer by layer instead, says so, and runs."""
+    b = GraphBuilder([1, 64, 128])
+    scalings = [("scores", "Div", 8.0)]
+    y = attention(b, "x", seq=64, embed=128, heads=2, head_dim=64, scalings=scalings)
+    report = run(import_model(b.model(y)), target)
+    assert report.match
+    remark = capsys.readouterr().err
+    assert remark.startswith(
+        "remark: depth-first-tile: the attention (S=64 E=128 P=64) needs at least 199168 bytes "
+        "of L1 with 1-row blocks, but l1-bytes=131072 (attention #0); scheduled by "
+        "layerwise-tile instead, in "
+    )

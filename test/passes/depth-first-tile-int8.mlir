@@ -2,7 +2,7 @@
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=479" | %filecheck %s --check-prefixes=CHECK,ROWS4
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=320" | %filecheck %s --check-prefixes=CHECK,ROWS2
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=480" | %filecheck %s --check-prefix=NOSCALAR
-// RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=303" 2>&1 | %filecheck %s --check-prefix=SMALL
+// RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=63" 2>&1 | %filecheck %s --check-prefix=SMALL
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=160 dma=false" | %filecheck %s --check-prefix=INPLACE
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=368" --convert-tinyattn-to-kernels --convert-kernels-to-loops --plan-memory="l1-bytes=368" --lower-dma --print-op-generic | %mlir-opt %upstream-flags-32 | %filecheck %s --check-prefix=LOWERED
 // REQUIRES: mlir
@@ -77,7 +77,7 @@ func.func @main(%x: tensor<8x4xui8>) -> tensor<8x4xi8> {
 
 // NOSCALAR-NOT: {{memref.load|memref.store|arith.(muli|addi|shrsi) .*: i32}}
 
-// SMALL: tinyattn-opt: error: depth-first-tile: the attention (S=8 E=4 P=2) needs at least 304 bytes of L1 with 1-row blocks, but l1-bytes=303
+// SMALL: tinyattn-opt: error: depth-first-tile: the attention (S=8 E=4 P=2) needs at least 304 bytes of L1 with 1-row blocks, but l1-bytes=63
 
 // On one memory level only K, V, the block's Q, scores, context and the softmax row are scratch
 // (16 + 16 + 16 + 64 + 16 + 32 = 160 bytes for 8 rows); the heads accumulate into the i32 rows

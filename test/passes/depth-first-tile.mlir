@@ -2,7 +2,8 @@
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=512" | %filecheck %s --check-prefix=NOSCALAR
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=450" | %filecheck %s --check-prefixes=CHECK,ROWS2
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=4096 rows=1" | %filecheck %s --check-prefixes=CHECK,ROWS1
-// RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=383" 2>&1 | %filecheck %s --check-prefix=SMALL
+// RUN: not %tinyattn-opt %s --depth-first-tile="l1-bytes=111" 2>&1 | %filecheck %s --check-prefix=SMALL
+// RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=383" 2>&1 | %filecheck %s --check-prefix=FALLBACK
 // RUN: not %tinyattn-opt %s --depth-first-tile="rows=3" 2>&1 | %filecheck %s --check-prefix=DIVIDE
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=192 dma=false" | %filecheck %s --check-prefix=INPLACE
 // RUN: %tinyattn-opt %s --depth-first-tile="l1-bytes=512 pack-weights=true" | %filecheck %s --check-prefix=PACKED
@@ -63,7 +64,12 @@ func.func @main(%x: tensor<4x4xf32>) -> tensor<4x4xf32> {
 // Tiles are computed by kernel ops: nothing scalar is emitted at this level.
 // NOSCALAR-NOT: {{memref.load|memref.store|arith.mulf|arith.addf|math.exp}}
 
-// SMALL: tinyattn-opt: error: depth-first-tile: the attention (S=4 E=4 P=2) needs at least 384 bytes of L1 with 1-row blocks, but l1-bytes=383
+// Below what depth-first needs, but not below what layer-wise tiling does: that attention is
+// tiled layer by layer, and a remark says so. Below both, the refusal states depth-first's need.
+// SMALL: tinyattn-opt: error: depth-first-tile: the attention (S=4 E=4 P=2) needs at least 384 bytes of L1 with 1-row blocks, but l1-bytes=111
+// FALLBACK: remark: depth-first-tile: the attention (S=4 E=4 P=2) needs at least 384 bytes of L1 with 1-row blocks, but l1-bytes=383 (attention #0); scheduled by layerwise-tile instead, in 4-row blocks
+// FALLBACK-NOT: tinyattn.mhsa
+// FALLBACK: kernel.matmul
 // DIVIDE: tinyattn-opt: error: depth-first-tile: rows=3 must divide the sequence length S=4
 
 // On one memory level X, the weights and the output rows are used in place: only K, V and the

@@ -548,6 +548,128 @@ class MeanOp(KernelOp):
             _expect_element(self.output, "operand 'out'", (IntegerType(8), i32))
 
 
+def _check_window_3d(op: KernelOp, x: SSAValue, kernel: Sequence[int]) -> None:
+    """x and out [C, H, W]; `out`'s spatial shape is what the window (2-D) produces."""
+    _memref(x, "operand 'x'", 3)
+    _memref(op.out, "operand 'out'", 3)
+    strides, pads = op.strides.get_values(), op.pads.get_values()  # type: ignore[attr-defined]
+    if len(kernel) != 2 or len(strides) != 2 or len(pads) != 4:
+        raise VerifyException("a 2-D window: 2 kernel sizes, 2 strides, 4 pads")
+    h, w = _shape(x)[1:]
+    out_h = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
+    out_w = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
+    if _shape(op.out)[1:] != (out_h, out_w):
+        raise VerifyException(
+            f"operand 'out' must be [C, {out_h}, {out_w}], got {list(_shape(op.out))}"
+        )
+
+
+@irdl_op_definition
+class ConvOp(KernelOp):
+    """2-D convolution (dilation 1, zero padding) of x [C_in, H, W] with weight
+    [C_out, C_in/groups, KH, KW] and an optional bias [C_out] into out [C_out, OH, OW]; integer:
+    8-bit x, i8 weight, i32 bias, an i32 sum narrowed by a per-tensor `requant` into 8 bits."""
+
+    name = "kernel.conv"
+
+    x = operand_def(MemRefType)
+    weight = operand_def(MemRefType)
+    bias = opt_operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    groups = prop_def(IntegerAttr[I64])
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = (
+        "$x `,` $weight (`bias` $bias^)? `into` $output attr-dict `:` type($x) `,` "
+        "type($weight) (`bias` type($bias)^)? `into` type($output)"
+    )
+
+    def __init__(
+        self,
+        x: SSAValue,
+        weight: SSAValue,
+        out: SSAValue,
+        *,
+        bias: SSAValue | None = None,
+        strides: Sequence[int],
+        pads: Sequence[int],
+        groups: int,
+        requant: RequantAttr | None = None,
+        unsigned: Iterable[Role] = (),
+    ):
+        properties = _properties(
+            ["x", "weight", "bias" if bias else None, "out"],
+            unsigned,
+            strides=DenseArrayBase.from_list(i64, list(strides)),
+            pads=DenseArrayBase.from_list(i64, list(pads)),
+            groups=IntegerAttr(groups, i64),
+            requant=requant,
+        )
+        super().__init__(operands=[x, weight, [bias] if bias else [], out], properties=properties)
+
+    def verify_(self) -> None:
+        weight = _memref(self.weight, "operand 'weight'", 4)
+        _check_window_3d(self, self.x, weight.get_shape()[2:])
+        self._verify_unsigned()
+        c_out, per_group = weight.get_shape()[:2]
+        groups = self.groups.value.data
+        if per_group * groups != _shape(self.x)[0] or _shape(self.output)[0] != c_out:
+            raise VerifyException("weight [C_out, C_in/groups, KH, KW] does not fit x and out")
+        if self.bias is not None:
+            _memref(self.bias, "operand 'bias'", 1)
+            _expect_shape(self.bias, "operand 'bias'", (c_out,))
+        if _element(self.x) == f32:
+            _expect_element(self.output, "operand 'out'", (f32,))
+            return
+        _expect_element(self.x, "operand 'x'", (IntegerType(8),))
+        _expect_element(self.weight, "operand 'weight'", (IntegerType(8),))
+        _expect_element(self.output, "operand 'out'", (i32, IntegerType(8)))
+        _check_narrowing(self, 1)
+
+
+@irdl_op_definition
+class MaxPoolOp(KernelOp):
+    """2-D max pooling of x [C, H, W] into out [C, OH, OW]; padding never wins."""
+
+    name = "kernel.maxpool"
+
+    x = operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    kernel = prop_def(DenseArrayBase[I64])
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+
+    assembly_format = "$x `into` $output attr-dict `:` type($x) `into` type($output)"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        out: SSAValue,
+        *,
+        kernel: Sequence[int],
+        strides: Sequence[int],
+        pads: Sequence[int],
+        unsigned: Iterable[Role] = (),
+    ):
+        properties = _properties(
+            ["x", "out"],
+            unsigned,
+            kernel=DenseArrayBase.from_list(i64, list(kernel)),
+            strides=DenseArrayBase.from_list(i64, list(strides)),
+            pads=DenseArrayBase.from_list(i64, list(pads)),
+        )
+        super().__init__(operands=[x, out], properties=properties)
+
+    def verify_(self) -> None:
+        _check_window_3d(self, self.x, self.kernel.get_values())
+        self._verify_unsigned()
+        _expect_element(self.output, "operand 'out'", (_element(self.x),))
+
+
 @irdl_op_definition
 class LookupOp(KernelOp):
     """`out[i, j] = table[x[i, j] - lowest]`: x 8-bit [R, C] (`lowest` -128, or 0 where x is
@@ -588,6 +710,8 @@ KERNEL_OPS: tuple[type[Operation], ...] = (
     MapOp,
     MeanOp,
     LookupOp,
+    ConvOp,
+    MaxPoolOp,
 )
 
 Kernel = Dialect("kernel", list(KERNEL_OPS), [])

@@ -1203,6 +1203,209 @@ class ReshapeOp(_TensorOp):
         _expect_element(result, "result", (_element(x),))
 
 
+def window_output(
+    spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int], pads: Sequence[int]
+) -> list[int]:
+    """The spatial shape a sliding window (convolution, pooling) produces: per axis
+    `(size + pad_begin + pad_end - kernel) // stride + 1` (pads: the begins, then the ends)."""
+    rank = len(kernel)
+    return [
+        (spatial[d] + pads[d] + pads[rank + d] - kernel[d]) // strides[d] + 1 for d in range(rank)
+    ]
+
+
+def _check_window(
+    x_shape: Sequence[int], kernel: Sequence[int], strides: Sequence[int], pads: Sequence[int]
+) -> list[int]:
+    """Check a window's parameters against x [C, *spatial] (1-D or 2-D); its output shape."""
+    rank = len(kernel)
+    if rank not in (1, 2) or len(x_shape) != rank + 1:
+        raise VerifyException(
+            f"operand 'x' must be [C, *spatial] with 1 or 2 spatial axes matching the kernel "
+            f"{_fmt(kernel)}, got shape {_fmt(x_shape)}"
+        )
+    if len(strides) != rank or len(pads) != 2 * rank:
+        raise VerifyException(
+            f"strides must have {rank} values and pads {2 * rank} (begins, then ends), got "
+            f"{_fmt(strides)} and {_fmt(pads)}"
+        )
+    if min(strides) < 1 or min(pads) < 0 or min(kernel) < 1:
+        raise VerifyException("strides and kernel sizes must be positive, pads non-negative")
+    out = window_output(x_shape[1:], kernel, strides, pads)
+    if min(out) < 1:
+        raise VerifyException(f"the window leaves no output ({_fmt(out)})")
+    return out
+
+
+def _array(values: Sequence[int]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i64, list(values))
+
+
+@irdl_op_definition
+class ConvOp(_TensorOp):
+    """ONNX Conv (dilation 1) of x [C_in, *spatial] (1-D or 2-D) with weight
+    [C_out, C_in/groups, *kernel] and an optional bias [C_out]: result [C_out, *out]; `groups`
+    1 or C_in (depthwise) or any divisor. Integer form: x 8-bit, weight i8, bias i32, zero
+    padding, the sum in wrapping int32; the result is i32, or i8/ui8 with a per-tensor
+    `requant` (a per-channel one is a `muladd` after it: channels are the first axis)."""
+
+    name = "tinyattn.conv"
+
+    x = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    result = result_def(TensorType)
+
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+    groups = prop_def(IntegerAttr[I64])
+    requant = opt_prop_def(RequantAttr)
+
+    assembly_format = f"$x `,` $weight (`,` $bias^)? {_FORMAT}"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        weight: SSAValue,
+        bias: SSAValue | None,
+        *,
+        strides: Sequence[int],
+        pads: Sequence[int],
+        groups: int,
+        result_type: Attribute,
+        requant: RequantAttr | None = None,
+    ):
+        super().__init__(
+            operands=[x, weight, bias],
+            result_types=[result_type],
+            properties={
+                "strides": _array(strides),
+                "pads": _array(pads),
+                "groups": IntegerAttr(groups, i64),
+                **_present(requant=requant),
+            },
+        )
+
+    def window(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(kernel, strides, pads)."""
+        weight = _tensor(self.weight, "operand 'weight'")
+        kernel = tuple(weight.get_shape()[2:])
+        return kernel, tuple(self.strides.get_values()), tuple(self.pads.get_values())
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        _check_activation_precision(self, x)
+        weight = _tensor(self.weight, "operand 'weight'")
+        if len(weight.get_shape()) < 3:
+            raise VerifyException(
+                f"operand 'weight' must be [C_out, C_in/groups, *kernel], got shape "
+                f"{_fmt(weight.get_shape())}"
+            )
+        kernel, strides, pads = self.window()
+        out = _check_window(x.get_shape(), kernel, strides, pads)
+        c_in, (c_out, per_group) = x.get_shape()[0], weight.get_shape()[:2]
+        groups = self.groups.value.data
+        if groups < 1 or c_in % groups or c_out % groups or per_group * groups != c_in:
+            raise VerifyException(
+                f"groups={groups} does not split C_in={c_in} into groups of {per_group} "
+                f"channels and C_out={c_out} evenly"
+            )
+        if self.bias is not None:
+            bias = _tensor(self.bias, "operand 'bias'")
+            _expect_shape(bias, "operand 'bias'", (c_out,), "[C_out]")
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", (c_out, *out), "[C_out, *out]")
+        if _element(x) == f32:
+            for value, what in ((self.weight, "weight"), (self.bias, "bias")):
+                if value is not None:
+                    _expect_element(_tensor(value, what), f"operand '{what}'", (f32,))
+            _expect_element(result, "result", (f32,))
+            return
+        _expect_element(weight, "operand 'weight'", (i8,))
+        if self.bias is not None:
+            _expect_element(_tensor(self.bias, "bias"), "operand 'bias'", (i32,))
+        _check_integer_result(self, 1)
+
+
+@irdl_op_definition
+class MaxPoolOp(_TensorOp):
+    """ONNX MaxPool of x [C, *spatial] (1-D or 2-D): padding never wins; any element type."""
+
+    name = "tinyattn.maxpool"
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    kernel = prop_def(DenseArrayBase[I64])
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(
+        self, x: SSAValue, *, kernel: Sequence[int], strides: Sequence[int], pads: Sequence[int]
+    ):
+        x_type = _tensor(SSAValue.get(x), "operand 'x'")
+        spatial = window_output(x_type.get_shape()[1:], kernel, strides, pads)
+        shape = [x_type.get_shape()[0], *spatial]
+        super().__init__(
+            operands=[x],
+            result_types=[TensorType(x_type.get_element_type(), shape)],
+            properties={"kernel": _array(kernel), "strides": _array(strides), "pads": _array(pads)},
+        )
+
+    def window(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(kernel, strides, pads)."""
+        return tuple(self.kernel.get_values()), tuple(self.strides.get_values()), tuple(
+            self.pads.get_values()
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        out = _check_window(x.get_shape(), *self.window())
+        result = _tensor(self.result, "result")
+        _expect_shape(result, "result", (x.get_shape()[0], *out), "[C, *out]")
+        _expect_element(result, "result", (_element(x),))
+
+
+@irdl_op_definition
+class TransposeOp(_TensorOp):
+    """Permute the axes of `x`: result axis i is operand axis `perm[i]` (data movement)."""
+
+    name = "tinyattn.transpose"
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    perm = prop_def(DenseArrayBase[I64])
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(self, x: SSAValue, perm: Sequence[int]):
+        x_type = _tensor(SSAValue.get(x), "operand 'x'")
+        shape = [x_type.get_shape()[axis] for axis in perm]
+        super().__init__(
+            operands=[x],
+            result_types=[TensorType(x_type.get_element_type(), shape)],
+            properties={"perm": DenseArrayBase.from_list(i64, list(perm))},
+        )
+
+    def permutation(self) -> tuple[int, ...]:
+        return tuple(self.perm.get_values())
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        perm = self.permutation()
+        if sorted(perm) != list(range(len(x.get_shape()))):
+            raise VerifyException(
+                f"perm {list(perm)} is not a permutation of the {len(x.get_shape())} axes of 'x'"
+            )
+        result = _tensor(self.result, "result")
+        shape = [x.get_shape()[axis] for axis in perm]
+        _expect_shape(result, "result", shape, "x's shape permuted")
+        _expect_element(result, "result", (_element(x),))
+
+
 @irdl_op_definition
 class RequantOp(_TensorOp):
     """Narrow an i32 tensor (or an 8-bit one, widened to i32 first) to i8/ui8 with
@@ -1284,11 +1487,14 @@ Tinyattn = Dialect(
         MulAddOp,
         LayerNormOp,
         RMSNormOp,
+        ConvOp,
+        MaxPoolOp,
         GeluOp,
         ReluOp,
         SoftmaxOp,
         MeanOp,
         ReshapeOp,
+        TransposeOp,
         RequantOp,
         LookupOp,
     ],

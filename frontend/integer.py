@@ -43,6 +43,7 @@ from tinyattn.frontend.patterns import (
     Match,
     Pattern,
     activation,
+    match_conv,
     match_linear,
     matmul_operands,
     mean_of,
@@ -55,12 +56,21 @@ from tinyattn.semantics import reference as ref
 
 DEFAULT_INPUT_TYPE = ta.i8
 
-# Ops whose result is int32 (an accumulator, or QuantLib's elementwise ops), and ops that only
-# move data (element type kept).
-_INT32_RESULTS = ("MatMul", "Gemm", "Add", "ReduceMean", "iHardswish", "TrueIntegerDiv")
+# Ops whose result is int32 (an accumulator, or QuantLib's elementwise ops), and ops whose result
+# keeps their input's element type (data movement, max pooling, relu).
+_INT32_RESULTS = ("MatMul", "Gemm", "Add", "ReduceMean", "iHardswish", "TrueIntegerDiv", "Conv")
 # QuantLib's norms, which narrow to signed 8 bits themselves.
 _INT8_RESULTS = ("iNoNorm", "iRMSNorm")
-_DATA_MOVEMENT = ("Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity")
+_DATA_MOVEMENT = (
+    "Reshape",
+    "Transpose",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+    "MaxPool",
+    "Relu",
+)
 
 
 # Graph input and output element types an integer graph may declare, and what they are in the IR.
@@ -625,3 +635,38 @@ def irmsnorm(graph: IntegerGraph, node: Node) -> Match:
         )  # fmt: skip
 
     return single(node, emit)
+
+
+def conv(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
+    """Conv of an 8-bit activation with int8 weights and an int32 bias: an integer
+    `tinyattn.conv` (a per-channel RequantShift after it is a muladd over the channels)."""
+    if root.op_type != "Conv":
+        raise Mismatch(f"{root.label()} is not a Conv")
+    layer = match_conv(graph, root)
+    operand = eight_bit(graph, layer.input)
+    name = layer.weight.name
+    values = integer_array(root, layer.weight.array, f"weight '{name}'", np.int8)
+    weight = Constant(values, name, ta.i8)
+    bias = None
+    if layer.bias is not None:
+        values = integer_array(root, layer.bias.array, f"bias '{layer.bias.name}'", np.int32)
+        bias = Constant(values, layer.bias.name, i32)
+    shape = squeeze_batch(graph.shape(root.outputs[0]))
+
+    def build(emitter: Emitter, requant: Requantization | None) -> SSAValue:
+        per_tensor = requant is None or requant.attr.channels() == 1
+        window = layer.window
+        value = emitter.op(
+            ta.ConvOp(
+                operand(emitter), emitter.constant(weight),
+                None if bias is None else emitter.constant(bias),
+                strides=window.strides, pads=window.pads, groups=layer.groups,
+                **_typed(shape, requant if per_tensor else None),
+            )
+        )  # fmt: skip
+        if per_tensor:
+            return value
+        assert requant is not None
+        return emitter.op(ta.RequantOp(value, requant.attr, requant.element_type))
+
+    return (root,), build

@@ -568,6 +568,99 @@ def constant_elementwise(graph: OnnxGraph, node: Node) -> Match:
     return single(node, emit)
 
 
+# ---------------------------------------------------------------------------------------------
+# Convolutional front ends: Conv and MaxPool over [1, C, *spatial] (1-D or 2-D)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowAttrs:
+    """The sliding window of a Conv or MaxPool node: kernel, strides, pads (begins, ends)."""
+
+    kernel: tuple[int, ...]
+    strides: tuple[int, ...]
+    pads: tuple[int, ...]
+
+
+def window_attrs(graph: OnnxGraph, node: Node, kernel: Sequence[int]) -> WindowAttrs:
+    """The window of `node` over its input [1, C, *spatial], with explicit pads and dilation 1
+    (what PyTorch exports); `kernel` is the kernel's spatial shape."""
+    shape = graph.shape(node.inputs[0])
+    rank = len(shape) - 2
+    if rank not in (1, 2) or len(kernel) != rank:
+        raise Mismatch(f"input of shape {list(shape)}: only 1-D and 2-D windows are supported")
+    if shape[0] != 1:
+        raise Mismatch(f"a batch of {shape[0]} is not supported here; export with batch 1")
+    if node.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise Mismatch(f"auto_pad={node.attr('auto_pad')} is not supported (give pads)")
+    if any(d != 1 for d in node.attr("dilations", [1] * rank)):
+        raise Mismatch(f"dilations={node.attr('dilations')} are not supported (only 1)")
+    if node.attr("ceil_mode", 0):
+        raise Mismatch("ceil_mode=1 is not supported")
+    strides = tuple(node.attr("strides", [1] * rank))
+    pads = tuple(node.attr("pads", [0] * (2 * rank)))
+    return WindowAttrs(tuple(kernel), strides, pads)
+
+
+@dataclass(frozen=True)
+class Convolution:
+    """A Conv node: input, weight [C_out, C_in/group, *kernel], optional bias, window, group."""
+
+    input: str
+    weight: Constant
+    bias: Constant | None
+    window: WindowAttrs
+    groups: int
+
+
+def match_conv(graph: OnnxGraph, node: Node) -> Convolution:
+    x = activation(graph, node)
+    weight = float_constant(graph, node.inputs[1])
+    if weight.array.ndim not in (3, 4):
+        raise Mismatch(f"weight '{weight.name}' of shape {list(weight.array.shape)} is no kernel")
+    window = window_attrs(graph, node, weight.array.shape[2:])
+    bias = float_constant(graph, node.input(2)) if node.input(2) else None
+    return Convolution(x, weight, bias, window, int(node.attr("group", 1)))
+
+
+def conv(graph: OnnxGraph, node: Node) -> Match:
+    """Conv, 1-D or 2-D (strides, pads, groups: 1, depthwise or any): `tinyattn.conv`."""
+    layer = match_conv(graph, node)
+    shape = squeeze_batch(graph.shape(node.outputs[0]))
+
+    def emit(emitter: Emitter) -> SSAValue:
+        weight = emitter.constant(layer.weight)
+        bias = None if layer.bias is None else emitter.constant(layer.bias)
+        window = layer.window
+        return emitter.op(
+            ta.ConvOp(
+                emitter.value(layer.input), weight, bias, strides=window.strides,
+                pads=window.pads, groups=layer.groups, result_type=TensorType(f32, shape),
+            )
+        )  # fmt: skip
+
+    return single(node, emit)
+
+
+def maxpool(graph: OnnxGraph, node: Node) -> Match:
+    """MaxPool, 1-D or 2-D (strides, pads): `tinyattn.maxpool`."""
+    x = activation(graph, node)
+    if len([name for name in node.outputs if name]) > 1:
+        raise Mismatch("the Indices output is not supported")
+    if node.attr("storage_order", 0):
+        raise Mismatch("storage_order=1 is not supported")
+    window = window_attrs(graph, node, node.attr("kernel_shape", []))
+
+    def emit(emitter: Emitter) -> SSAValue:
+        return emitter.op(
+            ta.MaxPoolOp(
+                emitter.value(x), kernel=window.kernel, strides=window.strides, pads=window.pads
+            )
+        )
+
+    return single(node, emit)
+
+
 def relu(graph: OnnxGraph, node: Node) -> Match:
     """Relu: `tinyattn.relu`."""
     x = activation(graph, node)
@@ -620,18 +713,26 @@ def reshape(graph: OnnxGraph, node: Node) -> Match:
 
 
 def transpose(graph: OnnxGraph, node: Node) -> Match:
-    """A Transpose that only moves axes of size 1 keeps the row-major order, so it is a reshape;
-    any other moves data, which tinyattn has no op for (an attention pattern absorbs its own)."""
+    """Transpose: a reshape where it only moves axes of size 1 (the row-major order is kept),
+    else `tinyattn.transpose` (at the ONNX rank: the batch axis may move)."""
     x = activation(graph, node)
     shape = graph.shape(x)
     perm = list(node.attr("perm", range(len(shape))[::-1]))
     moved = [axis for axis in perm if shape[axis] != 1]
-    if moved != sorted(moved):
-        raise Mismatch(
-            f"Transpose with perm {perm} moves the data of shape {list(shape)}; tinyattn has no "
-            "transpose, so it is only supported inside an attention pattern"
-        )
-    return reshape(graph, node)
+    if moved == sorted(moved):
+        return reshape(graph, node)
+    out_shape = squeeze_batch(graph.shape(node.outputs[0]))
+
+    def emit(emitter: Emitter) -> SSAValue:
+        value = emitter.value(x)
+        if value.type.get_shape() != shape:
+            value = emitter.op(ta.ReshapeOp(value, shape))
+        result = emitter.op(ta.TransposeOp(value, perm))
+        if result.type.get_shape() != out_shape:
+            result = emitter.op(ta.ReshapeOp(result, out_shape))
+        return result
+
+    return single(node, emit)
 
 
 def identity(graph: OnnxGraph, node: Node) -> Match:

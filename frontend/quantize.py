@@ -273,7 +273,7 @@ def _activation_scales(
     groups = _ScaleGroups()
     fixed: dict[SSAValue, float] = {}
     for op in function.walk():
-        if isinstance(op, ta.ReshapeOp | ta.ReluOp):
+        if isinstance(op, ta.ReshapeOp | ta.ReluOp | ta.TransposeOp | ta.MaxPoolOp):
             groups.union(op.x, op.result)
         elif isinstance(op, ta.AddOp):
             groups.union(op.lhs, op.rhs)
@@ -390,6 +390,16 @@ class _Quantizer:
     def _bias(self, op: Operation, value: SSAValue, what: str, scale: np.ndarray) -> np.ndarray:
         return quantize_array(self._constant(op, value, what), scale, np.int32)
 
+    def _accumulator_bias(
+        self, op: Operation, value: SSAValue | None, scale: np.ndarray, bound: np.ndarray
+    ) -> tuple[SSAValue | None, np.ndarray]:
+        """The int32 bias (at the accumulator's `scale`) emitted, if the op has one, and the
+        accumulator's magnitude `bound` grown by it."""
+        if value is None:
+            return None, bound
+        b = self._bias(op, value, "bias", scale)
+        return self._emit_constant(b, i32, value), bound + np.abs(b.astype(np.int64))
+
     def _emit(self, op: Operation) -> SSAValue:
         self.builder.insert(op)
         return op.results[0]
@@ -405,11 +415,7 @@ class _Quantizer:
         w, w_scale = self._weight(op, op.weight, "weight")
         acc_scale = self.scale[op.x] * w_scale
         bound = _xmax(x) * np.abs(w.astype(np.int64)).sum(axis=0)
-        bias = None
-        if op.bias is not None:
-            b = self._bias(op, op.bias, "bias", acc_scale)
-            bound = bound + np.abs(b.astype(np.int64))
-            bias = self._emit_constant(b, i32, op.bias)
+        bias, bound = self._accumulator_bias(op, op.bias, acc_scale, bound)
         requant = _requant(acc_scale / self.scale[op.result], bound)
         weight = self._emit_constant(w, ta.i8, op.weight)
         return self._emit(
@@ -440,6 +446,70 @@ class _Quantizer:
         return self._emit(
             ta.ReshapeOp(self._activation(op, op.x, "'x'"), op.result.type.get_shape())
         )
+
+    def transpose(self, op: ta.TransposeOp) -> SSAValue:
+        return self._emit(ta.TransposeOp(self._activation(op, op.x, "'x'"), op.permutation()))
+
+    def maxpool(self, op: ta.MaxPoolOp) -> SSAValue:
+        kernel, strides, pads = op.window()
+        x = self._activation(op, op.x, "'x'")
+        return self._emit(ta.MaxPoolOp(x, kernel=kernel, strides=strides, pads=pads))
+
+    def conv(self, op: ta.ConvOp) -> SSAValue:
+        """Weights symmetric int8 per output channel (axis 0) or per tensor; a per-channel
+        requantization is a muladd over the channels after the int32 convolution."""
+        x = self._activation(op, op.x, "'x'")
+        w = self._constant(op, op.weight, "weight")
+        axes = tuple(range(1, w.ndim))
+        max_abs = np.abs(w).max(axis=axes) if self.per_channel else np.full(len(w), np.abs(w).max())
+        w_scale = np.where(max_abs > 0, max_abs / QMAX, 1.0)
+        spread = (-1, *[1] * (w.ndim - 1))
+        w_q = quantize_array(w, w_scale.reshape(spread))
+        acc_scale = self.scale[op.x] * w_scale
+        bound = _xmax(x) * np.abs(w_q.astype(np.int64)).sum(axis=axes)
+        bias, bound = self._accumulator_bias(op, op.bias, acc_scale, bound)
+        requant = _requant(acc_scale / self.scale[op.result], bound)
+        _, strides, pads = op.window()
+        per_tensor = len(requant.mul) == 1 and len(requant.add) == 1
+        narrowed = self._int8(op.result)
+        result_type = narrowed if per_tensor else TensorType(i32, narrowed.get_shape())
+        acc = self._emit(
+            ta.ConvOp(
+                x, self._emit_constant(w_q, ta.i8, op.weight), bias, strides=strides, pads=pads,
+                groups=op.groups.value.data, result_type=result_type,
+                requant=_requant_attr(requant) if per_tensor else None,
+            )
+        )  # fmt: skip
+        if per_tensor:
+            return acc
+        channels = (-1, *[1] * (len(op.result.type.get_shape()) - 1))
+        values = (requant.mul, requant.add)
+        per_channel = (np.broadcast_to(np.asarray(v, np.int32), (len(w),)) for v in values)
+        m, a = (self._emit_constant(v.reshape(channels), i32, op.weight) for v in per_channel)
+        narrow = ta.RequantAttr([1], [0], requant.shift)
+        return self._emit(ta.MulAddOp(acc, m, a, result_type=narrowed, requant=narrow))
+
+    def muladd(self, op: ta.MulAddOp) -> SSAValue:
+        """`x * m + a` with constant m, a: m symmetric int8 per tensor, a int32 at the product's
+        scale, then a requantization."""
+        x = self._activation(op, op.x, "'x'")
+        m, a = self._constant(op, op.m, "m"), self._constant(op, op.a, "a")
+        m_scale = float(np.abs(m).max()) / QMAX or 1.0
+        if np.all(m == 1.0):
+            m_scale = 1.0  # a plain offset keeps x's scale: m_q = 1
+        m_q = quantize_array(m, m_scale)
+        acc_scale = self.scale[op.x] * m_scale
+        a_q = quantize_array(a, acc_scale, np.int32)
+        widest_m, widest_a = (int(np.abs(v.astype(np.int64)).max()) for v in (m_q, a_q))
+        bound = _xmax(x) * widest_m + widest_a
+        requant = _requant(acc_scale / self.scale[op.result], bound)
+        return self._emit(
+            ta.MulAddOp(
+                x, self._emit_constant(m_q.astype(np.int32), i32, op.m),
+                self._emit_constant(a_q, i32, op.a), result_type=self._int8(op.result),
+                requant=_requant_attr(requant),
+            )
+        )  # fmt: skip
 
     def gelu(self, op: ta.GeluOp) -> SSAValue:
         x = self._activation(op, op.x, "'x'")
@@ -603,6 +673,10 @@ _HANDLERS: dict[type[Operation], Callable[[_Quantizer, Operation], SSAValue]] = 
     ta.LayerNormOp: _Quantizer.layernorm,
     ta.MeanOp: _Quantizer.mean,
     ta.SoftmaxOp: _Quantizer.softmax,
+    ta.TransposeOp: _Quantizer.transpose,
+    ta.MaxPoolOp: _Quantizer.maxpool,
+    ta.ConvOp: _Quantizer.conv,
+    ta.MulAddOp: _Quantizer.muladd,
 }
 
 

@@ -121,6 +121,26 @@ def _mean(ctx: KernelContext, op: kernel.KernelOp) -> None:
     )
 
 
+def _window(op: kernel.ConvOp | kernel.MaxPoolOp, kernel_size) -> k.Window:
+    strides, pads = op.strides.get_values(), op.pads.get_values()
+    return k.Window(tuple(kernel_size), tuple(strides), tuple(pads))  # type: ignore[arg-type]
+
+
+def _conv(ctx: KernelContext, op: kernel.KernelOp) -> None:
+    assert isinstance(op, kernel.ConvOp)
+    window = _window(op, op.weight.type.get_shape()[2:])  # type: ignore[attr-defined]
+    k.conv(
+        ctx.builder, op.x, op.weight, op.bias, op.output, window, op.groups.value.data,
+        ctx.requant(op), op.is_unsigned(0),
+    )  # fmt: skip
+
+
+def _maxpool(ctx: KernelContext, op: kernel.KernelOp) -> None:
+    assert isinstance(op, kernel.MaxPoolOp)
+    window = _window(op, op.kernel.get_values())
+    k.maxpool(ctx.builder, op.x, op.output, window, op.is_unsigned(0))
+
+
 def _lookup(ctx: KernelContext, op: kernel.KernelOp) -> None:
     assert isinstance(op, kernel.LookupOp)
     rows, cols = _shape(op.x)
@@ -135,6 +155,8 @@ GENERIC_KERNELS: dict[type[kernel.KernelOp], KernelLowering] = {
     kernel.MapOp: _map,
     kernel.MeanOp: _mean,
     kernel.LookupOp: _lookup,
+    kernel.ConvOp: _conv,
+    kernel.MaxPoolOp: _maxpool,
 }
 
 

@@ -198,6 +198,72 @@ def _broadcast(b: LoopBuilder, ref: SSAValue, shape: Sequence[int]) -> SSAValue:
     )
 
 
+def _as_2d_window(b: LoopBuilder, ref: SSAValue, one_d: bool) -> SSAValue:
+    """A 1-D window operand [C, L] (or weight [O, I, K]) seen as 2-D, [C, 1, L]."""
+    shape = _shape(ref)
+    return reshaped(b, ref, (*shape[:-1], 1, shape[-1])) if one_d else ref
+
+
+def _window_2d(strides: Sequence[int], pads: Sequence[int]) -> tuple[list[int], list[int]]:
+    """1-D strides and pads as those of the 2-D window of height 1."""
+    if len(strides) == 2:
+        return list(strides), list(pads)
+    return [1, strides[0]], [0, pads[0], 0, pads[1]]
+
+
+def _lower_conv(low: _Lowering, op: ta.ConvOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    kernel_size, strides, pads = op.window()
+    one_d = len(kernel_size) == 1
+    x, weight, y = (_as_2d_window(b, ref, one_d) for ref in (refs[0], refs[1], out))
+    strides2, pads2 = _window_2d(strides, pads)
+    low.emit(
+        kernel.ConvOp(
+            x,
+            weight,
+            y,
+            bias=refs[2] if len(refs) > 2 else None,
+            strides=strides2,
+            pads=pads2,
+            groups=op.groups.value.data,
+            requant=op.requant,
+            unsigned=_unsigned([("x", op.x), ("out", op.result)]),
+        )
+    )
+
+
+def _lower_maxpool(low: _Lowering, op: ta.MaxPoolOp, refs: list[SSAValue], out: SSAValue):
+    b = low.builder
+    kernel_size, strides, pads = op.window()
+    one_d = len(kernel_size) == 1
+    x, y = (_as_2d_window(b, ref, one_d) for ref in (refs[0], out))
+    strides2, pads2 = _window_2d(strides, pads)
+    size = [1, *kernel_size] if one_d else list(kernel_size)
+    low.emit(
+        kernel.MaxPoolOp(
+            x, y, kernel=size, strides=strides2, pads=pads2,
+            unsigned=_unsigned([("x", op.x), ("out", op.result)]),
+        )
+    )  # fmt: skip
+
+
+def _lower_transpose(low: _Lowering, op: ta.TransposeOp, refs: list[SSAValue], out: SSAValue):
+    """A copy from a view of `x` (contiguous) whose strides are permuted: the view reads the
+    transposed tensor in place."""
+    b = low.builder
+    shape = _shape(refs[0])
+    strides = [prod(shape[axis + 1 :]) for axis in range(len(shape))]
+    perm = op.permutation()
+    sizes, permuted = [shape[axis] for axis in perm], [strides[axis] for axis in perm]
+    typ = refs[0].type
+    assert isinstance(typ, MemRefType)
+    view_type = MemRefType(
+        typ.get_element_type(), sizes, StridedLayoutAttr(permuted, 0), typ.memory_space
+    )
+    view = b.insert(memref.ReinterpretCastOp(refs[0], [], [], [], [0], sizes, permuted, view_type))
+    low.emit(kernel.MapOp("copy", [view], out, unsigned=_unsigned([(0, op.x), ("out", op.result)])))
+
+
 def _lower_muladd(low: _Lowering, op: ta.MulAddOp, refs: list[SSAValue], out: SSAValue):
     b = low.builder
     shape = _shape(out)
@@ -294,6 +360,9 @@ LOWERINGS: dict[type[Operation], OpLowering] = {
     ta.MatMulOp: _lower_matmul,
     ta.AddOp: _lower_map("add"),
     ta.MulAddOp: _lower_muladd,
+    ta.TransposeOp: _lower_transpose,
+    ta.ConvOp: _lower_conv,
+    ta.MaxPoolOp: _lower_maxpool,
     ta.GeluOp: _lower_map("gelu"),
     ta.ReluOp: _lower_map("relu"),
     ta.LayerNormOp: _lower_layernorm,

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import IndexType, IntegerType, f32, i8, i32
 from xdsl.ir import SSAValue
@@ -511,6 +512,126 @@ def elementwise(
         value = fn(bi, values)
         value = requant(bi, value, idx[-1]) if requant else value
         bi.store(bi.convert(value, element_type(out)), out, idx)
+
+    b.for_nest(tuple(out.type.get_shape()), body)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A 2-D sliding window over x [C, H, W]: kernel (KH, KW), strides, pads (top, left,
+    bottom, right)."""
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+
+    def taps(
+        self,
+        b: LoopBuilder,
+        x: SSAValue,
+        channel: SSAValue,
+        at: tuple[SSAValue, SSAValue],
+        body: Callable[[LoopBuilder, SSAValue, SSAValue, list[SSAValue], SSAValue], SSAValue],
+        init: SSAValue,
+        unsigned: bool = False,
+    ) -> SSAValue:
+        """Fold `body(b, inside, value, (ky, kx), acc)` over the window of output position `at`
+        of `channel`: `value` is x there in its compute type, read at the clamped position
+        where the tap falls in the padding (`inside` false)."""
+        height, width = x.type.get_shape()[1:]  # type: ignore[attr-defined]
+
+        def tap(bt: LoopBuilder, offsets: list[SSAValue], acc: SSAValue) -> SSAValue:
+            inside, position = None, []
+            for axis, (size, stride, pad) in enumerate(
+                zip((height, width), self.strides, self.pads[:2], strict=True)
+            ):
+                coordinate = bt.sub(
+                    bt.add(bt.mul(at[axis], bt.index(stride)), offsets[axis]), bt.index(pad)
+                )
+                ok = bt.insert(
+                    arith.AndIOp(
+                        bt.less(coordinate, bt.index(size)),
+                        bt.less(bt.index(-1), coordinate),
+                    )
+                )
+                inside = ok if inside is None else bt.insert(arith.AndIOp(inside, ok))
+                position.append(bt.min(bt.max(coordinate, bt.index(0)), bt.index(size - 1)))
+            value = bt.load(x, [channel, *position])
+            value = bt.convert(value, compute_type(value.type), unsigned)
+            assert inside is not None
+            return body(bt, inside, value, offsets, acc)
+
+        def rows(br: LoopBuilder, ky: SSAValue, carried: tuple[SSAValue, ...]):
+            def cols(bc: LoopBuilder, kx: SSAValue, inner: tuple[SSAValue, ...]):
+                return (tap(bc, [ky, kx], inner[0]),)
+
+            return br.for_range(self.kernel[1], cols, carried)
+
+        (result,) = b.for_range(self.kernel[0], rows, (init,))
+        return result
+
+
+def conv(
+    b: LoopBuilder,
+    x: SSAValue,
+    weight: SSAValue,
+    bias: SSAValue | None,
+    out: SSAValue,
+    window: Window,
+    groups: int,
+    requant: Requant | None = None,
+    unsigned: bool = False,
+) -> None:
+    """`out[co, oy, ox] = requant(bias[co] + sum_{ci, ky, kx} x[.., .., ..] w[co, ci, ky, kx])`
+    over the input channels of co's group, a tap in the padding reading zero (a select of the
+    clamped read); integers in wrapping i32."""
+    c_out, per_group = weight.type.get_shape()[:2]  # type: ignore[attr-defined]
+    acc_type = compute_type(element_type(x))
+    zero = b.constant(0, acc_type)
+    out_per_group = c_out // groups
+
+    def body(bo: LoopBuilder, idx: list[SSAValue]) -> None:
+        co, oy, ox = idx
+        init = zero if bias is None else bo.convert(bo.load(bias, [co]), acc_type)
+        first = bo.mul(bo.div(co, bo.index(out_per_group)), bo.index(per_group))
+
+        def channel(bc: LoopBuilder, ci: SSAValue, acc: tuple[SSAValue, ...]):
+            def tap(bt, inside, value, offsets, total):
+                w = bt.load(weight, [co, ci, *offsets])
+                product = bt.mul(bt.select(inside, value, zero), bt.convert(w, acc_type))
+                return bt.add(total, product)
+
+            source = bc.add(first, ci)
+            return (window.taps(bc, x, source, (oy, ox), tap, acc[0], unsigned),)
+
+        (total,) = bo.for_range(per_group, channel, (init,))
+        value = requant(bo, total, co) if requant else total
+        bo.store(bo.convert(value, element_type(out)), out, idx)
+
+    b.for_nest(tuple(out.type.get_shape()), body)  # type: ignore[attr-defined]
+
+
+def maxpool(
+    b: LoopBuilder, x: SSAValue, out: SSAValue, window: Window, unsigned: bool = False
+) -> None:
+    """`out[c, oy, ox] = max` of the window's taps inside x (the padding never wins: the max
+    starts at the lowest value the type holds, f32's lowest finite one)."""
+    storage = element_type(x)
+    acc_type = compute_type(storage)
+    if is_integer(acc_type):
+        lowest = 0 if unsigned else -(1 << (storage.width.data - 1))  # type: ignore[attr-defined]
+    else:
+        lowest = -float(np.finfo(np.float32).max)
+
+    def body(bo: LoopBuilder, idx: list[SSAValue]) -> None:
+        c, oy, ox = idx
+
+        def tap(bt, inside, value, offsets, best):
+            larger = bt.max(best, value) if is_integer(acc_type) else bt.max_number(best, value)
+            return bt.select(inside, larger, best)
+
+        best = window.taps(bo, x, c, (oy, ox), tap, bo.constant(lowest, acc_type), unsigned)
+        bo.store(bo.convert(best, element_type(out)), out, idx)
 
     b.for_nest(tuple(out.type.get_shape()), body)  # type: ignore[attr-defined]
 

@@ -1,9 +1,10 @@
-"""Generate the reference ONNX encoder models (eeg, ecg, radar) used to exercise the importer.
+"""Generate the reference ONNX encoder models (eeg, ecg, radar, cct) used to exercise the importer.
 
 The graphs follow the node pattern PyTorch's TorchScript ONNX exporter emits for a hand-written
 post-norm transformer encoder, with deterministic random weights. Each model uses
 a different mix of the pattern variants seen in real exports, so the importer is tested on all
-of them without needing torch. Run `python models/generate.py [--out-dir DIR] [--check] [--calib]`.
+of them without needing torch; `cct` puts a convolutional tokenizer in front of the encoder.
+Run `python models/generate.py [--out-dir DIR] [--check] [--calib]`.
 """
 
 import argparse
@@ -35,6 +36,24 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ConvTokenizer:
+    """A compact convolutional transformer's tokenizer on a [1, C, H, W] image: Conv (stride 1,
+    same padding, bias) + Relu + MaxPool (stride 2), flattened to H'·W' tokens of E channels,
+    plus a learned positional embedding."""
+
+    channels: int  # C
+    height: int  # H
+    width: int  # W
+    kernel: int = 3  # of both the Conv and the MaxPool
+
+    @property
+    def tokens(self) -> int:
+        """H'·W', the pooled feature map's size: each side (n + 2·(k // 2) - k) // 2 + 1."""
+        pad = self.kernel // 2
+        return math.prod((n + 2 * pad - self.kernel) // 2 + 1 for n in (self.height, self.width))
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     seq: int  # S
@@ -46,6 +65,17 @@ class Spec:
     classes: int
     seed: int
     variant: Variant
+    tokenizer: ConvTokenizer | None = None  # None: the input is already [1, S, E] tokens
+
+    def __post_init__(self):
+        if self.tokenizer is not None and self.tokenizer.tokens != self.seq:
+            raise ValueError(f"{self.name}: the tokenizer makes {self.tokenizer.tokens} tokens")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        if self.tokenizer is None:
+            return (1, self.seq, self.embed)
+        return (1, self.tokenizer.channels, self.tokenizer.height, self.tokenizer.width)
 
 
 SPECS = [
@@ -58,6 +88,10 @@ SPECS = [
     Spec("radar", seq=32, embed=32, head_dim=8, heads=4, blocks=2, hidden=64, classes=11, seed=3,
          variant=Variant(k_transpose_twice=False, scale="mul_q",
                          decomposed_norm=False, activation="relu")),
+    Spec("cct", seq=64, embed=16, head_dim=8, heads=2, blocks=1, hidden=32, classes=10, seed=4,
+         variant=Variant(k_transpose_twice=False, scale="mul_q",
+                         decomposed_norm=False, activation="relu"),
+         tokenizer=ConvTokenizer(channels=3, height=16, width=16)),
 ]  # fmt: skip
 
 
@@ -169,9 +203,26 @@ def encoder_block(b: GraphBuilder, module: str, x: str, spec: Spec) -> str:
     return layer_norm(b, f"{module}.norm2", b.op(module, "Add", x, y), e, var.decomposed_norm)
 
 
+def conv_tokenizer(b: GraphBuilder, x: str, spec: Spec) -> str:
+    """The `tokenizer` module on the [1, C, H, W] image, `pool(relu(conv(x))).flatten(2)
+    .transpose(1, 2)`, plus the positional embedding: [1, S, E] tokens."""
+    tok, e = spec.tokenizer, spec.embed
+    k, pad = tok.kernel, [tok.kernel // 2] * 4
+    std = 1 / math.sqrt(tok.channels * k * k)  # 1/sqrt(fan_in)
+    w = b.param("tokenizer.conv.weight", b.rng.normal(0, std, (e, tok.channels, k, k)))
+    bias = b.param("tokenizer.conv.bias", b.rng.uniform(-0.1, 0.1, e))
+    x = b.op("tokenizer.conv", "Conv", x, w, bias, kernel_shape=[k, k], strides=[1, 1], pads=pad)
+    x = b.op("tokenizer.act", "Relu", x)
+    x = b.op("tokenizer.pool", "MaxPool", x, kernel_shape=[k, k], strides=[2, 2], pads=pad)
+    x = b.op("tokenizer", "Reshape", x, b.const("tokenizer", [1, e, spec.seq], np.int64))
+    x = b.op("tokenizer", "Transpose", x, perm=[0, 2, 1])
+    pos = b.param("positional_embedding", b.rng.normal(0, 0.1, (1, spec.seq, e)))
+    return b.op("", "Add", x, pos)
+
+
 def build(spec: Spec) -> onnx.ModelProto:
     b = GraphBuilder(spec.seed)
-    x = "x"
+    x = "x" if spec.tokenizer is None else conv_tokenizer(b, "x", spec)
     for i in range(spec.blocks):
         x = encoder_block(b, f"blocks.{i}", x, spec)
     pooled = b.op("", "ReduceMean", x, axes=[1], keepdims=0)  # mean over the sequence
@@ -183,12 +234,13 @@ def build(spec: Spec) -> onnx.ModelProto:
     graph = helper.make_graph(
         b.nodes,
         f"tinyattn_{spec.name}",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, spec.seq, spec.embed])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(spec.input_shape))],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, spec.classes])],
         b.initializers,
         doc_string=(
             f"{spec.name}: S={spec.seq} E={spec.embed} P={spec.head_dim} H={spec.heads} "
             f"blocks={spec.blocks} ffn_hidden={spec.hidden} classes={spec.classes}; {spec.variant}"
+            + (f"; {spec.tokenizer}" if spec.tokenizer else "")
         ),
     )
     model = helper.make_model(
@@ -211,11 +263,12 @@ def spec_named(name: str) -> Spec:
 
 def calibration_set(spec: Spec, count: int = CALIBRATION_SAMPLES) -> dict[str, np.ndarray]:
     """Deterministic calibration inputs of `spec`'s model, keyed by input name: `count`
-    standard-normal samples of `x`, [count, 1, S, E] float32 (the distribution `check` runs the
-    models on), from a random stream of their own, so a smaller set is a prefix of a larger one.
+    standard-normal samples of `x`, [count, *input shape] float32 ([count, 1, S, E], or
+    [count, 1, C, H, W] for an image model; the distribution `check` runs the models on), from a
+    random stream of their own, so a smaller set is a prefix of a larger one.
     This is what `tinyattn-quantize --calib` reads, saved as an .npz."""
     rng = np.random.default_rng([spec.seed, 1])
-    return {"x": rng.standard_normal((count, 1, spec.seq, spec.embed)).astype(np.float32)}
+    return {"x": rng.standard_normal((count, *spec.input_shape)).astype(np.float32)}
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -49,6 +49,10 @@ def _macs(op: Operation) -> int:
         x, w = op.x.type, op.weight.type
         assert isinstance(x, TensorType) and isinstance(w, TensorType)
         return prod(x.get_shape()) * w.get_shape()[1]
+    if isinstance(op, ta.ConvOp):
+        weight, result = op.weight.type, op.result.type
+        assert isinstance(weight, TensorType) and isinstance(result, TensorType)
+        return prod(result.get_shape()) * prod(weight.get_shape()[1:])
     if isinstance(op, ta.MatMulOp):
         lhs, result = op.lhs.type, op.result.type
         assert isinstance(lhs, TensorType) and isinstance(result, TensorType)

@@ -173,6 +173,25 @@ class TinyattnFunctions(InterpreterFunctions):
     def run_lookup(self, interpreter: Interpreter, op: ta.LookupOp, args: PythonValues):
         return (ref.lookup(args[0], args[1]).astype(_result_dtype(op)),)
 
+    @impl(ta.ConvOp)
+    def run_conv(self, interpreter: Interpreter, op: ta.ConvOp, args: PythonValues):
+        _, strides, pads = op.window()
+        bias = args[2] if len(args) > 2 else None
+        return (
+            ref.conv(
+                args[0], args[1], bias, strides, pads, op.groups.value.data,
+                requant_of(op.requant), _result_dtype(op),
+            ),
+        )  # fmt: skip
+
+    @impl(ta.MaxPoolOp)
+    def run_maxpool(self, interpreter: Interpreter, op: ta.MaxPoolOp, args: PythonValues):
+        return (ref.maxpool(args[0], *op.window()),)
+
+    @impl(ta.TransposeOp)
+    def run_transpose(self, interpreter: Interpreter, op: ta.TransposeOp, args: PythonValues):
+        return (np.ascontiguousarray(np.transpose(args[0], op.permutation())),)
+
     @impl(ta.ReshapeOp)
     def run_reshape(self, interpreter: Interpreter, op: ta.ReshapeOp, args: PythonValues):
         result = op.result.type
@@ -276,6 +295,22 @@ class KernelFunctions(InterpreterFunctions):
         values = _MAPS[op.fn.data](op, *inputs)
         requant = requant_of(op.requant)
         return _store(args, values if requant is None else requant(values, _narrow_dtype(op, args)))
+
+    @impl(kernel.ConvOp)
+    def run_conv(self, interpreter: Interpreter, op: kernel.ConvOp, args: PythonValues):
+        x = _operand(op, args, 0)
+        bias = args[2] if len(args) == 4 else None
+        strides, pads = op.strides.get_values(), op.pads.get_values()
+        requant = requant_of(op.requant)
+        values = ref.conv(
+            x, args[1], bias, strides, pads, op.groups.value.data, requant, _narrow_dtype(op, args)
+        )
+        return _store(args, values)
+
+    @impl(kernel.MaxPoolOp)
+    def run_maxpool(self, interpreter: Interpreter, op: kernel.MaxPoolOp, args: PythonValues):
+        window = op.kernel.get_values(), op.strides.get_values(), op.pads.get_values()
+        return _store(args, ref.maxpool(_operand(op, args, 0), *window))
 
     @impl(kernel.LookupOp)
     def run_lookup(self, interpreter: Interpreter, op: kernel.LookupOp, args: PythonValues):

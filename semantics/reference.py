@@ -259,6 +259,61 @@ def matmul(
     return _narrow(_matmul_i32(lhs, rhs), requant, out_dtype)
 
 
+def _windows(x: np.ndarray, kernel, strides, pads, fill) -> np.ndarray:
+    """The sliding windows of `x` [C, *spatial] padded with `fill` (pads: begins then ends):
+    [C, *out, *kernel]."""
+    rank = len(kernel)
+    widths = [(0, 0)] + [(pads[d], pads[rank + d]) for d in range(rank)]
+    padded = np.pad(x, widths, constant_values=fill)
+    axes = tuple(range(1, rank + 1))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, tuple(kernel), axis=axes)
+    return windows[(slice(None), *(slice(None, None, s) for s in strides))]
+
+
+def conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    strides,
+    pads,
+    groups: int,
+    requant: Requant | None = None,
+    out_dtype: np.dtype = np.float32,
+) -> np.ndarray:
+    """ONNX Conv of `x` [C_in, *spatial] (1-D or 2-D, dilation 1) with `weight`
+    [C_out, C_in/groups, *kernel] and `bias` [C_out]; integer: zero padding, the i32 sum (wrapping),
+    narrowed by `requant`."""
+    integer = not np.issubdtype(np.asarray(x).dtype, np.floating)
+    dtype = np.int64 if integer else np.float64
+    rank = weight.ndim - 2
+    windows = _windows(np.asarray(x, dtype), weight.shape[2:], strides, pads, 0)
+    c_out, per_group = weight.shape[0], weight.shape[1]
+    spatial, taps = "xyz"[:rank], "abc"[:rank]
+    product = f"mc{taps},c{spatial}{taps}->m{spatial}"  # sum over channels and kernel taps
+    outs = [
+        np.einsum(
+            product,
+            np.asarray(weight[g * (c_out // groups) : (g + 1) * (c_out // groups)], dtype),
+            windows[g * per_group : (g + 1) * per_group],
+        )
+        for g in range(groups)
+    ]
+    total = np.concatenate(outs)
+    if bias is not None:
+        total = total + np.asarray(bias, dtype).reshape(-1, *[1] * rank)
+    if integer:
+        return _narrow(wrap_int32(total), requant, out_dtype)
+    return total.astype(np.float32)
+
+
+def maxpool(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
+    """ONNX MaxPool of `x` [C, *spatial]: padding never wins."""
+    x = np.asarray(x)
+    lowest = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
+    windows = _windows(x, kernel, strides, pads, lowest)
+    return windows.max(axis=tuple(range(-len(kernel), 0))).astype(x.dtype)
+
+
 def muladd(
     x: np.ndarray,
     m: np.ndarray,

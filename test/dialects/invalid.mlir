@@ -322,3 +322,35 @@ func.func @rmsnorm_weight(%x: tensor<3x8xi8>, %w: tensor<4xi32>) -> tensor<3x8xi
   func.return %y : tensor<3x8xi32>
 }
 // CHECK: 'tinyattn.rmsnorm' op operand 'weight' dimension 0 must be 8 ([E] = [8]), got 4 (shape [4])
+
+// -----
+
+func.func @conv_groups(%x: tensor<3x8x8xf32>, %w: tensor<4x2x3x3xf32>) -> tensor<4x6x6xf32> {
+  %y = tinyattn.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64} : (tensor<3x8x8xf32>, tensor<4x2x3x3xf32>) -> tensor<4x6x6xf32>
+  func.return %y : tensor<4x6x6xf32>
+}
+// CHECK: 'tinyattn.conv' op groups=1 does not split C_in=3 into groups of 2 channels and C_out=4 evenly
+
+// -----
+
+func.func @conv_output(%x: tensor<3x8x8xf32>, %w: tensor<4x3x3x3xf32>) -> tensor<4x8x8xf32> {
+  %y = tinyattn.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64} : (tensor<3x8x8xf32>, tensor<4x3x3x3xf32>) -> tensor<4x8x8xf32>
+  func.return %y : tensor<4x8x8xf32>
+}
+// CHECK: 'tinyattn.conv' op result dimension 1 must be 6 ([C_out, *out] = [4, 6, 6]), got 8 (shape [4, 8, 8])
+
+// -----
+
+func.func @maxpool_pads(%x: tensor<3x8x8xf32>) -> tensor<3x4x4xf32> {
+  %y = tinyattn.maxpool %x {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0>} : (tensor<3x8x8xf32>) -> tensor<3x4x4xf32>
+  func.return %y : tensor<3x4x4xf32>
+}
+// CHECK: 'tinyattn.maxpool' op strides must have 2 values and pads 4 (begins, then ends), got [2, 2] and [0, 0]
+
+// -----
+
+func.func @transpose_perm(%x: tensor<3x4xf32>) -> tensor<4x3xf32> {
+  %y = tinyattn.transpose %x {perm = array<i64: 1, 1>} : (tensor<3x4xf32>) -> tensor<4x3xf32>
+  func.return %y : tensor<4x3xf32>
+}
+// CHECK: 'tinyattn.transpose' op perm [1, 1] is not a permutation of the 2 axes of 'x'

@@ -56,6 +56,15 @@ func.func @muladd(%x: memref<2x4x3xi8>, %m: memref<2x4x3xi32, strided<[1, 0, 0]>
   func.return
 }
 
+// CHECK-LABEL: func.func @window
+func.func @window(%x: memref<3x8x8xi8>, %w: memref<4x3x3x3xi8>, %b: memref<4xi32>, %y: memref<4x8x8xi8>, %p: memref<3x4x4xi8>) {
+  // CHECK-NEXT: kernel.conv %x, %w bias %b into %y {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = 3, add = 0, shift = 8>} : memref<3x8x8xi8>, memref<4x3x3x3xi8> bias memref<4xi32> into memref<4x8x8xi8>
+  kernel.conv %x, %w bias %b into %y {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = 3, add = 0, shift = 8>} : memref<3x8x8xi8>, memref<4x3x3x3xi8> bias memref<4xi32> into memref<4x8x8xi8>
+  // CHECK-NEXT: kernel.maxpool %x into %p {unsigned = array<i64: 0, 1>, kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>} : memref<3x8x8xi8> into memref<3x4x4xi8>
+  kernel.maxpool %x into %p {unsigned = array<i64: 0, 1>, kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>} : memref<3x8x8xi8> into memref<3x4x4xi8>
+  func.return
+}
+
 // CHECK-LABEL: func.func @rmsnorm
 func.func @rmsnorm(%x: memref<4x3xi8>, %w: memref<3xi32>) {
   // CHECK-NEXT: kernel.rmsnorm %x, %w into %x {shift = 4 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>} : memref<4x3xi8>, memref<3xi32> into memref<4x3xi8>

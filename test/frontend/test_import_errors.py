@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
-from onnx_graphs import GraphBuilder, attention, linear
+from onnx_graphs import GraphBuilder, linear
 
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 
@@ -18,14 +16,10 @@ def _block() -> GraphBuilder:
     return GraphBuilder([1, SEQ, EMBED])
 
 
-def conv():
+def dilated_conv():
     b = _block()
-    return b.model(b.op("Conv", "x", b.weight(SEQ, SEQ, 3), name="/blocks.0/Conv_3"))
-
-
-def matmul_of_activations():
-    b = _block()
-    return b.model(b.op("MatMul", "x", b.op("Transpose", "x", perm=[0, 2, 1], name="")))
+    weight = b.weight(SEQ, SEQ, 3)
+    return b.model(b.op("Conv", "x", weight, name="/blocks.0/Conv_3", dilations=[2]))
 
 
 def unnamed_matmul_of_a_vector():
@@ -87,23 +81,6 @@ def training_dropout():
     return b.model(b.op("Dropout", "x", b.const(0.5), b.const(True, np.bool_)))
 
 
-def leaked_attention_probabilities():
-    """The attention probabilities are also a graph output, so the subgraph cannot become one
-    op; the first node left unmatched is then the head split."""
-    b = _block()
-    out = attention(
-        b,
-        "x",
-        seq=SEQ,
-        embed=EMBED,
-        heads=2,
-        head_dim=3,
-        scalings=[("scores", "Div", math.sqrt(3))],
-    )
-    (softmax,) = [node for node in b.nodes if node.op_type == "Softmax"]
-    return b.model(out, softmax.output[0])
-
-
 def requant_shift():
     b = _block()
     b.nodes.append(
@@ -152,10 +129,7 @@ def unknown_after_supported():
 
 
 CASES = {
-    conv: "node '/blocks.0/Conv_3' (Conv): unsupported op type",
-    matmul_of_activations: "node 'Transpose_output_0' (Transpose): Transpose with perm [0, 2, 1] "
-    "moves the data of shape [1, 4, 6]; tinyattn has no transpose, so it is only supported inside "
-    "an attention pattern",
+    dilated_conv: "node '/blocks.0/Conv_3' (Conv): dilations=[2] are not supported (only 1)",
     unnamed_matmul_of_a_vector: "node 'MatMul_output_0' (MatMul): MatMul of shapes [1, 6] and "
     "[6, 4]: both must be matrices",
     weight_is_an_input: "node '/Gemm_0' (Gemm): 'w' is not a constant",
@@ -175,9 +149,6 @@ CASES = {
     tanh_gelu: "node '/Gelu_0' (Gelu): approximate='tanh' is not supported (only 'none')",
     training_dropout: "node '/Dropout_2' (Dropout): training_mode '/Constant_1_output_0' is not "
     "a constant false",
-    leaked_attention_probabilities: "node '/Transpose_14' (Transpose): Transpose with perm "
-    "[0, 2, 1, 3] moves the data of shape [1, 4, 2, 3]; tinyattn has no transpose, so it is only "
-    "supported inside an attention pattern",
     requant_shift: "node '/RequantShift_0' (RequantShift in domain 'quantlib'): unsupported op type",
     symbolic_sequence: "input 'x': tensor 'x' has a symbolic dimension 'seq' (axis 1); static "
     "shapes are required",

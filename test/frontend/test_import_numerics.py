@@ -17,7 +17,7 @@ from tinyattn.semantics.interpreter import evaluate
 
 MODELS = Path(tinyattn.models.__file__).parent
 # Encoder blocks per bundled model (models/README.md).
-BLOCKS = {"eeg": 2, "ecg": 1, "radar": 2}
+BLOCKS = {"eeg": 2, "ecg": 1, "radar": 2, "cct": 1}
 
 SEQ, EMBED, HEADS, HEAD_DIM = 5, 8, 2, 3  # H*P = 6 != E, so a wrong weight layout shows
 INVERSE_SQRT_P = 1 / math.sqrt(HEAD_DIM)

@@ -336,15 +336,9 @@ def isoftmax_without_log2():
     return b.model(isoftmax(b, requant_shift(b, int_linear(b, "x", EMBED, 4), 3), log2=0))
 
 
-def transpose_outside_attention():
-    b = _block()
-    y = requant_shift(b, int_linear(b, "x", EMBED, 4), 3)
-    return b.model(b.op("Transpose", y, perm=[0, 2, 1], name="/Transpose_9"))
-
-
 def float_op_in_an_integer_graph():
     b = _block()
-    return b.model(b.op("Relu", requant_shift(b, int_linear(b, "x", EMBED, 4), 3)))
+    return b.model(b.op("Sigmoid", requant_shift(b, int_linear(b, "x", EMBED, 4), 3)))
 
 
 def _attention(**options):
@@ -386,10 +380,8 @@ DIAGNOSTICS = {
     isoftmax_of_unsigned: "node '/iSoftmax_7' (iSoftmax): its input '/RequantShift_6_output_0' "
     "is ui8; the integer softmax takes i8 scores",
     isoftmax_without_log2: "node '/iSoftmax_7' (iSoftmax): log2=0 must be positive",
-    transpose_outside_attention: "node '/Transpose_9' (Transpose): Transpose with perm [0, 2, 1] "
-    "moves the data of shape [1, 5, 4]; tinyattn has no transpose, so it is only supported "
-    "inside an attention pattern",
-    float_op_in_an_integer_graph: "node '/Relu_7' (Relu): unsupported op type in an integer graph",
+    float_op_in_an_integer_graph: "node '/Sigmoid_7' (Sigmoid): unsupported op type in an "
+    "integer graph",
     attention_with_unsigned_queries: "node '/RequantShift_7' (RequantShift): narrows the "
     "attention's q stage to ui8; tinyattn's integer attention keeps it signed (i8)",
     attention_with_float_softmax: "node '/Softmax_32' (Softmax): a float softmax in an integer "

@@ -312,3 +312,28 @@ func.func @rmsnorm(%x: tensor<3x8xi8>) -> tensor<3x8xi32> {
 // CHECK-NEXT:     %[[SHIFT:.*]] = arith.constant 4 : i32
 // CHECK-NEXT:     %[[Y:.*]] = arith.shrsi %[[Q]], %[[SHIFT]] : i32
 // CHECK-NEXT:     memref.store %[[Y]], %{{.*}} : memref<3x8xi32>
+
+// -----
+
+// A convolution: per output element, the taps of each input channel of its group, a tap in the
+// padding reading zero (the clamped read selected away); max pooling keeps the running maximum
+// where the tap is inside; a transpose copies from a view with permuted strides.
+func.func @tokenizer(%x: tensor<2x4x4xi8>) -> tensor<4x2xi8> {
+  %w = arith.constant dense<1> : tensor<2x2x3x3xi8>
+  %c = tinyattn.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>} : (tensor<2x4x4xi8>, tensor<2x2x3x3xi8>) -> tensor<2x4x4xi8>
+  %p = tinyattn.maxpool %c {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>} : (tensor<2x4x4xi8>) -> tensor<2x2x2xi8>
+  %r = tinyattn.reshape %p : (tensor<2x2x2xi8>) -> tensor<2x4xi8>
+  %t = tinyattn.transpose %r {perm = array<i64: 1, 0>} : (tensor<2x4xi8>) -> tensor<4x2xi8>
+  func.return %t : tensor<4x2xi8>
+}
+
+// CHECK-LABEL: func.func @tokenizer(%x: memref<2x4x4xi8>, %out: memref<4x2xi8>)
+// CHECK:            %[[V:.*]] = memref.load %x[%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x4x4xi8>
+// CHECK-NEXT:       %[[VW:.*]] = arith.extsi %[[V]] : i8 to i32
+// CHECK-NEXT:       %[[W:.*]] = memref.load %w[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<2x2x3x3xi8>
+// CHECK-NEXT:       %[[TAP:.*]] = arith.select %{{.*}}, %[[VW]], %{{.*}} : i32
+// CHECK:      %p = memref.alloc() {alignment = 16 : i64} : memref<2x2x2xi8>
+// CHECK:          %[[LOW:.*]] = arith.constant -128 : i32
+// CHECK:              %[[LARGER:.*]] = arith.maxsi %[[BEST:.*]], %{{.*}} : i32
+// CHECK-NEXT:         %{{.*}} = arith.select %{{.*}}, %[[LARGER]], %[[BEST]] : i32
+// CHECK:      %[[VIEW:.*]] = memref.reinterpret_cast %{{.*}} to offset: [0], sizes: [4, 2], strides: [1, 4] : memref<2x4xi8> to memref<4x2xi8, strided<[1, 4]>>

@@ -27,6 +27,7 @@ from tinyattn.backend.toolchain import ToolchainError
 from tinyattn.driver import run as driver
 from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
 from tinyattn.driver.run import DriverError, compile_model, run_model
+from tinyattn.frontend.arrays import ArraysNote
 from tinyattn.tools import compile as compile_tool
 from tinyattn.tools import run as run_tool
 
@@ -213,7 +214,8 @@ def test_inputs_by_name_else_by_position():
     specs = linear_i8().lowered.inputs
     x = np.ones((4, 8), np.int8)
     assert driver.match_inputs({"arr_0": x}, specs)[0] is x  # np.savez's positional names
-    assert driver.match_inputs({"junk": np.zeros(3), "x": x}, specs)[0] is x
+    with pytest.warns(ArraysNote, match="^ignoring 'junk': the model takes 1"):
+        assert driver.match_inputs({"junk": np.zeros(3), "x": x}, specs)[0] is x
 
 
 def test_random_inputs_cover_the_dtype():
@@ -325,8 +327,9 @@ def test_activations_too_large_for_the_target_is_one_line(tmp_path, capsys):
 
 
 def test_run_tool_schedule_flags(capsys):
-    """--schedule/--fuse-weights/--l1-bytes/--rows reach the lowering; a budget no block fits is
-    one line naming the minimum."""
+    """--schedule/--fuse-weights/--l1-bytes/--rows reach the lowering; a budget depth-first
+    cannot fit falls back to layer-wise tiling with a remark, and one nothing fits is one line
+    naming depth-first's minimum."""
     model = "models/ecg.onnx"
     common = ["--target", "rv32", "--json", "--fuse-weights", "never"]
     assert run_tool.main([model, *common, "--schedule", "depth-first", "--rows", "3"]) == 0
@@ -336,10 +339,16 @@ def test_run_tool_schedule_flags(capsys):
     assert tiled["match"] and layerwise["match"]
     assert 0 < tiled["dma_bytes"] < layerwise["dma_bytes"]
     assert tiled["activation_peak_bytes"] < layerwise["activation_peak_bytes"]
-    assert run_tool.main([model, "--target", "rv32", "--l1-bytes", "4096"]) == 2
+    assert run_tool.main([model, "--target", "rv32", "--l1-bytes", "4096"]) == 0
+    assert capsys.readouterr().err.startswith(
+        "remark: depth-first-tile: the attention (S=66 E=16 P=2) needs at least 6272 bytes of L1 "
+        "with 1-row blocks, but l1-bytes=4096 (attention #0); scheduled by layerwise-tile "
+        "instead, in "
+    )
+    assert run_tool.main([model, "--target", "rv32", "--l1-bytes", "128"]) == 2
     assert capsys.readouterr().err == (
         "tinyattn-run: error: rv32: depth-first-tile: the attention (S=66 E=16 P=2) needs at "
-        "least 6272 bytes of L1 with 1-row blocks, but l1-bytes=4096\n"
+        "least 6272 bytes of L1 with 1-row blocks, but l1-bytes=128\n"
     )
 
 

@@ -1,5 +1,5 @@
-"""int8 end to end on the three bundled models: quantized by tinyattn-quantize on their
-calibration sets, lowered in both schedules with and without fused-weight attention (re-quantized
+"""int8 end to end on the four bundled models (cct with a conv tokenizer): quantized by
+tinyattn-quantize on their calibration sets, lowered in both schedules with and without fused-weight attention (re-quantized
 Wqk/bqk), compiled, run on every runnable target and compared bit for bit with the numpy
 reference of the integer module. The bytes the transfers move must be the ones planned."""
 
@@ -34,7 +34,7 @@ def quantized(model: str) -> tuple:
 @pytest.mark.parametrize("schedule", ["depth-first", "layerwise"])
 @pytest.mark.parametrize("fuse_weights", ["never", "always"])
 @pytest.mark.parametrize("name", RUNNABLE)
-@pytest.mark.parametrize("model", ["eeg", "ecg", "radar"])
+@pytest.mark.parametrize("model", ["eeg", "ecg", "radar", "cct"])
 def test_quantized_model_is_bit_exact(model, name, fuse_weights, schedule, build_dir):
     module, inputs = quantized(model)
     assert all(x.dtype == np.int8 for x in inputs)

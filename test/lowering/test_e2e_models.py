@@ -1,4 +1,4 @@
-"""End to end on the three bundled models (models/{eeg,ecg,radar}.onnx): import, lower in both
+"""End to end on the four bundled models (models/{eeg,ecg,radar,cct}.onnx): import, lower in both
 schedules (depth-first and layer by layer, through a 64 KiB L1 so the attention is tiled into
 row blocks) with and without fused-weight attention, compile, run on every runnable target and
 compare with the numpy interpreter on the original model. The bytes the transfers move must be
@@ -21,7 +21,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 @pytest.mark.parametrize("schedule", ["depth-first", "layerwise"])
 @pytest.mark.parametrize("fuse_weights", ["never", "always"])
 @pytest.mark.parametrize("name", RUNNABLE)
-@pytest.mark.parametrize("model", ["eeg", "ecg", "radar"])
+@pytest.mark.parametrize("model", ["eeg", "ecg", "radar", "cct"])
 def test_model_matches_reference(model, name, fuse_weights, schedule, build_dir):
     options = LowerOptions(fuse_weights=fuse_weights, schedule=schedule, l1_bytes=64 * 1024)
     report = run_model(MODELS / f"{model}.onnx", name, seed=0, build_dir=build_dir, options=options)

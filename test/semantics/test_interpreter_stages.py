@@ -37,7 +37,8 @@ from tinyattn.semantics.interpreter import evaluate
 
 TILINGS = {"depth-first": DepthFirstTile, "layerwise": LayerwiseTile}
 CALIBRATION = 8
-ROWS = {"ecg": 22, "eeg": 27, "radar": 8}  # several row blocks per attention (S = 66, 81, 32)
+# Several row blocks per attention (S = 66, 81, 32, 64).
+ROWS = {"ecg": 22, "eeg": 27, "radar": 8, "cct": 16}
 
 
 def check_stages(
@@ -82,7 +83,7 @@ def bundled(model: str, precision: str) -> tuple[ModuleOp, list[np.ndarray]]:
 @pytest.mark.parametrize("fuse", ["never", "always"])
 @pytest.mark.parametrize("schedule", TILINGS)
 @pytest.mark.parametrize("precision", ["f32", "int8"])
-@pytest.mark.parametrize("model", ["ecg", "eeg", "radar"])
+@pytest.mark.parametrize("model", sorted(ROWS))
 def test_bundled_model_means_the_same_at_every_stage(model, precision, schedule, fuse, dma):
     module, inputs = bundled(model, precision)
     tile = TILINGS[schedule](l1_bytes=128 * 1024, rows=ROWS[model], dma=dma)

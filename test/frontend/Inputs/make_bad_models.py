@@ -27,7 +27,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     x = ("x", [1, SEQ, EMBED])
     conv = model(
-        [helper.make_node("Conv", ["x", "w"], ["y"], name="/blocks.0/Conv_3")],
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="/blocks.0/Conv_3", dilations=[2])],
         [x],
         [("w", np.ones((SEQ, SEQ, 3), np.float32))],
     )

@@ -59,9 +59,14 @@ from tinyattn.dialects.tinyattn import (
     StaticShapes,
 )
 
-MAP_FUNCTIONS = ("copy", "add", "relu", "gelu", "muladd")
-# The number of inputs of each map function.
-_MAP_ARITY = {"add": 2, "muladd": 3}
+MAP_FUNCTIONS = (
+    "copy", "add", "relu", "gelu", "muladd", "sigmoid", "sqrt", "round", "sub", "mul", "div",
+    "max", "min",
+)  # fmt: skip
+# The number of inputs of each map function (others: 1).
+_MAP_ARITY = {"add": 2, "sub": 2, "mul": 2, "div": 2, "max": 2, "min": 2, "muladd": 3}
+# The map functions of f32 data only.
+_FLOAT_MAPS = ("sigmoid", "sqrt", "round", "sub", "mul", "div", "max", "min")
 
 
 class KernelOp(IRDLOperation):
@@ -441,7 +446,8 @@ class MapOp(KernelOp):
     """`out[i, j] = fn(inputs[0][i, j], ...)`, all [R, C] (or all of one other shape, whose
     last axis is the channel): `copy` (one input), `add` (two), `muladd` (three: x * m + a; a
     broadcast operand is a view with stride 0), `relu`, `gelu` (one; integer GELU with `igelu`);
-    integers compute in i32 and an 8-bit `out` is narrowed by `requant` (per tensor or per
+    f32 only: `sigmoid`, `sqrt`, `round` (one), `sub`, `mul`, `div`, `max`, `min` (two).
+    Integers compute in i32 and an 8-bit `out` is narrowed by `requant` (per tensor or per
     column). `out` may be an input."""
 
     name = "kernel.map"
@@ -490,6 +496,8 @@ class MapOp(KernelOp):
         if self.igelu is not None and fn != "gelu":
             raise VerifyException("'igelu' belongs to 'gelu'")
         floats = [_element(v) == f32 for v in (*self.inputs, self.output)]
+        if fn in _FLOAT_MAPS and not all(floats):
+            raise VerifyException(f"'{fn}' maps f32 data")
         if all(floats):
             if self.requant is not None or self.igelu is not None:
                 raise VerifyException("'requant' and 'igelu' apply to integer maps")

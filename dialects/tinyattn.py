@@ -41,6 +41,7 @@ from xdsl.irdl import (
     prop_def,
     result_def,
     traits_def,
+    var_operand_def,
 )
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
@@ -825,6 +826,51 @@ def broadcasts_to(shape: Sequence[int], target: Sequence[int]) -> bool:
     return all(d in (1, t) for d, t in zip(reversed(shape), reversed(target), strict=False))
 
 
+# `tinyattn.map`'s functions, by the number of operands they take.
+MAP_UNARY = ("sigmoid", "sqrt", "round")
+MAP_BINARY = ("add", "sub", "mul", "div", "max", "min")
+
+
+@irdl_op_definition
+class MapOp(_TensorOp):
+    """An f32 elementwise function: unary `sigmoid`, `sqrt`, `round` (half to even, as ONNX's
+    Round), or binary `add`, `sub`, `mul`, `div`, `max`, `min` of two activations that
+    broadcast (NumPy's rules) to the result: the float ops exporters emit around
+    quantization and in hand-written blocks."""
+
+    name = "tinyattn.map"
+
+    fn = prop_def(StringAttr)
+    inputs = var_operand_def(TensorType)
+    result = result_def(TensorType)
+
+    assembly_format = "$fn $inputs attr-dict `:` functional-type($inputs, results)"
+
+    def __init__(self, fn: str, inputs: Sequence[SSAValue], result_type: Attribute):
+        super().__init__(
+            operands=[list(inputs)], result_types=[result_type], properties={"fn": StringAttr(fn)}
+        )
+
+    def verify_(self) -> None:
+        fn = self.fn.data
+        if fn not in (*MAP_UNARY, *MAP_BINARY):
+            names = ", ".join((*MAP_UNARY, *MAP_BINARY))
+            raise VerifyException(f"fn must be one of {names}, got '{fn}'")
+        arity = 1 if fn in MAP_UNARY else 2
+        if len(self.inputs) != arity:
+            raise VerifyException(f"'{fn}' takes {arity} operands, got {len(self.inputs)}")
+        result = _tensor(self.result, "result")
+        _expect_element(result, "result", (f32,))
+        for index, value in enumerate(self.inputs):
+            typ = _tensor(value, f"operand {index}")
+            _expect_element(typ, f"operand {index}", (f32,))
+            if not broadcasts_to(typ.get_shape(), result.get_shape()):
+                raise VerifyException(
+                    f"operand {index} of shape {_fmt(typ.get_shape())} does not broadcast to "
+                    f"the result's {_fmt(result.get_shape())}"
+                )
+
+
 @irdl_op_definition
 class MulAddOp(_TensorOp):
     """`x * m + a` elementwise, `m` and `a` broadcast to the shape of `x` (NumPy's rules):
@@ -1407,6 +1453,93 @@ class TransposeOp(_TensorOp):
 
 
 @irdl_op_definition
+class ConcatOp(_TensorOp):
+    """Join tensors along `axis` (data movement): every other dimension equal."""
+
+    name = "tinyattn.concat"
+
+    inputs = var_operand_def(TensorType)
+    result = result_def(TensorType)
+
+    axis = prop_def(IntegerAttr[I64])
+
+    assembly_format = "$inputs attr-dict `:` functional-type($inputs, results)"
+
+    def __init__(self, inputs: Sequence[SSAValue], axis: int):
+        types = [_tensor(SSAValue.get(v), "operand") for v in inputs]
+        shape = list(types[0].get_shape())
+        shape[axis] = sum(t.get_shape()[axis] for t in types)
+        super().__init__(
+            operands=[list(inputs)],
+            result_types=[TensorType(types[0].get_element_type(), shape)],
+            properties={"axis": IntegerAttr(axis, i64)},
+        )
+
+    def verify_(self) -> None:
+        result = _tensor(self.result, "result")
+        shape, axis = list(result.get_shape()), self.axis.value.data
+        if not 0 <= axis < len(shape):
+            raise VerifyException(f"axis {axis} out of range for rank {len(shape)}")
+        total = 0
+        for index, value in enumerate(self.inputs):
+            typ = _tensor(value, f"operand {index}")
+            _expect_element(typ, f"operand {index}", (_element(result),))
+            own = list(typ.get_shape())
+            others = own[:axis] + own[axis + 1 :], shape[:axis] + shape[axis + 1 :]
+            if len(own) != len(shape) or others[0] != others[1]:
+                raise VerifyException(
+                    f"operand {index} of shape {_fmt(own)} does not join the result "
+                    f"{_fmt(shape)} along axis {axis}"
+                )
+            total += own[axis]
+        if total != shape[axis]:
+            raise VerifyException(
+                f"the operands sum to {total} along axis {axis}, not {shape[axis]}"
+            )
+
+
+@irdl_op_definition
+class SliceOp(_TensorOp):
+    """`x[starts : starts + sizes * steps : steps]` on every axis (data movement); positive
+    steps, the result's shape being `sizes`."""
+
+    name = "tinyattn.slice"
+
+    x = operand_def(TensorType)
+    result = result_def(TensorType)
+
+    starts = prop_def(DenseArrayBase[I64])
+    steps = prop_def(DenseArrayBase[I64])
+
+    assembly_format = f"$x {_FORMAT}"
+
+    def __init__(
+        self, x: SSAValue, starts: Sequence[int], sizes: Sequence[int], steps: Sequence[int]
+    ):
+        x_type = _tensor(SSAValue.get(x), "operand 'x'")
+        super().__init__(
+            operands=[x],
+            result_types=[TensorType(x_type.get_element_type(), list(sizes))],
+            properties={"starts": _array(starts), "steps": _array(steps)},
+        )
+
+    def verify_(self) -> None:
+        x = _tensor(self.x, "operand 'x'")
+        result = _tensor(self.result, "result")
+        _expect_element(result, "result", (_element(x),))
+        shape, sizes = x.get_shape(), result.get_shape()
+        starts, steps = self.starts.get_values(), self.steps.get_values()
+        if not len(shape) == len(sizes) == len(starts) == len(steps):
+            raise VerifyException("starts, steps and the result need one entry per axis of 'x'")
+        axes = zip(shape, starts, sizes, steps, strict=True)
+        for axis, (dim, start, size, step) in enumerate(axes):
+            if step < 1 or start < 0 or size < 1 or start + (size - 1) * step >= dim:
+                raise VerifyException(
+                    f"axis {axis}: {size} elements from {start} in steps of {step} leave [0, {dim})"
+                )
+
+
+@irdl_op_definition
 class RequantOp(_TensorOp):
     """Narrow an i32 tensor (or an 8-bit one, widened to i32 first) to i8/ui8 with
     `#tinyattn.requant` (QuantLib's RequantShift)."""
@@ -1485,6 +1618,7 @@ Tinyattn = Dialect(
         MatMulOp,
         AddOp,
         MulAddOp,
+        MapOp,
         LayerNormOp,
         RMSNormOp,
         ConvOp,
@@ -1495,6 +1629,8 @@ Tinyattn = Dialect(
         MeanOp,
         ReshapeOp,
         TransposeOp,
+        ConcatOp,
+        SliceOp,
         RequantOp,
         LookupOp,
     ],

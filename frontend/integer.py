@@ -70,6 +70,9 @@ _DATA_MOVEMENT = (
     "Identity",
     "MaxPool",
     "Relu",
+    "Concat",
+    "Slice",
+    "Gather",
 )
 
 

@@ -59,7 +59,6 @@ __all__ = [
     "supported_ops",
 ]
 
-_IN_LAYERNORM = p.only_inside("a layer-norm pattern")
 
 # The patterns tried at a node of each op type, most specific first. When none applies, the
 # last one's reason is reported; op types not listed are unsupported.
@@ -72,8 +71,8 @@ PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     ),
     "MatMul": (attention_pattern, p.matmul),
     "Gemm": (p.linear_pattern,),
-    "Mul": (p.layernorm_decomposition, p.gelu_decomposition, p.constant_elementwise),
-    "Div": (p.layernorm_decomposition, p.constant_elementwise),
+    "Mul": (p.layernorm_decomposition, p.gelu_decomposition, p.arithmetic),
+    "Div": (p.layernorm_decomposition, p.arithmetic),
     "Relu": (p.relu,),
     "Conv": (p.conv,),
     "MaxPool": (p.maxpool,),
@@ -88,9 +87,17 @@ PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     "Identity": (p.identity,),
     "Dropout": (p.dropout,),
     "Transpose": (p.transpose,),
-    "Sub": (p.constant_elementwise,),
-    "Pow": (_IN_LAYERNORM,),
-    "Sqrt": (_IN_LAYERNORM,),
+    "Concat": (p.concat,),
+    "Slice": (p.slice_,),
+    "Gather": (p.gather,),
+    "Sub": (p.arithmetic,),
+    "Pow": (p.power,),
+    "Sqrt": (p.float_map,),
+    "Sigmoid": (p.float_map,),
+    "Round": (p.float_map,),
+    "Max": (p.float_map,),
+    "Min": (p.float_map,),
+    "Clip": (p.clip,),
     "Erf": (p.only_inside("a GELU pattern"),),
     # Readable Constant nodes are constants and never matched; this explains the others.
     "Constant": (p.unreadable_constant,),
@@ -126,6 +133,9 @@ INTEGER_PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     "Unsqueeze": (p.reshape,),
     "Identity": (p.identity,),
     "Transpose": (p.transpose,),
+    "Concat": (p.concat,),
+    "Slice": (p.slice_,),
+    "Gather": (p.gather,),
     "Constant": (p.unreadable_constant,),
 }
 

@@ -508,14 +508,115 @@ def residual_operands(graph: OnnxGraph, node: Node, constant_use: str) -> tuple[
 
 
 def add(graph: OnnxGraph, node: Node) -> Match:
-    """Add of two activations of equal shapes (a residual connection): `tinyattn.add`, or of a
-    constant that broadcasts to the activation: `tinyattn.muladd`."""
+    """Add of two activations of equal shapes (a residual connection): `tinyattn.add`; of a
+    constant that broadcasts to the activation: `tinyattn.muladd`; of activations that
+    broadcast: `tinyattn.map`."""
     if any(graph.is_constant(name) for name in node.inputs):
         return constant_elementwise(graph, node)
+    lhs, rhs = node.inputs
+    if graph.shape(lhs) != graph.shape(rhs):
+        return float_map(graph, node)
     lhs, rhs = residual_operands(graph, node, "")
     return single(
         node, lambda emitter: emitter.op(ta.AddOp(emitter.value(lhs), emitter.value(rhs)))
     )
+
+
+def arithmetic(graph: OnnxGraph, node: Node) -> Match:
+    """Sub, Mul or Div: of an activation and a constant, `tinyattn.muladd`; of two
+    activations (broadcasting), `tinyattn.map`."""
+    if any(graph.is_constant(name) for name in node.inputs):
+        return constant_elementwise(graph, node)
+    return float_map(graph, node)
+
+
+_MAP_FUNCTIONS = {
+    "Sigmoid": "sigmoid",
+    "Sqrt": "sqrt",
+    "Round": "round",
+    "Add": "add",
+    "Sub": "sub",
+    "Mul": "mul",
+    "Div": "div",
+    "Max": "max",
+    "Min": "min",
+}
+
+
+def float_map(graph: OnnxGraph, node: Node) -> Match:
+    """Sigmoid, Sqrt, Round, or Add, Sub, Mul, Div, Max, Min of two activations that
+    broadcast: `tinyattn.map`."""
+    names = [activation(graph, node, index) for index in range(len(node.inputs))]
+    if node.op_type in ("Max", "Min") and len(names) != 2:
+        raise Mismatch(f"{node.op_type} of {len(names)} operands is not supported (only 2)")
+    shape = squeeze_batch(graph.shape(node.outputs[0]))
+    fn = _MAP_FUNCTIONS[node.op_type]
+
+    def emit(emitter: Emitter) -> SSAValue:
+        values = [emitter.value(name) for name in names]
+        return emitter.op(ta.MapOp(fn, values, TensorType(f32, shape)))
+
+    return single(node, emit)
+
+
+def clip(graph: OnnxGraph, node: Node) -> Match:
+    """Clip by constant bounds (inputs since opset 11, attributes before): `tinyattn.map`
+    max, then min, with one-element constants."""
+    x = activation(graph, node)
+    bounds = []
+    for index, (attribute, fn) in enumerate((("min", "max"), ("max", "min")), start=1):
+        name = node.input(index)
+        value = node.attr(attribute) if graph.opset < 11 else None
+        if name:
+            constant = graph.constant(name)
+            if constant is None:
+                raise Mismatch(f"the {attribute} bound '{name}' is not a constant")
+            value = scalar(constant)
+        if value is not None:
+            bounds.append((fn, Constant(np.array([value], np.float32), name or None)))
+    shape = squeeze_batch(graph.shape(node.outputs[0]))
+
+    def emit(emitter: Emitter) -> SSAValue:
+        value = emitter.value(x)
+        for fn, bound in bounds:
+            value = emitter.op(
+                ta.MapOp(fn, [value, emitter.constant(bound)], TensorType(f32, shape))
+            )
+        return value
+
+    return single(node, emit)
+
+
+def power(graph: OnnxGraph, node: Node) -> Match:
+    """Pow by a constant exponent: 1 (nothing), 0.5 (`sqrt`), or a whole number up to 8
+    (repeated `mul`s, by squaring)."""
+    x = activation(graph, node)
+    exponent = scalar(graph.constant(node.input(1)))
+    if exponent is None:
+        raise Mismatch("only a constant scalar exponent is supported")
+    if exponent != 0.5 and not (float(exponent).is_integer() and 1 <= exponent <= 8):
+        raise Mismatch(f"the exponent {exponent:g} is not supported (0.5 or 1 to 8)")
+    shape = squeeze_batch(graph.shape(node.outputs[0]))
+
+    def emit(emitter: Emitter) -> SSAValue:
+        typ = TensorType(f32, shape)
+        value = emitter.value(x)
+        if exponent == 0.5:
+            return emitter.op(ta.MapOp("sqrt", [value], typ))
+        def times(a: SSAValue, b: SSAValue) -> SSAValue:
+            return emitter.op(ta.MapOp("mul", [a, b], typ))
+
+        result, square, n = None, value, int(exponent)
+        while n:
+            if n & 1:
+                result = square if result is None else times(result, square)
+            n >>= 1
+            if n:
+                square = times(square, square)
+        assert result is not None
+        return result
+
+    return single(node, emit)
 
 
 def _imported_constant(array: np.ndarray, shape: Sequence[int], what: str) -> np.ndarray:
@@ -668,11 +769,26 @@ def relu(graph: OnnxGraph, node: Node) -> Match:
 
 
 def softmax(graph: OnnxGraph, node: Node) -> Match:
-    """Softmax over the last axis: `tinyattn.softmax`."""
+    """Softmax: over the last axis, `tinyattn.softmax`; over another (a pooling over the
+    sequence), the same between two `tinyattn.transpose`s that bring that axis last."""
     x = activation(graph, node)
-    if not softmax_is_over_last_axis(graph, node):
-        raise Mismatch("only a softmax over the last axis is supported")
-    return single(node, lambda emitter: emitter.op(ta.SoftmaxOp(emitter.value(x))))
+    shape = graph.shape(x)
+    rank = len(shape)
+    if softmax_is_over_last_axis(graph, node):
+        return single(node, lambda emitter: emitter.op(ta.SoftmaxOp(emitter.value(x))))
+    if graph.opset < 13:
+        raise Mismatch("a softmax over several (flattened) axes is not supported")
+    axis = normalize_axis(node.attr("axis", -1), rank)
+    perm = [a for a in range(rank) if a != axis] + [axis]
+    back = [perm.index(a) for a in range(rank)]
+    out_shape = squeeze_batch(graph.shape(node.outputs[0]))
+
+    def emit(emitter: Emitter) -> SSAValue:
+        value = reshaped_to(emitter, emitter.value(x), shape)
+        moved = emitter.op(ta.SoftmaxOp(emitter.op(ta.TransposeOp(value, perm))))
+        return reshaped_to(emitter, emitter.op(ta.TransposeOp(moved, back)), out_shape)
+
+    return single(node, emit)
 
 
 def mean_of(graph: OnnxGraph, node: Node, element_type: Attribute | None = None) -> Match:
@@ -724,15 +840,105 @@ def transpose(graph: OnnxGraph, node: Node) -> Match:
     out_shape = squeeze_batch(graph.shape(node.outputs[0]))
 
     def emit(emitter: Emitter) -> SSAValue:
-        value = emitter.value(x)
-        if value.type.get_shape() != shape:
-            value = emitter.op(ta.ReshapeOp(value, shape))
-        result = emitter.op(ta.TransposeOp(value, perm))
-        if result.type.get_shape() != out_shape:
-            result = emitter.op(ta.ReshapeOp(result, out_shape))
-        return result
+        value = reshaped_to(emitter, emitter.value(x), shape)
+        return reshaped_to(emitter, emitter.op(ta.TransposeOp(value, perm)), out_shape)
 
     return single(node, emit)
+
+
+def reshaped_to(emitter: Emitter, value: SSAValue, shape: Sequence[int]) -> SSAValue:
+    """`value` with `shape` (same data): an activation at its ONNX shape, the batch axis back,
+    for ops that index axes, or their result at its imported shape again."""
+    if value.type.get_shape() == tuple(shape):
+        return value
+    return emitter.op(ta.ReshapeOp(value, shape))
+
+
+def concat(graph: OnnxGraph, node: Node) -> Match:
+    """Concat of activations (and, in a float graph, constants, such as a class token):
+    `tinyattn.concat`."""
+    shapes = [graph.shape(name) for name in node.inputs]
+    axis = normalize_axis(node.attr("axis", 0), len(shapes[0]))
+    parts = [
+        float_constant(graph, name) if graph.is_constant(name) else name for name in node.inputs
+    ]
+    out_shape = squeeze_batch(graph.shape(node.outputs[0]))
+
+    def emit(emitter: Emitter) -> SSAValue:
+        values = [
+            emitter.constant(part)
+            if isinstance(part, Constant)
+            else reshaped_to(emitter, emitter.value(part), shape)
+            for part, shape in zip(parts, shapes, strict=True)
+        ]
+        return reshaped_to(emitter, emitter.op(ta.ConcatOp(values, axis)), out_shape)
+
+    return single(node, emit)
+
+
+def _slice_bounds(graph: OnnxGraph, node: Node) -> list[tuple[int, int, int]] | None:
+    """Per axis (start, size, step) of a Slice node with constant bounds (inputs from opset
+    10, attributes before), clamped as ONNX says; None where a bound is not constant."""
+    shape = graph.shape(node.inputs[0])
+    if graph.opset < 10:
+        starts, ends = node.attr("starts"), node.attr("ends")
+        axes, steps = node.attr("axes", list(range(len(starts)))), [1] * len(starts)
+    else:
+        values = [graph.constant(node.input(i)) if node.input(i) else None for i in range(1, 5)]
+        if values[0] is None or values[1] is None:
+            raise Mismatch("only constant starts and ends are supported")
+        starts, ends = values[0].tolist(), values[1].tolist()
+        axes = values[2].tolist() if values[2] is not None else list(range(len(starts)))
+        steps = values[3].tolist() if values[3] is not None else [1] * len(starts)
+    bounds = [(0, dim, 1) for dim in shape]
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        axis = normalize_axis(axis, len(shape))
+        dim = shape[axis]
+        if step < 1:
+            raise Mismatch(f"step {step} is not supported (only positive steps)")
+        start = min(max(start + dim if start < 0 else start, 0), dim)
+        end = min(max(end + dim if end < 0 else end, 0), dim)
+        size = max(0, (end - start + step - 1) // step)
+        if size == 0:
+            raise Mismatch(f"the slice of axis {axis} is empty")
+        bounds[axis] = (start, size, step)
+    return bounds
+
+
+def _slice_match(node: Node, x: str, shape, bounds, out_shape) -> Match:
+    def emit(emitter: Emitter) -> SSAValue:
+        value = reshaped_to(emitter, emitter.value(x), shape)
+        starts, sizes, steps = zip(*bounds, strict=True)
+        return reshaped_to(emitter, emitter.op(ta.SliceOp(value, starts, sizes, steps)), out_shape)
+
+    return single(node, emit)
+
+
+def slice_(graph: OnnxGraph, node: Node) -> Match:
+    """Slice by constant starts, ends, axes and positive steps: `tinyattn.slice`."""
+    x = activation(graph, node)
+    out_shape = squeeze_batch(graph.shape(node.outputs[0]))
+    return _slice_match(node, x, graph.shape(x), _slice_bounds(graph, node), out_shape)
+
+
+def gather(graph: OnnxGraph, node: Node) -> Match:
+    """Gather of constant indices along an axis: one index, or indices in steps of one
+    stride (a class token `x[:, 0]`, every other position): `tinyattn.slice`."""
+    x = activation(graph, node)
+    indices = graph.constant(node.input(1))
+    if indices is None:
+        raise Mismatch("only constant indices are supported")
+    shape = graph.shape(x)
+    axis = normalize_axis(node.attr("axis", 0), len(shape))
+    flat = [int(i) + shape[axis] if i < 0 else int(i) for i in np.ravel(indices)]
+    step = flat[1] - flat[0] if len(flat) > 1 else 1
+    spaced = list(range(flat[0], flat[0] + step * len(flat), step))
+    if indices.ndim > 1 or step < 1 or flat != spaced:
+        shown = np.ravel(indices).tolist()
+        raise Mismatch(f"indices {shown} are not one index or evenly spaced ones")
+    bounds = [(0, dim, 1) for dim in shape]
+    bounds[axis] = (flat[0], len(flat), step)
+    return _slice_match(node, x, shape, bounds, squeeze_batch(graph.shape(node.outputs[0])))
 
 
 def identity(graph: OnnxGraph, node: Node) -> Match:

@@ -92,8 +92,23 @@ def _rmsnorm(ctx: KernelContext, op: kernel.KernelOp) -> None:
     k.irmsnorm_rows(ctx.builder, rows, cols, x, op.weight, shift, out, ctx.requant(op))
 
 
+# The f32 map functions, as scalar code.
+_FLOAT_FUNCTIONS: dict[str, Callable[[LoopBuilder, list[SSAValue]], SSAValue]] = {
+    "sigmoid": lambda b, values: k.sigmoid(b, values[0]),
+    "sqrt": lambda b, values: b.sqrt(values[0]),
+    "round": lambda b, values: k.round_half_even(b, values[0]),
+    "sub": lambda b, values: b.sub(values[0], values[1]),
+    "mul": lambda b, values: b.mul(values[0], values[1]),
+    "div": lambda b, values: b.div(values[0], values[1]),
+    "max": lambda b, values: b.max_number(values[0], values[1]),
+    "min": lambda b, values: k.min_number(b, values[0], values[1]),
+}
+
+
 def _map_function(op: kernel.MapOp) -> Callable[[LoopBuilder, list[SSAValue]], SSAValue]:
     fn, params = op.fn.data, op.igelu
+    if fn in _FLOAT_FUNCTIONS:
+        return _FLOAT_FUNCTIONS[fn]
     if fn == "add":
         return lambda b, values: b.add(values[0], values[1])
     if fn == "muladd":

@@ -178,6 +178,25 @@ def _lower_map(fn: str) -> OpLowering:
     return lower
 
 
+def _strided_view(
+    b: LoopBuilder, ref: SSAValue, offset: int, sizes: Sequence[int], strides: Sequence[int]
+) -> SSAValue:
+    """A view of contiguous `ref` with its own offset, sizes and strides (in elements)."""
+    typ = ref.type
+    assert isinstance(typ, MemRefType)
+    view = MemRefType(
+        typ.get_element_type(), list(sizes), StridedLayoutAttr(list(strides), offset),
+        typ.memory_space,
+    )  # fmt: skip
+    return b.insert(
+        memref.ReinterpretCastOp(ref, [], [], [], [offset], list(sizes), list(strides), view)
+    )
+
+
+def _row_major_strides(shape: Sequence[int]) -> list[int]:
+    return [prod(shape[axis + 1 :]) for axis in range(len(shape))]
+
+
 def _broadcast(b: LoopBuilder, ref: SSAValue, shape: Sequence[int]) -> SSAValue:
     """`ref` (contiguous) seen with `shape` it broadcasts to: a view whose broadcast axes have
     stride 0, so every element of the view reads the one it is a copy of."""
@@ -185,17 +204,9 @@ def _broadcast(b: LoopBuilder, ref: SSAValue, shape: Sequence[int]) -> SSAValue:
     if own == tuple(shape):
         return ref
     aligned = (1,) * (len(shape) - len(own)) + own
-    strides = [
-        0 if dim == 1 else prod(aligned[axis + 1 :]) for axis, dim in enumerate(aligned)
-    ]
-    typ = ref.type
-    assert isinstance(typ, MemRefType)
-    view = MemRefType(
-        typ.get_element_type(), shape, StridedLayoutAttr(strides, 0), typ.memory_space
-    )
-    return b.insert(
-        memref.ReinterpretCastOp(ref, [], [], [], [0], list(shape), strides, view)
-    )
+    strides = _row_major_strides(aligned)
+    broadcast = [0 if dim == 1 else stride for dim, stride in zip(aligned, strides, strict=True)]
+    return _strided_view(b, ref, 0, shape, broadcast)
 
 
 def _as_2d_window(b: LoopBuilder, ref: SSAValue, one_d: bool) -> SSAValue:
@@ -247,21 +258,47 @@ def _lower_maxpool(low: _Lowering, op: ta.MaxPoolOp, refs: list[SSAValue], out: 
     )  # fmt: skip
 
 
+def _lower_float_map(low: _Lowering, op: ta.MapOp, refs: list[SSAValue], out: SSAValue):
+    """`kernel.map` of the same function, its operands broadcast by views with stride 0."""
+    b = low.builder
+    shape = _shape(out)
+    low.emit(kernel.MapOp(op.fn.data, [_broadcast(b, ref, shape) for ref in refs], out))
+
+
 def _lower_transpose(low: _Lowering, op: ta.TransposeOp, refs: list[SSAValue], out: SSAValue):
     """A copy from a view of `x` (contiguous) whose strides are permuted: the view reads the
     transposed tensor in place."""
-    b = low.builder
-    shape = _shape(refs[0])
-    strides = [prod(shape[axis + 1 :]) for axis in range(len(shape))]
+    shape, strides = _shape(refs[0]), _row_major_strides(_shape(refs[0]))
     perm = op.permutation()
     sizes, permuted = [shape[axis] for axis in perm], [strides[axis] for axis in perm]
-    typ = refs[0].type
-    assert isinstance(typ, MemRefType)
-    view_type = MemRefType(
-        typ.get_element_type(), sizes, StridedLayoutAttr(permuted, 0), typ.memory_space
-    )
-    view = b.insert(memref.ReinterpretCastOp(refs[0], [], [], [], [0], sizes, permuted, view_type))
+    view = _strided_view(low.builder, refs[0], 0, sizes, permuted)
     low.emit(kernel.MapOp("copy", [view], out, unsigned=_unsigned([(0, op.x), ("out", op.result)])))
+
+
+def _lower_concat(low: _Lowering, op: ta.ConcatOp, refs: list[SSAValue], out: SSAValue):
+    """Each operand copied into its part of `out`, a view at its offset along the axis."""
+    b = low.builder
+    axis, shape = op.axis.value.data, _shape(out)
+    strides = _row_major_strides(shape)
+    start = 0
+    for value, ref in zip(op.inputs, refs, strict=True):
+        sizes = _shape(ref)
+        part = _strided_view(b, out, start * strides[axis], sizes, strides)
+        unsigned = _unsigned([(0, value), ("out", value)])
+        low.emit(kernel.MapOp("copy", [ref], part, unsigned=unsigned))
+        start += sizes[axis]
+
+
+def _lower_slice(low: _Lowering, op: ta.SliceOp, refs: list[SSAValue], out: SSAValue):
+    """A copy from the view of `x` the slice reads (offset, strides times steps)."""
+    b = low.builder
+    strides = _row_major_strides(_shape(refs[0]))
+    starts, steps = op.starts.get_values(), op.steps.get_values()
+    offset = sum(start * stride for start, stride in zip(starts, strides, strict=True))
+    scaled = [stride * step for stride, step in zip(strides, steps, strict=True)]
+    view = _strided_view(b, refs[0], offset, _shape(out), scaled)
+    unsigned = _unsigned([(0, op.x), ("out", op.result)])
+    low.emit(kernel.MapOp("copy", [view], out, unsigned=unsigned))
 
 
 def _lower_muladd(low: _Lowering, op: ta.MulAddOp, refs: list[SSAValue], out: SSAValue):
@@ -360,7 +397,10 @@ LOWERINGS: dict[type[Operation], OpLowering] = {
     ta.MatMulOp: _lower_matmul,
     ta.AddOp: _lower_map("add"),
     ta.MulAddOp: _lower_muladd,
+    ta.MapOp: _lower_float_map,
     ta.TransposeOp: _lower_transpose,
+    ta.ConcatOp: _lower_concat,
+    ta.SliceOp: _lower_slice,
     ta.ConvOp: _lower_conv,
     ta.MaxPoolOp: _lower_maxpool,
     ta.GeluOp: _lower_map("gelu"),

@@ -648,6 +648,32 @@ def lookup(b: LoopBuilder, rows: int, cols: int, x: Matrix, table: SSAValue, out
     b.for_nest((rows, cols), body)
 
 
+def sigmoid(b: LoopBuilder, x: SSAValue) -> SSAValue:
+    """`1 / (1 + exp(-x))` from `e = exp(-|x|)` (`exp_nonpositive`, no overflow either way):
+    `1 / (1 + e)` for x >= 0, `e / (1 + e)` below."""
+    zero, one = b.constant(0.0, f32), b.constant(1.0, f32)
+    negative = b.insert(arith.CmpfOp(x, zero, "olt"))
+    e = exp_nonpositive(b, b.select(negative, x, b.sub(zero, x)))
+    return b.div(b.select(negative, e, one), b.add(one, e))
+
+
+def round_half_even(b: LoopBuilder, x: SSAValue) -> SSAValue:
+    """ONNX's Round: to the nearest integer, ties to even, by the FPU's own rounding: below
+    2^23, `(|x| + 2^23) - 2^23` has no fraction bits left (IEEE rounding is to nearest even,
+    and nothing reassociates it); from 2^23 on every f32 is an integer. The sign is put back."""
+    zero, big = b.constant(0.0, f32), b.constant(float(2**23), f32)
+    negative = b.insert(arith.CmpfOp(x, zero, "olt"))
+    magnitude = b.select(negative, b.sub(zero, x), x)
+    small = b.insert(arith.CmpfOp(magnitude, big, "olt"))
+    rounded = b.select(small, b.sub(b.add(magnitude, big), big), magnitude)
+    return b.select(negative, b.sub(zero, rounded), rounded)
+
+
+def min_number(b: LoopBuilder, x: SSAValue, y: SSAValue) -> SSAValue:
+    """`x < y ? x : y` on floats (see `LoopBuilder.max_number`)."""
+    return b.select(b.insert(arith.CmpfOp(x, y, "olt")), x, y)
+
+
 def gelu(b: LoopBuilder, x: SSAValue) -> SSAValue:
     """`0.5 x (1 + erf(x / sqrt(2)))`."""
     half_x = b.mul(x, b.constant(0.5, f32))

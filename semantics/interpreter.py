@@ -11,6 +11,7 @@ scalar arith and math); where memrefs live is `memref_interpreter`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from math import erf
 
 import numpy as np
@@ -128,6 +129,11 @@ class TinyattnFunctions(InterpreterFunctions):
     def run_muladd(self, interpreter: Interpreter, op: ta.MulAddOp, args: PythonValues):
         return (ref.muladd(*args, requant_of(op.requant), out_dtype=_result_dtype(op)),)
 
+    @impl(ta.MapOp)
+    def run_map(self, interpreter: Interpreter, op: ta.MapOp, args: PythonValues):
+        shape = op.result.type.get_shape()  # type: ignore[attr-defined]
+        return (np.broadcast_to(ref.float_map(op.fn.data, *args), shape).copy(),)
+
     @impl(ta.RequantOp)
     def run_requant(self, interpreter: Interpreter, op: ta.RequantOp, args: PythonValues):
         return (requant_of(op.requant)(args[0], _result_dtype(op)),)
@@ -192,6 +198,20 @@ class TinyattnFunctions(InterpreterFunctions):
     def run_transpose(self, interpreter: Interpreter, op: ta.TransposeOp, args: PythonValues):
         return (np.ascontiguousarray(np.transpose(args[0], op.permutation())),)
 
+    @impl(ta.ConcatOp)
+    def run_concat(self, interpreter: Interpreter, op: ta.ConcatOp, args: PythonValues):
+        return (np.concatenate(args, axis=op.axis.value.data),)
+
+    @impl(ta.SliceOp)
+    def run_slice(self, interpreter: Interpreter, op: ta.SliceOp, args: PythonValues):
+        sizes = op.result.type.get_shape()  # type: ignore[attr-defined]
+        starts, steps = op.starts.get_values(), op.steps.get_values()
+        window = tuple(
+            slice(start, start + size * step, step)
+            for start, size, step in zip(starts, sizes, steps, strict=True)
+        )
+        return (np.ascontiguousarray(args[0][window]),)
+
     @impl(ta.ReshapeOp)
     def run_reshape(self, interpreter: Interpreter, op: ta.ReshapeOp, args: PythonValues):
         result = op.result.type
@@ -247,6 +267,11 @@ _MAPS: dict[str, Callable[..., np.ndarray]] = {
     "copy": lambda op, x: x,
     "add": lambda op, a, b: ref.add(a, b),
     "muladd": lambda op, x, m, a: ref.muladd(x, m, a, out_dtype=np.int32),
+    **{
+        fn: partial(lambda fn, op, *xs: ref.float_map(fn, *xs), fn)
+        for fn in (*ta.MAP_UNARY, *ta.MAP_BINARY)
+        if fn != "add"
+    },
     "relu": lambda op, x: ref.relu(x),
     "gelu": lambda op, x: ref.gelu(x, igelu_of(op.igelu)),
 }

@@ -330,6 +330,26 @@ def muladd(
     return _narrow(np.broadcast_to(total, np.shape(x)), requant, out_dtype)
 
 
+_FLOAT_FUNCTIONS = {
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "sqrt": np.sqrt,
+    "round": np.round,  # half to even, like ONNX's Round
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "max": np.maximum,
+    "min": np.minimum,
+}
+
+
+def float_map(fn: str, *inputs: np.ndarray) -> np.ndarray:
+    """`tinyattn.map`'s f32 functions, in f64 rounded once to f32 (`round` on the f32 value)."""
+    values = [np.asarray(x, np.float32 if fn == "round" else np.float64) for x in inputs]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.asarray(_FLOAT_FUNCTIONS[fn](*values)).astype(np.float32)
+
+
 def _narrow(acc: np.ndarray, requant: Requant | None, out_dtype: np.dtype) -> np.ndarray:
     if requant is None:
         return acc.astype(np.int32)

@@ -354,3 +354,43 @@ func.func @transpose_perm(%x: tensor<3x4xf32>) -> tensor<4x3xf32> {
   func.return %y : tensor<4x3xf32>
 }
 // CHECK: 'tinyattn.transpose' op perm [1, 1] is not a permutation of the 2 axes of 'x'
+
+// -----
+
+func.func @map_fn(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %y = tinyattn.map "tanh" %x : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.map' op fn must be one of sigmoid, sqrt, round, add, sub, mul, div, max, min, got 'tanh'
+
+// -----
+
+func.func @map_arity(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %y = tinyattn.map "mul" %x : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.return %y : tensor<4x8xf32>
+}
+// CHECK: 'tinyattn.map' op 'mul' takes 2 operands, got 1
+
+// -----
+
+func.func @map_integers(%x: tensor<4x8xi8>) -> tensor<4x8xi8> {
+  %y = tinyattn.map "sigmoid" %x : (tensor<4x8xi8>) -> tensor<4x8xi8>
+  func.return %y : tensor<4x8xi8>
+}
+// CHECK: 'tinyattn.map' op result must have element type f32, got i8
+
+// -----
+
+func.func @concat_widths(%a: tensor<4x6xf32>, %b: tensor<4x5xf32>) -> tensor<8x6xf32> {
+  %y = tinyattn.concat %a, %b {axis = 0 : i64} : (tensor<4x6xf32>, tensor<4x5xf32>) -> tensor<8x6xf32>
+  func.return %y : tensor<8x6xf32>
+}
+// CHECK: 'tinyattn.concat' op operand 1 of shape [4, 5] does not join the result [8, 6] along axis 0
+
+// -----
+
+func.func @slice_past_the_end(%x: tensor<4x6xf32>) -> tensor<2x6xf32> {
+  %y = tinyattn.slice %x {starts = array<i64: 2, 0>, steps = array<i64: 2, 1>} : (tensor<4x6xf32>) -> tensor<2x6xf32>
+  func.return %y : tensor<2x6xf32>
+}
+// CHECK: 'tinyattn.slice' op axis 0: 2 elements from 2 in steps of 2 leave [0, 4)

@@ -77,7 +77,7 @@ func.func @map_fn(%x: memref<4x8xf32>) {
   kernel.map "tanh" %x into %x : memref<4x8xf32> into memref<4x8xf32>
   func.return
 }
-// CHECK: 'kernel.map' op fn must be one of copy, add, relu, gelu, muladd, got 'tanh'
+// CHECK: 'kernel.map' op fn must be one of copy, add, relu, gelu, muladd, sigmoid, sqrt, round, sub, mul, div, max, min, got 'tanh'
 
 // -----
 
@@ -118,3 +118,11 @@ func.func @muladd_arity(%x: memref<4x8xf32>) {
   func.return
 }
 // CHECK: 'kernel.map' op 'muladd' takes 3 inputs, got 2
+
+// -----
+
+func.func @float_map_of_integers(%x: memref<4x8xi8>) {
+  kernel.map "sigmoid" %x into %x : memref<4x8xi8> into memref<4x8xi8>
+  func.return
+}
+// CHECK: 'kernel.map' op 'sigmoid' maps f32 data

@@ -106,6 +106,28 @@ func.func @tokenizer(%x: tensor<3x8x8xi8>, %w: tensor<4x3x3x3xi8>, %b: tensor<4x
   func.return %t, %d : tensor<16x4xi8>, tensor<4x8xf32>
 }
 
+// f32 elementwise functions; a binary one's operands broadcast to the result.
+// CHECK-LABEL: func.func @float_maps
+func.func @float_maps(%x: tensor<4x8xf32>, %g: tensor<4x1xf32>) -> tensor<4x8xf32> {
+  // CHECK-NEXT: %s = tinyattn.map "sigmoid" %x : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  // GENERIC: "tinyattn.map"(%x) <{fn = "sigmoid"}> : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  %s = tinyattn.map "sigmoid" %x : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  // CHECK-NEXT: %m = tinyattn.map "mul" %g, %s : (tensor<4x1xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %m = tinyattn.map "mul" %g, %s : (tensor<4x1xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  func.return %m : tensor<4x8xf32>
+}
+
+// A class token joined before the tokens, then its row sliced out again.
+// CHECK-LABEL: func.func @class_token
+func.func @class_token(%x: tensor<4x6xi8>, %cls: tensor<1x6xi8>) -> tensor<1x6xi8> {
+  // CHECK-NEXT: %t = tinyattn.concat %cls, %x {axis = 0 : i64} : (tensor<1x6xi8>, tensor<4x6xi8>) -> tensor<5x6xi8>
+  // GENERIC: "tinyattn.concat"(%cls, %x) <{axis = 0 : i64}>
+  %t = tinyattn.concat %cls, %x {axis = 0 : i64} : (tensor<1x6xi8>, tensor<4x6xi8>) -> tensor<5x6xi8>
+  // CHECK-NEXT: %c = tinyattn.slice %t {starts = array<i64: 0, 0>, steps = array<i64: 1, 1>} : (tensor<5x6xi8>) -> tensor<1x6xi8>
+  %c = tinyattn.slice %t {starts = array<i64: 0, 0>, steps = array<i64: 1, 1>} : (tensor<5x6xi8>) -> tensor<1x6xi8>
+  func.return %c : tensor<1x6xi8>
+}
+
 // A function of an 8-bit tensor as a table (its result type is the table's); a requant of an
 // 8-bit tensor widens it first.
 // CHECK-LABEL: func.func @tables

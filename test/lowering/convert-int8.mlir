@@ -337,3 +337,18 @@ func.func @tokenizer(%x: tensor<2x4x4xi8>) -> tensor<4x2xi8> {
 // CHECK:              %[[LARGER:.*]] = arith.maxsi %[[BEST:.*]], %{{.*}} : i32
 // CHECK-NEXT:         %{{.*}} = arith.select %{{.*}}, %[[LARGER]], %[[BEST]] : i32
 // CHECK:      %[[VIEW:.*]] = memref.reinterpret_cast %{{.*}} to offset: [0], sizes: [4, 2], strides: [1, 4] : memref<2x4xi8> to memref<4x2xi8, strided<[1, 4]>>
+
+// -----
+
+// Concat copies each operand into a view of the result at its offset; a slice copies from a
+// view of its operand (offset, strides times steps).
+func.func @class_token(%x: tensor<4x6xi8>, %cls: tensor<1x6xi8>) -> tensor<2x3xi8> {
+  %t = tinyattn.concat %cls, %x {axis = 0 : i64} : (tensor<1x6xi8>, tensor<4x6xi8>) -> tensor<5x6xi8>
+  %c = tinyattn.slice %t {starts = array<i64: 1, 1>, steps = array<i64: 2, 2>} : (tensor<5x6xi8>) -> tensor<2x3xi8>
+  func.return %c : tensor<2x3xi8>
+}
+
+// CHECK-LABEL: func.func @class_token(%x: memref<4x6xi8>, %cls: memref<1x6xi8>, %out: memref<2x3xi8>)
+// CHECK:      %{{.*}} = memref.reinterpret_cast %t to offset: [0], sizes: [1, 6], strides: [6, 1] : memref<5x6xi8> to memref<1x6xi8, strided<[6, 1]>>
+// CHECK:      %{{.*}} = memref.reinterpret_cast %t to offset: [6], sizes: [4, 6], strides: [6, 1] : memref<5x6xi8> to memref<4x6xi8, strided<[6, 1], offset: 6>>
+// CHECK:      %{{.*}} = memref.reinterpret_cast %t to offset: [7], sizes: [2, 3], strides: [12, 2] : memref<5x6xi8> to memref<2x3xi8, strided<[12, 2], offset: 7>>

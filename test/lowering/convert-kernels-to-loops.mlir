@@ -80,3 +80,21 @@ func.func @too_wide(%s: memref<2x4xi8>, %row: memref<4xi32>) {
 // CHECK: integer softmax #tinyattn.isoftmax<coeff_a = 100000, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256> needs more than 32-bit arithmetic: a*(p + b)^2 + c leaves [0, 2^31)
 
 // TARGET: tinyattn-opt: error: convert-kernels-to-loops: unknown target 'avr' (one of generic, thumbv7em, rv32, gap9)
+
+// -----
+
+// Round half to even by the FPU's own rounding: (|x| + 2^23) - 2^23 below 2^23, the sign put
+// back; a sigmoid from exp(-|x|).
+// CHECK-LABEL: func.func @float_maps
+func.func @float_maps(%x: memref<2x3xf32>, %y: memref<2x3xf32>) {
+  kernel.map "round" %x into %y : memref<2x3xf32> into memref<2x3xf32>
+  kernel.map "sigmoid" %x into %y : memref<2x3xf32> into memref<2x3xf32>
+  func.return
+}
+// CHECK:      %[[BIG:.*]] = arith.constant 0x4B000000 : f32
+// CHECK:      %[[LOW:.*]] = arith.cmpf olt, %[[ABS:.*]], %[[BIG]] : f32
+// CHECK-NEXT: %[[UP:.*]] = arith.addf %[[ABS]], %[[BIG]] : f32
+// CHECK-NEXT: %[[DOWN:.*]] = arith.subf %[[UP]], %[[BIG]] : f32
+// CHECK-NEXT: %{{.*}} = arith.select %[[LOW]], %[[DOWN]], %[[ABS]] : f32
+// CHECK:      arith.fptosi
+// CHECK:      arith.divf

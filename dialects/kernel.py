@@ -278,7 +278,8 @@ class MatmulOp(KernelOp):
 class SoftmaxOp(KernelOp):
     """Softmax of each row of `x` [R, C] into `out` (may be `x`: each row is read before it is
     written). f32: max-subtracted. Integer (`isoftmax`): I-BERT's softmax of 8-bit `x` into
-    unsigned 8-bit `out`, with an i32 `scratch` row [C] for the exponentials."""
+    unsigned 8-bit `out`, with an i32 `scratch` row [C] for the exponentials; or (`itamax`)
+    ITA's, which needs no scratch."""
 
     name = "kernel.softmax"
 
@@ -287,6 +288,7 @@ class SoftmaxOp(KernelOp):
     output = operand_def(MemRefType)
 
     isoftmax = opt_prop_def(ISoftmaxAttr)
+    itamax = opt_prop_def(UnitAttr)
 
     assembly_format = (
         "$x (`scratch` $scratch^)? `into` $output attr-dict `:` type($x) "
@@ -299,11 +301,15 @@ class SoftmaxOp(KernelOp):
         out: SSAValue,
         *,
         isoftmax: ISoftmaxAttr | None = None,
+        itamax: bool = False,
         scratch: SSAValue | None = None,
         unsigned: Iterable[Role] = (),
     ):
         properties = _properties(
-            ["x", "scratch" if scratch else None, "out"], unsigned, isoftmax=isoftmax
+            ["x", "scratch" if scratch else None, "out"],
+            unsigned,
+            isoftmax=isoftmax,
+            itamax=UnitAttr() if itamax else None,
         )
         super().__init__(operands=[x, [scratch] if scratch else [], out], properties=properties)
 
@@ -313,7 +319,7 @@ class SoftmaxOp(KernelOp):
         self._verify_unsigned()
         _expect_shape(self.output, "operand 'out'", _shape(self.x))
         cols = _shape(self.x)[1]
-        if self.isoftmax is None:
+        if self.isoftmax is None and self.itamax is None:
             _expect_element(self.x, "operand 'x'", (f32,))
             _expect_element(self.output, "operand 'out'", (f32,))
             if self.scratch is not None:
@@ -321,6 +327,10 @@ class SoftmaxOp(KernelOp):
             return
         _expect_element(self.x, "operand 'x'", (IntegerType(8),))
         _expect_element(self.output, "operand 'out'", (IntegerType(8),))
+        if self.itamax is not None:
+            if self.isoftmax is not None or self.scratch is not None:
+                raise VerifyException("'itamax' takes neither 'isoftmax' nor a 'scratch' row")
+            return
         if self.scratch is None:
             raise VerifyException("the integer softmax needs an i32 'scratch' row")
         _memref(self.scratch, "operand 'scratch'", 1)

@@ -24,6 +24,7 @@ from xdsl.dialects.builtin import (
     Signedness,
     StringAttr,
     TensorType,
+    UnitAttr,
     f32,
     i32,
     i64,
@@ -1125,7 +1126,8 @@ class RMSNormOp(_TensorOp):
 @irdl_op_definition
 class SoftmaxOp(_TensorOp):
     """Softmax over the last axis. Integer form: i8 scores -> ui8 probabilities through the
-    integer softmax given by `isoftmax`."""
+    integer softmax `isoftmax` (I-BERT's), or with the unit property `itamax` through ITA's
+    (QuantLib's ITAMax: powers of two, one division per row)."""
 
     name = "tinyattn.softmax"
 
@@ -1133,16 +1135,20 @@ class SoftmaxOp(_TensorOp):
     result = result_def(TensorType)
 
     isoftmax = opt_prop_def(ISoftmaxAttr)
+    itamax = opt_prop_def(UnitAttr)
 
     assembly_format = f"$x {_FORMAT}"
 
-    def __init__(self, x: SSAValue, *, isoftmax: ISoftmaxAttr | None = None):
+    def __init__(
+        self, x: SSAValue, *, isoftmax: ISoftmaxAttr | None = None, itamax: bool = False
+    ):
         x_type = _tensor(SSAValue.get(x), "operand 'x'")
-        result_type = x_type if isoftmax is None else TensorType(ui8, x_type.get_shape())
+        integer = isoftmax is not None or itamax
+        result_type = TensorType(ui8, x_type.get_shape()) if integer else x_type
         super().__init__(
             operands=[x],
             result_types=[result_type],
-            properties={"isoftmax": isoftmax} if isoftmax else {},
+            properties=_present(isoftmax=isoftmax, itamax=UnitAttr() if itamax else None),
         )
 
     def verify_(self) -> None:
@@ -1154,10 +1160,11 @@ class SoftmaxOp(_TensorOp):
         _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
         integer = _element(x) == i8
         _expect_element(result, "result", (ui8,) if integer else (f32,))
-        if integer and self.isoftmax is None:
-            raise VerifyException("'isoftmax' is required on integer softmax")
-        if not integer and self.isoftmax is not None:
-            raise VerifyException("'isoftmax' is only allowed on integer softmax")
+        kinds = (self.isoftmax is not None) + (self.itamax is not None)
+        if integer and kinds != 1:
+            raise VerifyException("an integer softmax takes one of 'isoftmax' and 'itamax'")
+        if not integer and kinds:
+            raise VerifyException("'isoftmax' and 'itamax' are only allowed on integer softmax")
 
 
 @irdl_op_definition

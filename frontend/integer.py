@@ -35,6 +35,7 @@ from tinyattn.frontend.onnx_graph import (
     Node,
     OnnxGraph,
     OnnxImportError,
+    normalize_axis,
 )
 from tinyattn.frontend.patterns import (
     Constant,
@@ -58,7 +59,17 @@ DEFAULT_INPUT_TYPE = ta.i8
 
 # Ops whose result is int32 (an accumulator, or QuantLib's elementwise ops), and ops whose result
 # keeps their input's element type (data movement, max pooling, relu).
-_INT32_RESULTS = ("MatMul", "Gemm", "Add", "ReduceMean", "iHardswish", "TrueIntegerDiv", "Conv")
+_INT32_RESULTS = (
+    "MatMul",
+    "Gemm",
+    "Add",
+    "ReduceMean",
+    "IntegerMean",
+    "iHardswish",
+    "TrueIntegerDiv",
+    "Conv",
+    "iGELU",
+)
 # QuantLib's norms, which narrow to signed 8 bits themselves.
 _INT8_RESULTS = ("iNoNorm", "iRMSNorm")
 _DATA_MOVEMENT = (
@@ -169,7 +180,7 @@ class IntegerGraph(OnnxGraph):
             node = self.producer_of(name)
             if node.op_type == "RequantShift":
                 return _result_type(node)
-            if node.op_type == "iSoftmax":
+            if node.op_type in ("iSoftmax", "ITAMax"):
                 return ta.ui8
             if node.op_type in _INT8_RESULTS:
                 return ta.i8
@@ -200,10 +211,11 @@ def _number(node: Node, *names: str) -> float:
     return float(array.reshape(()))
 
 
-def _integer(node: Node, name: str) -> int:
-    value = _number(node, name)
+def _integer(node: Node, *names: str) -> int:
+    """The integer value of a QuantLib attribute; `names` are the spellings it goes by."""
+    value = _number(node, *names)
     if not value.is_integer():
-        raise malformed(node, f"attribute '{name}'={value:g} is not an integer")
+        raise malformed(node, f"attribute '{names[0]}'={value:g} is not an integer")
     return int(value)
 
 
@@ -498,7 +510,8 @@ def isoftmax(graph: IntegerGraph, node: Node) -> Match:
 
 
 def mean(graph: IntegerGraph, node: Node) -> Match:
-    """ReduceMean of 8-bit activations: the int32 mean, rounded half up (`tinyattn.mean`)."""
+    """ReduceMean (or QuantLib's IntegerMean) of 8-bit activations: the int32 mean, rounded
+    half up (`tinyattn.mean`)."""
     x = activation(graph, node)
     element_type = graph.activation_type(x)
     if not ta.is_int8(element_type):
@@ -673,3 +686,40 @@ def conv(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
         return emitter.op(ta.RequantOp(value, requant.attr, requant.element_type))
 
     return (root,), build
+
+
+def igelu(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
+    """QuantLib's iGELU (I-BERT's integer GELU, attributes `b` and `one`) of an 8-bit tensor:
+    an integer `tinyattn.gelu`."""
+    if root.op_type != "iGELU":
+        raise Mismatch(f"{root.label()} is not an iGELU")
+    x = activation(graph, root)
+    element_type = graph.activation_type(x)
+    if not ta.is_int8(element_type):
+        raise Mismatch(f"its input '{x}' is {element_type}; iGELU takes 8-bit activations")
+    b, one = _integer(root, "b", "b_i"), _integer(root, "one", "one_i")
+    if b >= 0 or one <= 0:
+        raise malformed(root, f"b={b} must be negative and one={one} positive")
+    params = ta.IGeluAttr(b, one)
+
+    def build(emitter: Emitter, requant: Requantization | None) -> SSAValue:
+        value = emitter.value(x)
+        return emitter.op(ta.GeluOp(value, igelu=params, **_typed(value.type.get_shape(), requant)))
+
+    return (root,), build
+
+
+def itamax(graph: IntegerGraph, node: Node) -> Match:
+    """QuantLib's ITAMax (ITA's integer softmax, 256 levels) of i8 scores over the last axis:
+    the integer form of `tinyattn.softmax` with `itamax`."""
+    x = activation(graph, node)
+    element_type = graph.activation_type(x)
+    if element_type != ta.i8:
+        raise Mismatch(f"its input '{x}' is {element_type}; ITAMax takes i8 scores")
+    levels = _number(node, "n_levels", "n_levels_t")
+    if levels != 256:
+        raise malformed(node, f"n_levels={levels:g} is not supported; ITAMax's is 256")
+    rank = len(graph.shape(x))
+    if normalize_axis(node.attr("axis", -1), rank) != rank - 1:
+        raise Mismatch("only an ITAMax over the last axis is supported")
+    return single(node, lambda emitter: emitter.op(ta.SoftmaxOp(emitter.value(x), itamax=True)))

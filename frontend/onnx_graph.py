@@ -22,6 +22,9 @@ QUANTLIB_OPS = (
     "TrueIntegerDiv",
     "iNoNorm",
     "iRMSNorm",
+    "iGELU",
+    "IntegerMean",
+    "ITAMax",
 )
 # The other domains whose ops the importer reads, and which ones: QuantLib's integer ops are
 # exported in the default domain (Deeploy), onnxruntime-extensions' `ai.onnx.contrib` or
@@ -116,7 +119,7 @@ def _inferred_types(
     """The types ONNX shape inference finds. It gives up on a whole model with an op it does
     not know (a custom domain); the declared types are kept then, and the unknown op is
     reported when it is reached. QuantLib's ops it skips, leaving what follows them unknown:
-    their outputs are declared with their inputs' types and inference runs again."""
+    their outputs are declared (`_quantlib_result`) and inference runs again."""
     learnt: set[str] = set()
     while True:
         try:
@@ -124,7 +127,7 @@ def _inferred_types(
         except onnx.shape_inference.InferenceError:
             return declared
         infos = [
-            helper.make_value_info(node.output[0], types[node.input[0]])
+            _quantlib_result(node, types[node.input[0]])
             for node in model.graph.node
             if Node(node, 0).is_quantlib
             and node.input
@@ -140,6 +143,18 @@ def _inferred_types(
         extended.CopyFrom(model)
         extended.graph.value_info.extend(infos)
         model = extended
+
+
+def _quantlib_result(node: onnx.NodeProto, operand: onnx.TypeProto) -> onnx.ValueInfoProto:
+    """The type of a QuantLib op's result: its operand's, reduced over `axes` for
+    IntegerMean (a mean, like ReduceMean)."""
+    if node.op_type != "IntegerMean":
+        return helper.make_value_info(node.output[0], operand)
+    dims = [d.dim_value for d in operand.tensor_type.shape.dim]
+    axes = {a % len(dims) for a in Node(node, 0).attr("axes", range(len(dims)))}
+    keep = Node(node, 0).attr("keepdims", 1)
+    shape = [1 if a in axes else d for a, d in enumerate(dims) if keep or a not in axes]
+    return helper.make_tensor_value_info(node.output[0], operand.tensor_type.elem_type, shape)
 
 
 def _has_shape(typ: onnx.TypeProto | None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from math import prod
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -65,7 +66,9 @@ def _softmax(ctx: KernelContext, op: kernel.KernelOp) -> None:
     assert isinstance(op, kernel.SoftmaxOp)
     rows, cols = _shape(op.x)
     x, out = k.Matrix.operand(op, 0), k.Matrix.operand(op, -1)
-    if op.isoftmax is None:
+    if op.itamax is not None:
+        k.itamax_rows(ctx.builder, rows, cols, x, out)
+    elif op.isoftmax is None:
         k.softmax_rows(ctx.builder, rows, cols, x, out)
     else:
         k.isoftmax(ctx.builder, op, partial(ctx.table, op))
@@ -180,6 +183,9 @@ def _label(op: kernel.KernelOp) -> tuple[str, int]:
     if isinstance(op, kernel.MatmulOp):
         m, n, depth = op.dims()
         shape, macs = f"{m}x{n}x{depth}", m * n * depth
+    elif isinstance(op, kernel.ConvOp):
+        taps = prod(_shape(op.weight)[1:])
+        shape, macs = "x".join(map(str, _shape(op.x))), prod(_shape(op.output)) * taps
     else:
         shape, macs = "x".join(map(str, _shape(op.operands[0]))), 0
     fn = f" {op.fn.data}" if isinstance(op, kernel.MapOp) else ""

@@ -357,6 +357,7 @@ def _lower_softmax(low: _Lowering, op: ta.SoftmaxOp, refs: list[SSAValue], out: 
             x,
             y,
             isoftmax=op.isoftmax,
+            itamax=op.itamax is not None,
             scratch=scratch,
             unsigned=_unsigned([("x", op.x), ("out", op.result)]),
         )

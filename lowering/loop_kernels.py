@@ -333,6 +333,37 @@ def isoftmax(
     )  # fmt: skip
 
 
+def itamax_rows(b: LoopBuilder, rows: int, cols: int, x: Matrix, out: Matrix) -> None:
+    """ITA's integer softmax of each row of 8-bit `x` into unsigned 8-bit `out`
+    (`reference.itamax`): `shift = (max - x + 16) >> 5` (at most 8), the row's
+    `inv = 65280 / sum(256 >> shift)` (unsigned: the sum is at least 1 and at most
+    256 cols), then `out = inv >> shift`. The shifts are recomputed rather than stored."""
+    assert element_type(x.ref) == i8, "itamax_rows reads 8-bit scores"
+    row_max = scalar_row_max(cols, x)
+
+    def row(br: LoopBuilder, i: SSAValue, _):
+        peak = row_max(br, i)
+
+        def shift(bj: LoopBuilder, j: SSAValue) -> SSAValue:
+            distance = bj.add(bj.sub(peak, x.load(bj, i, j)), bj.constant(16, i32))
+            return bj.shr(distance, bj.constant(5, i32))
+
+        def accumulate(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
+            return (bj.add(acc[0], bj.shr(bj.constant(256, i32), shift(bj, j))),)
+
+        (total,) = br.for_range(cols, accumulate, init=(br.constant(0, i32),))
+        inverse = br.udiv(br.constant(255 * 256, i32), total)
+
+        def normalize(bj: LoopBuilder, j: SSAValue, _):
+            out.store(bj, bj.shr(inverse, shift(bj, j)), i, j)
+            return ()
+
+        br.for_range(cols, normalize)
+        return ()
+
+    b.for_range(rows, row)
+
+
 def check_isoftmax_fits_i32(params: ta.ISoftmaxAttr, cols: int) -> None:
     """Raise unless i32 arithmetic computes `params` on 8-bit rows of `cols` exactly as the
     reference's unbounded integers: for every `x - max` in [-255, 0], `a*(p + b)^2 + c` in

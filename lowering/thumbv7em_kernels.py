@@ -184,7 +184,7 @@ def _lanes_max(cols: int, x: k.Matrix) -> k.RowMax:
 @register_kernel(
     "thumbv7em",
     kernel.SoftmaxOp,
-    applies=lambda op: op.is_integer() and op.x.type.get_shape()[-1] >= WORD,
+    applies=lambda op: op.isoftmax is not None and op.x.type.get_shape()[-1] >= WORD,
 )
 def lanes_isoftmax(ctx: KernelContext, op: kernel.KernelOp) -> None:
     """Integer softmax with the row maxima four lanes at a time (`_lanes_max`)."""

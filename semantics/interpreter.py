@@ -165,7 +165,7 @@ class TinyattnFunctions(InterpreterFunctions):
 
     @impl(ta.SoftmaxOp)
     def run_softmax(self, interpreter: Interpreter, op: ta.SoftmaxOp, args: PythonValues):
-        return (ref.softmax(args[0], isoftmax_of(op.isoftmax)),)
+        return (ref.softmax(args[0], isoftmax_of(op.isoftmax), op.itamax is not None),)
 
     @impl(ta.MeanOp)
     def run_mean(self, interpreter: Interpreter, op: ta.MeanOp, args: PythonValues):
@@ -299,7 +299,8 @@ class KernelFunctions(InterpreterFunctions):
 
     @impl(kernel.SoftmaxOp)
     def run_softmax(self, interpreter: Interpreter, op: kernel.SoftmaxOp, args: PythonValues):
-        return _store(args, ref.softmax(_operand(op, args, 0), isoftmax_of(op.isoftmax)))
+        x, ita = _operand(op, args, 0), op.itamax is not None
+        return _store(args, ref.softmax(x, isoftmax_of(op.isoftmax), ita))
 
     @impl(kernel.LayerNormOp)
     def run_layernorm(self, interpreter: Interpreter, op: kernel.LayerNormOp, args: PythonValues):

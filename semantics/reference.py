@@ -89,6 +89,17 @@ class ISoftmax:
         return (e * (self.n_levels - 1) // total).astype(np.uint8)
 
 
+def itamax(x: np.ndarray) -> np.ndarray:
+    """ITA's integer softmax over the last axis (QuantLib's ITAMax, Deeploy's ITAMax_s8) of
+    8-bit scores: each score's distance to the row maximum in units of 32 (rounded half up)
+    is a power-of-two exponent, `shift = (max - x + 16) >> 5`; the row's
+    `inv = 255·256 // sum(256 >> shift)`, and `out = inv >> shift`, unsigned 8-bit."""
+    x = np.asarray(x, dtype=np.int64)
+    shift = (x.max(axis=-1, keepdims=True) - x + 16) >> 5
+    inverse = (255 * 256) // (256 >> shift).sum(axis=-1, keepdims=True)
+    return (inverse >> shift).astype(np.uint8)
+
+
 def isqrt(n: np.ndarray) -> np.ndarray:
     """floor(sqrt(n)) of non-negative integers by I-BERT's integer Newton iteration: start at
     `2^ceil(bits(n)/2)`, which is at least sqrt(n), and step `x <- (x + n // x) >> 1` while that
@@ -403,7 +414,9 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, np.zeros((), dtype=np.asarray(x).dtype))
 
 
-def softmax(x: np.ndarray, isoftmax: ISoftmax | None = None) -> np.ndarray:
+def softmax(x: np.ndarray, isoftmax: ISoftmax | None = None, ita: bool = False) -> np.ndarray:
+    if ita:
+        return itamax(x)
     return softmax_f32(x) if isoftmax is None else isoftmax(x)
 
 

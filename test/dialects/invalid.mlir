@@ -121,7 +121,7 @@ func.func @softmax_int_without_params(%x: tensor<4x8xi8>) -> tensor<4x8xui8> {
   %y = tinyattn.softmax %x : (tensor<4x8xi8>) -> tensor<4x8xui8>
   func.return %y : tensor<4x8xui8>
 }
-// CHECK: 'tinyattn.softmax' op 'isoftmax' is required on integer softmax
+// CHECK: 'tinyattn.softmax' op an integer softmax takes one of 'isoftmax' and 'itamax'
 
 // -----
 

@@ -128,6 +128,15 @@ func.func @class_token(%x: tensor<4x6xi8>, %cls: tensor<1x6xi8>) -> tensor<1x6xi
   func.return %c : tensor<1x6xi8>
 }
 
+// ITA's integer softmax (QuantLib's ITAMax).
+// CHECK-LABEL: func.func @itamax
+func.func @itamax(%x: tensor<4x5xi8>) -> tensor<4x5xui8> {
+  // CHECK-NEXT: %p = tinyattn.softmax %x {itamax} : (tensor<4x5xi8>) -> tensor<4x5xui8>
+  // GENERIC: "tinyattn.softmax"(%x) <{itamax}> : (tensor<4x5xi8>) -> tensor<4x5xui8>
+  %p = tinyattn.softmax %x {itamax} : (tensor<4x5xi8>) -> tensor<4x5xui8>
+  func.return %p : tensor<4x5xui8>
+}
+
 // A function of an 8-bit tensor as a table (its result type is the table's); a requant of an
 // 8-bit tensor widens it first.
 // CHECK-LABEL: func.func @tables

@@ -303,6 +303,47 @@ class iRMSNorm(OpRun):
         return (out.reshape(x.shape).astype(np.float32),)
 
 
+class iGELU(OpRun):
+    """I-BERT's integer GELU from its definition: q = min(|x|, -b), L = sgn(x)(one - (q+b)^2),
+    y = x * floor((one + L) / 2)."""
+
+    op_domain = ""
+
+    def _run(self, x, b=None, one=None):
+        values = x.astype(np.int64)
+        q = np.minimum(np.abs(values), -b)
+        erf = np.sign(values) * (one - (q + b) ** 2)
+        return ((values * ((one + erf) // 2)).astype(np.float32),)
+
+
+class ITAMax(OpRun):
+    """ITA's integer softmax as Deeploy's ITAMax_s8 computes it, row by row in Python integers."""
+
+    op_domain = ""
+
+    def _run(self, x, n_levels=None, axis=-1):
+        rows = x.astype(np.int64).reshape(-1, x.shape[-1])
+        out = np.empty_like(rows)
+        for r, row in enumerate(rows):
+            peak = int(row.max())
+            shifts = [(peak - int(v) + 16) >> 5 for v in row]
+            inverse = 255 * 256 // sum(256 >> shift for shift in shifts)
+            out[r] = [inverse >> shift for shift in shifts]
+        return (out.reshape(x.shape).astype(np.float32),)
+
+
+class IntegerMean(OpRun):
+    """QuantLib's IntegerMean: the mean over `axes`, rounded half up."""
+
+    op_domain = ""
+
+    def _run(self, x, axes=None, keepdims=1):
+        values = x.astype(np.int64)
+        count = int(np.prod([values.shape[a] for a in axes]))
+        total = values.sum(axis=tuple(axes), keepdims=bool(keepdims))
+        return (np.floor(total / count + 0.5).astype(np.float32),)
+
+
 class iHardswish(OpRun):
     """QuantLib's integer hardswish, from its definition: x * (clip(x + 3, 0, 6) * 1/6)."""
 
@@ -331,7 +372,11 @@ class TrueIntegerDiv(OpRun):
 def run_integer_onnx(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The graph's outputs by onnx.reference with QuantLib's ops, as int64."""
     reference = ReferenceEvaluator(
-        model, new_ops=[RequantShift, iSoftmax, iHardswish, TrueIntegerDiv, iNoNorm, iRMSNorm]
+        model,
+        new_ops=[
+            RequantShift, iSoftmax, iHardswish, TrueIntegerDiv, iNoNorm, iRMSNorm, iGELU,
+            IntegerMean, ITAMax,
+        ],  # fmt: skip
     )
     names = [info.name for info in model.graph.input]
     feeds = {name: np.asarray(x, np.float32) for name, x in zip(names, inputs, strict=True)}

@@ -352,3 +352,18 @@ func.func @class_token(%x: tensor<4x6xi8>, %cls: tensor<1x6xi8>) -> tensor<2x3xi
 // CHECK:      %{{.*}} = memref.reinterpret_cast %t to offset: [0], sizes: [1, 6], strides: [6, 1] : memref<5x6xi8> to memref<1x6xi8, strided<[6, 1]>>
 // CHECK:      %{{.*}} = memref.reinterpret_cast %t to offset: [6], sizes: [4, 6], strides: [6, 1] : memref<5x6xi8> to memref<4x6xi8, strided<[6, 1], offset: 6>>
 // CHECK:      %{{.*}} = memref.reinterpret_cast %t to offset: [7], sizes: [2, 3], strides: [12, 2] : memref<5x6xi8> to memref<2x3xi8, strided<[12, 2], offset: 7>>
+
+// -----
+
+// ITA's softmax: per element shift = (max - x + 16) >> 5; the row's 65280 / sum(256 >> shift)
+// (unsigned), then that >> shift; no scratch row.
+func.func @itamax(%x: tensor<3x5xi8>) -> tensor<3x5xui8> {
+  %y = tinyattn.softmax %x {itamax} : (tensor<3x5xi8>) -> tensor<3x5xui8>
+  func.return %y : tensor<3x5xui8>
+}
+
+// CHECK-LABEL: func.func @itamax(%x: memref<3x5xi8>, %out: memref<3x5xi8>)
+// CHECK-NOT:  memref.alloc
+// CHECK:        %[[HALF:.*]] = arith.constant 16 : i32
+// CHECK:        %[[FIVE:.*]] = arith.constant 5 : i32
+// CHECK:        %[[INV:.*]] = arith.divui %{{.*}}, %{{.*}} : i32

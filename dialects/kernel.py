@@ -649,6 +649,55 @@ class ConvOp(KernelOp):
 
 
 @irdl_op_definition
+class Im2ColOp(KernelOp):
+    """The patches of a 2-D window over x [C, H, W], one row per output position:
+    `out[oy*OW + ox, (c*KH + ky)*KW + kx] = x[c, oy*sy + ky - top, ox*sx + kx - left]`, zero in
+    the padding; out [OH*OW, C*KH*KW]. A convolution is then a matmul of these rows with the
+    weights [C_out, C*KH*KW] (the target's matmul kernel)."""
+
+    name = "kernel.im2col"
+
+    x = operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    kernel = prop_def(DenseArrayBase[I64])
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+
+    assembly_format = "$x `into` $output attr-dict `:` type($x) `into` type($output)"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        out: SSAValue,
+        *,
+        kernel: Sequence[int],
+        strides: Sequence[int],
+        pads: Sequence[int],
+        unsigned: Iterable[Role] = (),
+    ):
+        properties = _properties(
+            ["x", "out"],
+            unsigned,
+            kernel=DenseArrayBase.from_list(i64, list(kernel)),
+            strides=DenseArrayBase.from_list(i64, list(strides)),
+            pads=DenseArrayBase.from_list(i64, list(pads)),
+        )
+        super().__init__(operands=[x, out], properties=properties)
+
+    def verify_(self) -> None:
+        _memref(self.x, "operand 'x'", 3)
+        _memref(self.output, "operand 'out'")
+        self._verify_unsigned()
+        kh, kw = self.kernel.get_values()
+        (sy, sx), (top, left, bottom, right) = self.strides.get_values(), self.pads.get_values()
+        c, h, w = _shape(self.x)
+        rows = ((h + top + bottom - kh) // sy + 1) * ((w + left + right - kw) // sx + 1)
+        _expect_shape(self.output, "operand 'out'", (rows, c * kh * kw))
+        _expect_element(self.output, "operand 'out'", (_element(self.x),))
+
+
+@irdl_op_definition
 class MaxPoolOp(KernelOp):
     """2-D max pooling of x [C, H, W] into out [C, OH, OW]; padding never wins."""
 
@@ -729,6 +778,7 @@ KERNEL_OPS: tuple[type[Operation], ...] = (
     MeanOp,
     LookupOp,
     ConvOp,
+    Im2ColOp,
     MaxPoolOp,
 )
 

@@ -139,7 +139,7 @@ def _mean(ctx: KernelContext, op: kernel.KernelOp) -> None:
     )
 
 
-def _window(op: kernel.ConvOp | kernel.MaxPoolOp, kernel_size) -> k.Window:
+def _window(op: kernel.ConvOp | kernel.MaxPoolOp | kernel.Im2ColOp, kernel_size) -> k.Window:
     strides, pads = op.strides.get_values(), op.pads.get_values()
     return k.Window(tuple(kernel_size), tuple(strides), tuple(pads))  # type: ignore[arg-type]
 
@@ -151,6 +151,11 @@ def _conv(ctx: KernelContext, op: kernel.KernelOp) -> None:
         ctx.builder, op.x, op.weight, op.bias, op.output, window, op.groups.value.data,
         ctx.requant(op), op.is_unsigned(0),
     )  # fmt: skip
+
+
+def _im2col(ctx: KernelContext, op: kernel.KernelOp) -> None:
+    assert isinstance(op, kernel.Im2ColOp)
+    k.im2col(ctx.builder, op.x, op.output, _window(op, op.kernel.get_values()))
 
 
 def _maxpool(ctx: KernelContext, op: kernel.KernelOp) -> None:
@@ -174,6 +179,7 @@ GENERIC_KERNELS: dict[type[kernel.KernelOp], KernelLowering] = {
     kernel.MeanOp: _mean,
     kernel.LookupOp: _lookup,
     kernel.ConvOp: _conv,
+    kernel.Im2ColOp: _im2col,
     kernel.MaxPoolOp: _maxpool,
 }
 

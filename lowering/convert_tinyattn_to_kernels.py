@@ -52,7 +52,7 @@ from tinyattn.dialects.builder import (
     storage_type,
     subview,
 )
-from tinyattn.dialects.dense import from_numpy, to_numpy
+from tinyattn.dialects.dense import from_numpy, numpy_dtype, to_numpy
 from tinyattn.dialects.memory import ALIGNMENT
 
 
@@ -222,18 +222,49 @@ def _window_2d(strides: Sequence[int], pads: Sequence[int]) -> tuple[list[int], 
     return [1, strides[0]], [0, pads[0], 0, pads[1]]
 
 
+# The largest im2col buffer a convolution may take to run as a matmul (the target's kernel),
+# else it runs as the generic window loop.
+IM2COL_BYTES = 64 * 1024
+
+
 def _lower_conv(low: _Lowering, op: ta.ConvOp, refs: list[SSAValue], out: SSAValue):
+    """A convolution of one group as `kernel.im2col` into a scratch [OH*OW, C*KH*KW] and a
+    `kernel.matmul` of its rows with the weights [C_out, C*KH*KW] (read along the depth, the
+    product stored transposed: [C_out, OH*OW] is the output's layout), so the target's matmul
+    kernel computes it; a grouped one, or one whose patches would exceed `IM2COL_BYTES`, as
+    `kernel.conv`."""
     b = low.builder
     kernel_size, strides, pads = op.window()
     one_d = len(kernel_size) == 1
     x, weight, y = (_as_2d_window(b, ref, one_d) for ref in (refs[0], refs[1], out))
     strides2, pads2 = _window_2d(strides, pads)
+    bias = refs[2] if len(refs) > 2 else None
+    c_out, per_group, kh, kw = _shape(weight)
+    positions, depth = prod(_shape(y)[1:]), per_group * kh * kw
+    element = storage_type(_shape_type(op.x).get_element_type())
+    x_unsigned = _is_unsigned(op.x)
+    if op.groups.value.data == 1 and positions * depth * _bytes(element) <= IM2COL_BYTES:
+        patches = low.alloc((positions, depth), element)
+        low.emit(
+            kernel.Im2ColOp(
+                x, patches, kernel=(kh, kw), strides=strides2, pads=pads2,
+                unsigned=["x", "out"] if x_unsigned else [],
+            )
+        )  # fmt: skip
+        low.emit(
+            kernel.MatmulOp(
+                patches, reshaped(b, weight, (c_out, depth)), reshaped(b, y, (c_out, positions)),
+                bias=bias, transpose_rhs=True, transpose_out=True, requant=op.requant,
+                unsigned=_unsigned([("lhs", op.x), ("out", op.result)]),
+            )
+        )  # fmt: skip
+        return
     low.emit(
         kernel.ConvOp(
             x,
             weight,
             y,
-            bias=refs[2] if len(refs) > 2 else None,
+            bias=bias,
             strides=strides2,
             pads=pads2,
             groups=op.groups.value.data,
@@ -241,6 +272,16 @@ def _lower_conv(low: _Lowering, op: ta.ConvOp, refs: list[SSAValue], out: SSAVal
             unsigned=_unsigned([("x", op.x), ("out", op.result)]),
         )
     )
+
+
+def _shape_type(value: SSAValue) -> TensorType:
+    typ = value.type
+    assert isinstance(typ, TensorType)
+    return typ
+
+
+def _bytes(element: Attribute) -> int:
+    return numpy_dtype(element).itemsize
 
 
 def _lower_maxpool(low: _Lowering, op: ta.MaxPoolOp, refs: list[SSAValue], out: SSAValue):

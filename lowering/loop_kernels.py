@@ -26,7 +26,13 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import kernel
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.builder import LoopBuilder, compute_type, element_type, is_integer
+from tinyattn.dialects.builder import (
+    LoopBuilder,
+    compute_type,
+    element_type,
+    is_integer,
+    reshaped,
+)
 from tinyattn.semantics.reference import wrap_int32
 
 
@@ -640,6 +646,33 @@ def conv(
         bo.store(bo.convert(value, element_type(out)), out, idx)
 
     b.for_nest(tuple(out.type.get_shape()), body)  # type: ignore[attr-defined]
+
+
+def im2col(b: LoopBuilder, x: SSAValue, out: SSAValue, window: Window) -> None:
+    """`out[oy*OW + ox, (c*KH + ky)*KW + kx]` = the tap of x, zero in the padding: the stored
+    bytes are copied (their signedness does not matter), the padding selected to zero."""
+    channels = x.type.get_shape()[0]  # type: ignore[attr-defined]
+    rows, _ = out.type.get_shape()  # type: ignore[attr-defined]
+    kh, kw = window.kernel
+    storage = element_type(x)
+    width = (
+        x.type.get_shape()[2] + window.pads[1] + window.pads[3] - kw  # type: ignore[attr-defined]
+    ) // window.strides[1] + 1
+    patch = reshaped(b, out, (rows // width, width, channels, kh, kw))
+
+    def body(bo: LoopBuilder, idx: list[SSAValue]) -> None:
+        oy, ox, c = idx
+        zero = bo.constant(0, compute_type(storage))
+
+        def tap(bt, inside, value, offsets, _):
+            bt.store(
+                bt.convert(bt.select(inside, value, zero), storage), patch, [oy, ox, c, *offsets]
+            )
+            return zero
+
+        window.taps(bo, x, c, (oy, ox), tap, zero)
+
+    b.for_nest((rows // width, width, channels), body)
 
 
 def maxpool(

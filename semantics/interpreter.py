@@ -333,6 +333,11 @@ class KernelFunctions(InterpreterFunctions):
         )
         return _store(args, values)
 
+    @impl(kernel.Im2ColOp)
+    def run_im2col(self, interpreter: Interpreter, op: kernel.Im2ColOp, args: PythonValues):
+        window = op.kernel.get_values(), op.strides.get_values(), op.pads.get_values()
+        return _store(args, ref.im2col(args[0], *window))
+
     @impl(kernel.MaxPoolOp)
     def run_maxpool(self, interpreter: Interpreter, op: kernel.MaxPoolOp, args: PythonValues):
         window = op.kernel.get_values(), op.strides.get_values(), op.pads.get_values()

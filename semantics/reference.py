@@ -317,6 +317,13 @@ def conv(
     return total.astype(np.float32)
 
 
+def im2col(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
+    """The zero-padded patches of a 2-D window over x [C, H, W]: [OH*OW, C*KH*KW]."""
+    windows = _windows(np.asarray(x), kernel, strides, pads, 0)  # [C, OH, OW, KH, KW]
+    c, oh, ow = windows.shape[:3]
+    return np.ascontiguousarray(windows.transpose(1, 2, 0, 3, 4)).reshape(oh * ow, -1)
+
+
 def maxpool(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
     """ONNX MaxPool of `x` [C, *spatial]: padding never wins."""
     x = np.asarray(x)

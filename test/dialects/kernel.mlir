@@ -65,6 +65,13 @@ func.func @window(%x: memref<3x8x8xi8>, %w: memref<4x3x3x3xi8>, %b: memref<4xi32
   func.return
 }
 
+// CHECK-LABEL: func.func @patches
+func.func @patches(%x: memref<3x8x8xi8>, %rows: memref<64x27xi8>) {
+  // CHECK-NEXT: kernel.im2col %x into %rows {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>} : memref<3x8x8xi8> into memref<64x27xi8>
+  kernel.im2col %x into %rows {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>} : memref<3x8x8xi8> into memref<64x27xi8>
+  func.return
+}
+
 // CHECK-LABEL: func.func @rmsnorm
 func.func @rmsnorm(%x: memref<4x3xi8>, %w: memref<3xi32>) {
   // CHECK-NEXT: kernel.rmsnorm %x, %w into %x {shift = 4 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>} : memref<4x3xi8>, memref<3xi32> into memref<4x3xi8>

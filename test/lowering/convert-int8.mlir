@@ -315,12 +315,13 @@ func.func @rmsnorm(%x: tensor<3x8xi8>) -> tensor<3x8xi32> {
 
 // -----
 
-// A convolution: per output element, the taps of each input channel of its group, a tap in the
-// padding reading zero (the clamped read selected away); max pooling keeps the running maximum
-// where the tap is inside; a transpose copies from a view with permuted strides.
+// A grouped (depthwise) convolution: per output element, the taps of each input channel of its
+// group, a tap in the padding reading zero (the clamped read selected away); max pooling keeps
+// the running maximum where the tap is inside; a transpose copies from a view with permuted
+// strides.
 func.func @tokenizer(%x: tensor<2x4x4xi8>) -> tensor<4x2xi8> {
-  %w = arith.constant dense<1> : tensor<2x2x3x3xi8>
-  %c = tinyattn.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>} : (tensor<2x4x4xi8>, tensor<2x2x3x3xi8>) -> tensor<2x4x4xi8>
+  %w = arith.constant dense<1> : tensor<2x1x3x3xi8>
+  %c = tinyattn.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 2 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>} : (tensor<2x4x4xi8>, tensor<2x1x3x3xi8>) -> tensor<2x4x4xi8>
   %p = tinyattn.maxpool %c {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>} : (tensor<2x4x4xi8>) -> tensor<2x2x2xi8>
   %r = tinyattn.reshape %p : (tensor<2x2x2xi8>) -> tensor<2x4xi8>
   %t = tinyattn.transpose %r {perm = array<i64: 1, 0>} : (tensor<2x4xi8>) -> tensor<4x2xi8>
@@ -330,7 +331,7 @@ func.func @tokenizer(%x: tensor<2x4x4xi8>) -> tensor<4x2xi8> {
 // CHECK-LABEL: func.func @tokenizer(%x: memref<2x4x4xi8>, %out: memref<4x2xi8>)
 // CHECK:            %[[V:.*]] = memref.load %x[%{{.*}}, %{{.*}}, %{{.*}}] : memref<2x4x4xi8>
 // CHECK-NEXT:       %[[VW:.*]] = arith.extsi %[[V]] : i8 to i32
-// CHECK-NEXT:       %[[W:.*]] = memref.load %w[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<2x2x3x3xi8>
+// CHECK-NEXT:       %[[W:.*]] = memref.load %w[%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}] : memref<2x1x3x3xi8>
 // CHECK-NEXT:       %[[TAP:.*]] = arith.select %{{.*}}, %[[VW]], %{{.*}} : i32
 // CHECK:      %p = memref.alloc() {alignment = 16 : i64} : memref<2x2x2xi8>
 // CHECK:          %[[LOW:.*]] = arith.constant -128 : i32
@@ -367,3 +368,20 @@ func.func @itamax(%x: tensor<3x5xi8>) -> tensor<3x5xui8> {
 // CHECK:        %[[HALF:.*]] = arith.constant 16 : i32
 // CHECK:        %[[FIVE:.*]] = arith.constant 5 : i32
 // CHECK:        %[[INV:.*]] = arith.divui %{{.*}}, %{{.*}} : i32
+
+// -----
+
+// A convolution of one group is im2col (one row of patches per output position, zero in the
+// padding) and a matmul of those rows with the weights, read along the depth and stored
+// transposed: [C_out, OH*OW] is the output's layout.
+func.func @conv_as_matmul(%x: tensor<2x4x4xui8>) -> tensor<3x2x2xi8> {
+  %w = arith.constant dense<1> : tensor<3x2x3x3xi8>
+  %b = arith.constant dense<[1, 2, 3]> : tensor<3xi32>
+  %c = tinyattn.conv %x, %w, %b {strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 0, 0>, groups = 1 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>} : (tensor<2x4x4xui8>, tensor<3x2x3x3xi8>, tensor<3xi32>) -> tensor<3x2x2xi8>
+  func.return %c : tensor<3x2x2xi8>
+}
+
+// CHECK-LABEL: func.func @conv_as_matmul
+// CHECK:      %[[PATCHES:.*]] = memref.alloc() {alignment = 16 : i64} : memref<4x18xi8>
+// CHECK:      %[[ROWS:.*]] = memref.reinterpret_cast %[[PATCHES]] to offset: [0], sizes: [2, 2, 2, 3, 3], strides: [36, 18, 9, 3, 1] : memref<4x18xi8> to memref<2x2x2x3x3xi8>
+// CHECK:      memref.dealloc %[[PATCHES]]

@@ -88,8 +88,9 @@ def tensor_signature(function: func.FuncOp) -> FunctionType:
 
 
 def io_names(function: func.FuncOp) -> tuple[list[str], list[str]]:
-    """The names of a function's tensor inputs and outputs: the ONNX names it records, else
-    the arguments' SSA names, else `in<i>` / `out<i>`."""
+    """The names of a function's tensor inputs and outputs: the ONNX names it records (a
+    bufferized function on its output arguments, after the inputs), else the arguments' SSA
+    names, else `in<i>` / `out<i>`."""
     signature = tensor_signature(function)
 
     def recorded(attrs: ArrayAttr | None, index: int) -> str | None:
@@ -105,7 +106,11 @@ def io_names(function: func.FuncOp) -> tuple[list[str], list[str]]:
         or f"in{i}"
         for i in range(len(signature.inputs))
     ]
-    outputs = [recorded(function.res_attrs, i) or f"out{i}" for i in range(len(signature.outputs))]
+    count = len(signature.inputs)
+    outputs = [
+        recorded(function.res_attrs, i) or recorded(function.arg_attrs, count + i) or f"out{i}"
+        for i in range(len(signature.outputs))
+    ]
     return inputs, outputs
 
 

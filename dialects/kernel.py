@@ -21,6 +21,7 @@ op a target wants to match.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from math import prod
 
 from xdsl.dialects.builtin import (
     I64,
@@ -52,11 +53,14 @@ from xdsl.irdl import (
 from xdsl.utils.exceptions import VerifyException
 
 from tinyattn.dialects.tinyattn import (
+    MAP_BINARY,
+    MAP_UNARY,
     IGeluAttr,
     ILayerNormAttr,
     ISoftmaxAttr,
     RequantAttr,
     StaticShapes,
+    window_output,
 )
 
 MAP_FUNCTIONS = (
@@ -65,8 +69,8 @@ MAP_FUNCTIONS = (
 )  # fmt: skip
 # The number of inputs of each map function (others: 1).
 _MAP_ARITY = {"add": 2, "sub": 2, "mul": 2, "div": 2, "max": 2, "min": 2, "muladd": 3}
-# The map functions of f32 data only.
-_FLOAT_MAPS = ("sigmoid", "sqrt", "round", "sub", "mul", "div", "max", "min")
+# The map functions of f32 data only: `tinyattn.map`'s, but `add`, which integers have too.
+_FLOAT_MAPS = tuple(fn for fn in (*MAP_UNARY, *MAP_BINARY) if fn != "add")
 
 
 class KernelOp(IRDLOperation):
@@ -566,19 +570,28 @@ class MeanOp(KernelOp):
             _expect_element(self.output, "operand 'out'", (IntegerType(8), i32))
 
 
-def _check_window_3d(op: KernelOp, x: SSAValue, kernel: Sequence[int]) -> None:
-    """x and out [C, H, W]; `out`'s spatial shape is what the window (2-D) produces."""
+def _window_output(op: KernelOp, x: SSAValue, kernel: Sequence[int]) -> list[int]:
+    """The [OH, OW] a valid 2-D window (2 kernel sizes, 2 strides >= 1, 4 pads >= 0) over
+    x [C, H, W] produces, at least 1 x 1."""
     _memref(x, "operand 'x'", 3)
-    _memref(op.out, "operand 'out'", 3)
     strides, pads = op.strides.get_values(), op.pads.get_values()  # type: ignore[attr-defined]
     if len(kernel) != 2 or len(strides) != 2 or len(pads) != 4:
         raise VerifyException("a 2-D window: 2 kernel sizes, 2 strides, 4 pads")
-    h, w = _shape(x)[1:]
-    out_h = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
-    out_w = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
-    if _shape(op.out)[1:] != (out_h, out_w):
+    if min(kernel) < 1 or min(strides) < 1 or min(pads) < 0:
+        raise VerifyException("kernel sizes and strides must be positive, pads non-negative")
+    out = window_output(_shape(x)[1:], kernel, strides, pads)
+    if min(out) < 1:
+        raise VerifyException(f"the window leaves no output ({out})")
+    return out
+
+
+def _check_window_3d(op: KernelOp, x: SSAValue, kernel: Sequence[int], channels: int) -> None:
+    """x [C, H, W] and out [channels, OH, OW], the window's output."""
+    out_h, out_w = _window_output(op, x, kernel)
+    _memref(op.out, "operand 'out'", 3)
+    if _shape(op.out) != (channels, out_h, out_w):
         raise VerifyException(
-            f"operand 'out' must be [C, {out_h}, {out_w}], got {list(_shape(op.out))}"
+            f"operand 'out' must be [{channels}, {out_h}, {out_w}], got {list(_shape(op.out))}"
         )
 
 
@@ -630,109 +643,93 @@ class ConvOp(KernelOp):
 
     def verify_(self) -> None:
         weight = _memref(self.weight, "operand 'weight'", 4)
-        _check_window_3d(self, self.x, weight.get_shape()[2:])
-        self._verify_unsigned()
         c_out, per_group = weight.get_shape()[:2]
+        _check_window_3d(self, self.x, weight.get_shape()[2:], c_out)
+        self._verify_unsigned()
         groups = self.groups.value.data
-        if per_group * groups != _shape(self.x)[0] or _shape(self.output)[0] != c_out:
-            raise VerifyException("weight [C_out, C_in/groups, KH, KW] does not fit x and out")
+        if groups < 1 or per_group * groups != _shape(self.x)[0] or c_out % groups:
+            raise VerifyException(
+                f"weight [C_out, C_in/groups, KH, KW] does not fit x with groups={groups}"
+            )
         if self.bias is not None:
             _memref(self.bias, "operand 'bias'", 1)
             _expect_shape(self.bias, "operand 'bias'", (c_out,))
         if _element(self.x) == f32:
+            _expect_element(self.weight, "operand 'weight'", (f32,))
+            if self.bias is not None:
+                _expect_element(self.bias, "operand 'bias'", (f32,))
             _expect_element(self.output, "operand 'out'", (f32,))
+            if self.requant is not None:
+                raise VerifyException("'requant' applies to integer convolutions")
             return
         _expect_element(self.x, "operand 'x'", (IntegerType(8),))
         _expect_element(self.weight, "operand 'weight'", (IntegerType(8),))
+        if self.bias is not None:
+            _expect_element(self.bias, "operand 'bias'", (i32,))
         _expect_element(self.output, "operand 'out'", (i32, IntegerType(8)))
         _check_narrowing(self, 1)
 
 
+class _WindowOp(KernelOp):
+    """An op of a 2-D window over x [C, H, W] into `out`: kernel (KH, KW), strides, pads
+    (top, left, bottom, right)."""
+
+    x = operand_def(MemRefType)
+    output = operand_def(MemRefType)
+
+    kernel = prop_def(DenseArrayBase[I64])
+    strides = prop_def(DenseArrayBase[I64])
+    pads = prop_def(DenseArrayBase[I64])
+
+    assembly_format = "$x `into` $output attr-dict `:` type($x) `into` type($output)"
+
+    def __init__(
+        self,
+        x: SSAValue,
+        out: SSAValue,
+        *,
+        kernel: Sequence[int],
+        strides: Sequence[int],
+        pads: Sequence[int],
+        unsigned: Iterable[Role] = (),
+    ):
+        properties = _properties(
+            ["x", "out"],
+            unsigned,
+            kernel=DenseArrayBase.from_list(i64, list(kernel)),
+            strides=DenseArrayBase.from_list(i64, list(strides)),
+            pads=DenseArrayBase.from_list(i64, list(pads)),
+        )
+        super().__init__(operands=[x, out], properties=properties)
+
+
 @irdl_op_definition
-class Im2ColOp(KernelOp):
-    """The patches of a 2-D window over x [C, H, W], one row per output position:
+class Im2ColOp(_WindowOp):
+    """The patches of the window, one row per output position:
     `out[oy*OW + ox, (c*KH + ky)*KW + kx] = x[c, oy*sy + ky - top, ox*sx + kx - left]`, zero in
     the padding; out [OH*OW, C*KH*KW]. A convolution is then a matmul of these rows with the
     weights [C_out, C*KH*KW] (the target's matmul kernel)."""
 
     name = "kernel.im2col"
 
-    x = operand_def(MemRefType)
-    output = operand_def(MemRefType)
-
-    kernel = prop_def(DenseArrayBase[I64])
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-
-    assembly_format = "$x `into` $output attr-dict `:` type($x) `into` type($output)"
-
-    def __init__(
-        self,
-        x: SSAValue,
-        out: SSAValue,
-        *,
-        kernel: Sequence[int],
-        strides: Sequence[int],
-        pads: Sequence[int],
-        unsigned: Iterable[Role] = (),
-    ):
-        properties = _properties(
-            ["x", "out"],
-            unsigned,
-            kernel=DenseArrayBase.from_list(i64, list(kernel)),
-            strides=DenseArrayBase.from_list(i64, list(strides)),
-            pads=DenseArrayBase.from_list(i64, list(pads)),
-        )
-        super().__init__(operands=[x, out], properties=properties)
-
     def verify_(self) -> None:
-        _memref(self.x, "operand 'x'", 3)
+        kernel = self.kernel.get_values()
+        out_h, out_w = _window_output(self, self.x, kernel)
         _memref(self.output, "operand 'out'")
         self._verify_unsigned()
-        kh, kw = self.kernel.get_values()
-        (sy, sx), (top, left, bottom, right) = self.strides.get_values(), self.pads.get_values()
-        c, h, w = _shape(self.x)
-        rows = ((h + top + bottom - kh) // sy + 1) * ((w + left + right - kw) // sx + 1)
-        _expect_shape(self.output, "operand 'out'", (rows, c * kh * kw))
+        channels = _shape(self.x)[0]
+        _expect_shape(self.output, "operand 'out'", (out_h * out_w, channels * prod(kernel)))
         _expect_element(self.output, "operand 'out'", (_element(self.x),))
 
 
 @irdl_op_definition
-class MaxPoolOp(KernelOp):
-    """2-D max pooling of x [C, H, W] into out [C, OH, OW]; padding never wins."""
+class MaxPoolOp(_WindowOp):
+    """2-D max pooling into out [C, OH, OW]; padding never wins."""
 
     name = "kernel.maxpool"
 
-    x = operand_def(MemRefType)
-    output = operand_def(MemRefType)
-
-    kernel = prop_def(DenseArrayBase[I64])
-    strides = prop_def(DenseArrayBase[I64])
-    pads = prop_def(DenseArrayBase[I64])
-
-    assembly_format = "$x `into` $output attr-dict `:` type($x) `into` type($output)"
-
-    def __init__(
-        self,
-        x: SSAValue,
-        out: SSAValue,
-        *,
-        kernel: Sequence[int],
-        strides: Sequence[int],
-        pads: Sequence[int],
-        unsigned: Iterable[Role] = (),
-    ):
-        properties = _properties(
-            ["x", "out"],
-            unsigned,
-            kernel=DenseArrayBase.from_list(i64, list(kernel)),
-            strides=DenseArrayBase.from_list(i64, list(strides)),
-            pads=DenseArrayBase.from_list(i64, list(pads)),
-        )
-        super().__init__(operands=[x, out], properties=properties)
-
     def verify_(self) -> None:
-        _check_window_3d(self, self.x, self.kernel.get_values())
+        _check_window_3d(self, self.x, self.kernel.get_values(), _shape(self.x)[0])
         self._verify_unsigned()
         _expect_element(self.output, "operand 'out'", (_element(self.x),))
 

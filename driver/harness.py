@@ -10,7 +10,6 @@ outside its arena, on either side.
 
 from __future__ import annotations
 
-import json
 import re
 from importlib.metadata import version
 
@@ -132,8 +131,15 @@ def _scales(lowered: LoweredModel) -> dict[str, float]:
 
 
 def _c_string(text: str) -> str:
-    """`text` as a C string literal (ONNX names may hold any character)."""
-    return json.dumps(text)
+    """`text` as a C string literal of its UTF-8 bytes (ONNX names may hold any character):
+    printable ASCII as it is, `"` and `\\` escaped, every other byte in octal."""
+    def byte(value: int) -> str:
+        char = chr(value)
+        if char in '"\\':
+            return "\\" + char
+        return char if 0x20 <= value < 0x7F else f"\\{value:03o}"
+
+    return '"' + "".join(byte(value) for value in text.encode()) + '"'
 
 
 def _comment_safe(text: str) -> str:

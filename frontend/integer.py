@@ -1,12 +1,14 @@
 """Import QuantLib/Deeploy integerised graphs into the int8 form of the tinyattn ops.
 
 Such a graph types every tensor float32 but holds exact integers in it, and computes with
-MatMul, Add, RequantShift, iSoftmax, Reshape and Transpose, with QuantLib's integer semantics
-(int32 accumulators, RequantShift rounding half up, I-BERT's softmax). A graph with
-a RequantShift or iSoftmax node in the default domain, as Deeploy's are, is imported this way.
+MatMul, Gemm, Add, RequantShift, iSoftmax and QuantLib's other integer ops (iHardswish,
+TrueIntegerDiv, iNoNorm, iRMSNorm, iGELU, IntegerMean, ITAMax), convolutions and data movement,
+with QuantLib's integer semantics (int32 accumulators, RequantShift rounding half up, I-BERT's
+softmax; docs/integer-semantics.md). `is_integer_model` says which graphs are imported this way.
 
 Element types follow the producers: RequantShift's `signed` attribute gives i8 or ui8, iSoftmax
-ui8, MatMul and Add the i32 accumulator, data movement its input's. The graph does not store the
+and ITAMax ui8, MatMul, Gemm, Add, Conv and the elementwise QuantLib ops i32, the QuantLib norms
+i8, data movement its input's. The graph does not store the
 signedness of its inputs; like Deeploy, `IntegerGraph` takes the smallest type holding sample
 values, unsigned first: ui8, i8, else i32 (tinyattn has no 16-bit type). Without samples every
 input is i8, the type of a signed RequantShift's result.
@@ -98,8 +100,8 @@ DECLARED_INTEGER_TYPES = {
 def is_integer_model(model: onnx.ModelProto, sample_inputs: Arrays | None = None) -> bool:
     """Whether `model` is imported as an integer graph: it has QuantLib's RequantShift or
     iSoftmax, or declares an int8, uint8 or int32 graph input or output, or its sample inputs
-    are integer arrays (how Deeploy's test vectors of integer graphs come, float32 tensors in
-    the graph notwithstanding)."""
+    are integer arrays and its weights whole numbers (how Deeploy's test vectors of integer
+    graphs come, float32 tensors in the graph notwithstanding)."""
     if any(Node(node, index).is_quantlib for index, node in enumerate(model.graph.node)):
         return True
     if any(
@@ -111,7 +113,13 @@ def is_integer_model(model: onnx.ModelProto, sample_inputs: Arrays | None = None
         return False
     samples = sample_inputs.values() if isinstance(sample_inputs, Mapping) else sample_inputs
     arrays = [np.asarray(sample) for sample in samples]
-    return bool(arrays) and all(array.dtype.kind in "iu" for array in arrays)
+    if not arrays or any(array.dtype.kind not in "iu" for array in arrays):
+        return False
+    # Integer samples of a float model (8-bit pixels, say) leave it float: its weights tell.
+    weights = (numpy_helper.to_array(init) for init in model.graph.initializer)
+    return all(
+        w.dtype.kind != "f" or np.array_equal(w, np.round(w)) for w in weights
+    )
 
 
 def malformed(node: Node, reason: str) -> OnnxImportError:
@@ -399,12 +407,14 @@ def linear(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
         shape = (*x.type.get_shape()[:-1], layer.weight.array.shape[1])
         if layer.is_plain:
             return emitter.op(ta.LinearOp(x, weight, bias, **_typed(shape, requant)))
-        y = emitter.op(ta.LinearOp(x, weight, bias, **_typed(shape, None)))
+        # alpha scales the product only: beta·C (a bias vector or a matrix) is added after it.
+        y = emitter.op(ta.LinearOp(x, weight, None, **_typed(shape, None)))
         alpha = emitter.constant(Constant(np.array([layer.alpha], np.int32), element_type=i32))
-        addend = (
-            layer.zero_bias((1,)) if layer.addend is None else layer.output_addend(shape)
-        )
-        return emitter.op(ta.MulAddOp(y, alpha, emitter.constant(addend), **_typed(shape, requant)))
+        if layer.addend is not None:
+            addend = emitter.constant(layer.output_addend(shape))
+        else:
+            addend = bias if bias is not None else emitter.constant(layer.zero_bias((1,)))
+        return emitter.op(ta.MulAddOp(y, alpha, addend, **_typed(shape, requant)))
 
     return layer.nodes, build
 
@@ -548,6 +558,15 @@ def _table_step(graph: IntegerGraph, node: Node) -> tuple[Step, Attribute]:
     return (lambda values: ref.true_integer_div(values, delta, eta, eps, divisor)), i32
 
 
+def _elementwise(graph: IntegerGraph, node: Node) -> bool:
+    """Whether `node` computes each element from that element alone (a per-channel, per-row
+    RequantShift does not)."""
+    if node.op_type != "RequantShift":
+        return True
+    requantization = requant_shift(graph, node)
+    return requantization.attr.channels() == 1 and requantization.scaling is None
+
+
 def table(graph: IntegerGraph, root: Node) -> Match:
     """QuantLib's elementwise ops of one operand (RequantShift, iHardswish, TrueIntegerDiv) in
     a chain on an 8-bit tensor: their composition is a function of 256 values, imported as one
@@ -558,6 +577,7 @@ def table(graph: IntegerGraph, root: Node) -> Match:
         producer.op_type in _TABLE_OPS
         and not graph.is_output(producer.outputs[0])
         and len(graph.consumers(producer.outputs[0])) == 1
+        and _elementwise(graph, producer)
     ):
         chain.insert(0, producer)
     # The longest tail of the chain that starts on an 8-bit tensor.
@@ -634,9 +654,10 @@ def irmsnorm(graph: IntegerGraph, node: Node) -> Match:
         raise malformed(node, "only 256 output levels are supported")
     width = graph.shape(x)[-1]
     weight = _broadcast_values(graph, node, 1, "weight")
-    vector = _last_axis_channels(weight, (width,))
-    if vector is None or weight.ndim > 1:
+    if any(dim != 1 for dim in weight.shape[:-1]):
         raise malformed(node, f"weight '{node.input(1)}' is not a vector over the last axis")
+    vector = _last_axis_channels(weight.reshape(-1), (width,))
+    assert vector is not None  # a vector varies along no other axis
     constant = Constant(np.broadcast_to(np.asarray(vector, np.int32), (width,)), node.input(1), i32)
     clip = ta.RequantAttr([1], [0], 0)
 

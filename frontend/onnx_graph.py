@@ -118,8 +118,9 @@ def _inferred_types(
 ) -> dict[str, onnx.TypeProto]:
     """The types ONNX shape inference finds. It gives up on a whole model with an op it does
     not know (a custom domain); the declared types are kept then, and the unknown op is
-    reported when it is reached. QuantLib's ops it skips, leaving what follows them unknown:
-    their outputs are declared (`_quantlib_result`) and inference runs again."""
+    reported when it is reached. The ops it does not know but the importer reads it skips,
+    leaving what follows them unknown: their outputs are declared (`_quantlib_result`) and
+    inference runs again."""
     learnt: set[str] = set()
     while True:
         try:
@@ -129,7 +130,7 @@ def _inferred_types(
         infos = [
             _quantlib_result(node, types[node.input[0]])
             for node in model.graph.node
-            if Node(node, 0).is_quantlib
+            if _unknown_to_onnx(Node(node, 0))
             and node.input
             and node.output
             and node.output[0] not in learnt
@@ -143,6 +144,13 @@ def _inferred_types(
         extended.CopyFrom(model)
         extended.graph.value_info.extend(infos)
         model = extended
+
+
+def _unknown_to_onnx(node: Node) -> bool:
+    """An op the importer reads that ONNX shape inference does not know: QuantLib's, and the
+    ones of other domains (com.microsoft::Gelu); all keep their operand's shape but
+    IntegerMean."""
+    return node.is_quantlib or (node.in_known_domain and not node.in_default_domain)
 
 
 def _quantlib_result(node: onnx.NodeProto, operand: onnx.TypeProto) -> onnx.ValueInfoProto:

@@ -336,7 +336,7 @@ def import_model(
 ) -> ModuleOp:
     """Import an ONNX model (or the file at that path) as a verified tinyattn module.
 
-    An integer graph (QuantLib's RequantShift or iSoftmax, int8/uint8/int32 graph inputs or
+    An integer graph (one of QuantLib's ops, int8/uint8/int32 graph inputs or
     outputs, or integer sample arrays: `is_integer_model`) is imported in int8 form. A float32
     input's signedness is not in the graph: `sample_inputs` (arrays by input name, else in
     order) give it the smallest type holding its values, unsigned first, as Deeploy does

@@ -516,7 +516,6 @@ def add(graph: OnnxGraph, node: Node) -> Match:
     lhs, rhs = node.inputs
     if graph.shape(lhs) != graph.shape(rhs):
         return float_map(graph, node)
-    lhs, rhs = residual_operands(graph, node, "")
     return single(
         node, lambda emitter: emitter.op(ta.AddOp(emitter.value(lhs), emitter.value(rhs)))
     )
@@ -876,9 +875,9 @@ def concat(graph: OnnxGraph, node: Node) -> Match:
     return single(node, emit)
 
 
-def _slice_bounds(graph: OnnxGraph, node: Node) -> list[tuple[int, int, int]] | None:
+def _slice_bounds(graph: OnnxGraph, node: Node) -> list[tuple[int, int, int]]:
     """Per axis (start, size, step) of a Slice node with constant bounds (inputs from opset
-    10, attributes before), clamped as ONNX says; None where a bound is not constant."""
+    10, attributes before), clamped as ONNX says."""
     shape = graph.shape(node.inputs[0])
     if graph.opset < 10:
         starts, ends = node.attr("starts"), node.attr("ends")

@@ -348,6 +348,8 @@ class _Quantizer:
             self.function.sym_name.data,
             (self.block.arg_types, [value.type for value in outputs]),
             Region(self.block),
+            arg_attrs=self.function.arg_attrs,
+            res_attrs=self.function.res_attrs,
         )
         quantized.attributes[INPUT_SCALES] = _scales_attr(
             self.scale[arg] for arg in self.function.args

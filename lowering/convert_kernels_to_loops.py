@@ -103,8 +103,8 @@ _FLOAT_FUNCTIONS: dict[str, Callable[[LoopBuilder, list[SSAValue]], SSAValue]] =
     "sub": lambda b, values: b.sub(values[0], values[1]),
     "mul": lambda b, values: b.mul(values[0], values[1]),
     "div": lambda b, values: b.div(values[0], values[1]),
-    "max": lambda b, values: b.max_number(values[0], values[1]),
-    "min": lambda b, values: k.min_number(b, values[0], values[1]),
+    "max": lambda b, values: b.max(values[0], values[1]),  # NaN-propagating, as ONNX's
+    "min": lambda b, values: b.min(values[0], values[1]),
 }
 
 

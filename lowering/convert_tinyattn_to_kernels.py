@@ -25,7 +25,9 @@ from math import prod
 from xdsl.context import Context
 from xdsl.dialects import arith, bufferization, func, memref
 from xdsl.dialects.builtin import (
+    ArrayAttr,
     DenseIntOrFPElementsAttr,
+    DictionaryAttr,
     FunctionType,
     IntegerType,
     MemRefType,
@@ -482,8 +484,15 @@ class _FunctionConverter:
         for op in list(old.body.block.ops):
             self._convert_op(low, op, destinations)
         low.builder.insert(func.ReturnOp())
+        names = [
+            *(old.arg_attrs.data if old.arg_attrs else [DictionaryAttr({})] * len(inputs)),
+            *(old.res_attrs.data if old.res_attrs else [DictionaryAttr({})] * len(outputs)),
+        ]
         new = func.FuncOp(
-            old.sym_name.data, FunctionType.from_lists([*inputs, *outputs], []), Region(block)
+            old.sym_name.data,
+            FunctionType.from_lists([*inputs, *outputs], []),
+            Region(block),
+            arg_attrs=ArrayAttr(names) if old.arg_attrs or old.res_attrs else None,
         )
         if old.sym_visibility is not None:
             new.sym_visibility = old.sym_visibility

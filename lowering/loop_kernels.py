@@ -18,7 +18,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from xdsl.dialects import arith
 from xdsl.dialects.builtin import IndexType, IntegerType, f32, i8, i32
 from xdsl.ir import SSAValue
@@ -342,8 +341,9 @@ def isoftmax(
 def itamax_rows(b: LoopBuilder, rows: int, cols: int, x: Matrix, out: Matrix) -> None:
     """ITA's integer softmax of each row of 8-bit `x` into unsigned 8-bit `out`
     (`reference.itamax`): `shift = (max - x + 16) >> 5` (at most 8), the row's
-    `inv = 65280 / sum(256 >> shift)` (unsigned: the sum is at least 1 and at most
-    256 cols), then `out = inv >> shift`. The shifts are recomputed rather than stored."""
+    `inv = 65280 / sum(256 >> shift)` (unsigned: the sum is at least 256, the maximum's
+    own term, and at most 256 cols), then `out = inv >> shift`. The shifts are recomputed
+    rather than stored."""
     assert element_type(x.ref) == i8, "itamax_rows reads 8-bit scores"
     row_max = scalar_row_max(cols, x)
 
@@ -679,20 +679,19 @@ def maxpool(
     b: LoopBuilder, x: SSAValue, out: SSAValue, window: Window, unsigned: bool = False
 ) -> None:
     """`out[c, oy, ox] = max` of the window's taps inside x (the padding never wins: the max
-    starts at the lowest value the type holds, f32's lowest finite one)."""
+    starts at the lowest value the type holds, -inf for f32; a NaN propagates)."""
     storage = element_type(x)
     acc_type = compute_type(storage)
     if is_integer(acc_type):
         lowest = 0 if unsigned else -(1 << (storage.width.data - 1))  # type: ignore[attr-defined]
     else:
-        lowest = -float(np.finfo(np.float32).max)
+        lowest = -math.inf
 
     def body(bo: LoopBuilder, idx: list[SSAValue]) -> None:
         c, oy, ox = idx
 
         def tap(bt, inside, value, offsets, best):
-            larger = bt.max(best, value) if is_integer(acc_type) else bt.max_number(best, value)
-            return bt.select(inside, larger, best)
+            return bt.select(inside, bt.max(best, value), best)  # NaN wins, as in ONNX
 
         best = window.taps(bo, x, c, (oy, ox), tap, bo.constant(lowest, acc_type), unsigned)
         bo.store(bo.convert(best, element_type(out)), out, idx)
@@ -731,11 +730,6 @@ def round_half_even(b: LoopBuilder, x: SSAValue) -> SSAValue:
     small = b.insert(arith.CmpfOp(magnitude, big, "olt"))
     rounded = b.select(small, b.sub(b.add(magnitude, big), big), magnitude)
     return b.select(negative, b.sub(zero, rounded), rounded)
-
-
-def min_number(b: LoopBuilder, x: SSAValue, y: SSAValue) -> SSAValue:
-    """`x < y ? x : y` on floats (see `LoopBuilder.max_number`)."""
-    return b.select(b.insert(arith.CmpfOp(x, y, "olt")), x, y)
 
 
 def gelu(b: LoopBuilder, x: SSAValue) -> SSAValue:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref
 from xdsl.dialects.builtin import (
+    ArrayAttr,
     DictionaryAttr,
     FunctionType,
     IndexType,
@@ -100,6 +101,9 @@ def plan_function(
     function.function_type = FunctionType.from_lists(
         [arg.type for arg in block.args], function.function_type.outputs.data
     )
+    if function.arg_attrs is not None:  # the arenas' attributes: none
+        missing = len(block.args) - len(function.arg_attrs.data)
+        function.arg_attrs = ArrayAttr([*function.arg_attrs.data, *[DictionaryAttr({})] * missing])
     function.attributes[ARENA_BYTES] = DictionaryAttr(
         {level: IntegerAttr(plan.arena_bytes, i64) for level, plan in plans.items()}
     )

@@ -121,9 +121,12 @@ def model_path(path: str) -> Iterator[str]:
 def _notes(prog: str) -> Iterator[None]:
     """Print each distinct `ArraysNote` the body warns of once, as `prog: note: ...`."""
     seen: set[str] = set()
+    others = warnings.showwarning
 
-    def show(message, category, *_args, **_kwargs):
-        if str(message) not in seen:
+    def show(message, category, *args, **kwargs):
+        if not issubclass(category, ArraysNote):
+            others(message, category, *args, **kwargs)
+        elif str(message) not in seen:
             seen.add(str(message))
             print(f"{prog}: note: {message}", file=sys.stderr)
 

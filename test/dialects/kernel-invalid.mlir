@@ -126,3 +126,35 @@ func.func @float_map_of_integers(%x: memref<4x8xi8>) {
   func.return
 }
 // CHECK: 'kernel.map' op 'sigmoid' maps f32 data
+
+// -----
+
+func.func @window_stride(%x: memref<3x8x8xi8>, %y: memref<3x8x8xi8>) {
+  kernel.maxpool %x into %y {kernel = array<i64: 1, 1>, strides = array<i64: 0, 1>, pads = array<i64: 0, 0, 0, 0>} : memref<3x8x8xi8> into memref<3x8x8xi8>
+  func.return
+}
+// CHECK: 'kernel.maxpool' op kernel sizes and strides must be positive, pads non-negative
+
+// -----
+
+func.func @maxpool_channels(%x: memref<3x8x8xi8>, %y: memref<5x4x4xi8>) {
+  kernel.maxpool %x into %y {kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>} : memref<3x8x8xi8> into memref<5x4x4xi8>
+  func.return
+}
+// CHECK: 'kernel.maxpool' op operand 'out' must be [3, 4, 4], got [5, 4, 4]
+
+// -----
+
+func.func @conv_groups(%x: memref<4x8x8xf32>, %w: memref<5x2x3x3xf32>, %y: memref<5x6x6xf32>) {
+  kernel.conv %x, %w into %y {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 2 : i64} : memref<4x8x8xf32>, memref<5x2x3x3xf32> into memref<5x6x6xf32>
+  func.return
+}
+// CHECK: 'kernel.conv' op weight [C_out, C_in/groups, KH, KW] does not fit x with groups=2
+
+// -----
+
+func.func @im2col_kernel(%x: memref<3x8x8xi8>, %y: memref<64x27xi8>) {
+  kernel.im2col %x into %y {kernel = array<i64: 3, 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>} : memref<3x8x8xi8> into memref<64x27xi8>
+  func.return
+}
+// CHECK: 'kernel.im2col' op a 2-D window: 2 kernel sizes, 2 strides, 4 pads

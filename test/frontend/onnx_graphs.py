@@ -292,6 +292,7 @@ class iRMSNorm(OpRun):
 
     def _run(self, x, weight, D=None, n_levels=None):  # noqa: N803
         shift = int(D).bit_length() - 1
+        weight = np.broadcast_to(weight, x.shape)[(0,) * (x.ndim - 1)]  # a vector over E
         rows = x.astype(np.int64).reshape(-1, x.shape[-1])
         out = np.empty_like(rows)
         for r, row in enumerate(rows):

@@ -174,3 +174,33 @@ def test_an_attention_too_big_for_depth_first_falls_back_to_layerwise(target, ca
         "of L1 with 1-row blocks, but l1-bytes=131072 (attention #0); scheduled by "
         "layerwise-tile instead, in "
     )
+
+
+def test_integer_samples_of_a_float_model_keep_it_float():
+    """8-bit pixels for a model with float weights: the weights say float."""
+    b = GraphBuilder([1, 4, 8])
+    model = b.model(linear(b, "x", 8, 5))
+    x = RNG.integers(0, 256, (1, 4, 8)).astype(np.uint8)
+    assert [t for _, t in _signature(import_model(model, [x]))] == [ta.f32, ta.f32]
+
+
+def test_microsoft_gelu_between_layers():
+    """com.microsoft::Gelu, which ONNX shape inference does not know, inside a graph."""
+    b = GraphBuilder([1, 4, 8])
+    hidden = b.op("Gelu", linear(b, "x", 8, 6), domain="com.microsoft")
+    model = b.model(linear(b, hidden, 6, 3))
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    module = import_model(model)
+    assert "tinyattn.gelu" in [op.name for op in module.walk()]
+
+
+def test_output_names_survive_quantization_and_lowering(tmp_path):
+    from tinyattn.frontend import quantize as q
+
+    b = GraphBuilder([1, 4, 8])
+    model = b.model(b.op("Relu", linear(b, "x", 8, 5)))
+    model.graph.output[0].name = model.graph.node[-1].output[0] = "logits"
+    samples = [[RNG.standard_normal((1, 4, 8)).astype(np.float32)] for _ in range(4)]
+    quantized = q.quantize(import_model(model), samples)
+    lowered = lower_module(quantized, TARGETS["cortex-m4"], LowerOptions())
+    assert [s.name for s in lowered.outputs] == ["logits"]

@@ -37,8 +37,12 @@ def _tables(module) -> list:
     return [op for op in module.walk() if isinstance(op, ta.LookupOp)]
 
 
+def hardswish_requant_of(b: GraphBuilder, x: str) -> str:
+    return requant_shift(b, b.op("iHardswish", x, **HARDSWISH), 1, div=2**16)
+
+
 def hardswish_requant(b: GraphBuilder) -> str:
-    return requant_shift(b, b.op("iHardswish", "x", **HARDSWISH), 1, div=2**16)
+    return hardswish_requant_of(b, "x")
 
 
 def hardswish_wide(b: GraphBuilder) -> str:
@@ -103,3 +107,13 @@ def test_tables_compile_and_run_bit_exact(target):
     (expected,) = run_integer_onnx(model, [x])
     report = run(import_model(model, [x]), target, inputs=[x.astype(np.int8)], expect=[expected])
     assert report.match and report.max_abs_error == 0
+
+
+def test_a_per_channel_requant_ends_a_chain():
+    """x -> RequantShift per column -> iHardswish -> RequantShift: a requant, then one table
+    of the other two."""
+    b = GraphBuilder([SEQ, EMBED])
+    y = requant_shift(b, "x", np.arange(1, EMBED + 1), div=2**3)
+    model = b.model(hardswish_requant_of(b, y))
+    module = assert_integer_matches_onnx(model, [RNG.integers(-128, 128, (SEQ, EMBED))])
+    assert tinyattn_ops(module) == ["tinyattn.requant", "tinyattn.lookup"]

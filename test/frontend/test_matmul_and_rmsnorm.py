@@ -93,3 +93,10 @@ def test_matmul_and_rmsnorm_compile_and_run(target):
     x = RNG.integers(-128, 128, (1, 16, 64))
     expected = run_integer_onnx(model, [x])
     assert run(import_model(model, [x]), target, inputs=[x], expect=expected).match
+
+
+def test_irmsnorm_weight_of_rank_two():
+    b = GraphBuilder([1, 4, 8])
+    weight = b.const(RNG.integers(1_000_000, 4_000_000, (1, 8)))
+    model = b.model(b.op("iRMSNorm", "x", weight, D=2**16, n_levels=256))
+    assert_integer_matches_onnx(model, [RNG.integers(-64, 65, (1, 4, 8))])

@@ -122,3 +122,11 @@ def test_scalings_compile_and_run(target):
     x = RNG.standard_normal((ROWS, DEPTH)).astype(np.float32)
     (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
     assert run(import_model(model), target, inputs=[x], expect=[expected]).match
+
+
+def test_integer_gemm_scales_the_product_not_the_bias():
+    """alpha·x·W + beta·C with a vector C: alpha must not scale C."""
+    b = GraphBuilder([ROWS, DEPTH])
+    c = b.const(RNG.integers(-300, 300, WIDTH))
+    model = b.model(b.op("Gemm", "x", int_weight(b, DEPTH, WIDTH), c, alpha=2.0, beta=3.0))
+    assert_integer_matches_onnx(model, [RNG.integers(-128, 128, (ROWS, DEPTH))])

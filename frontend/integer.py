@@ -497,7 +497,7 @@ def requant(graph: IntegerGraph, node: Node) -> Match:
     one (per tensor, a `table` instead), or per row or head a `tinyattn.muladd`."""
     requantization = requant_shift(graph, node)
     x = activation(graph, node)
-    graph.activation_type(x)  # known
+    graph.activation_type(x)  # an integer it can narrow, or a Mismatch naming what it is
 
     def emit(emitter: Emitter) -> SSAValue:
         if requantization.scaling is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tinyattn.backend.files import write_bytes_atomically
 from tinyattn.backend.targets import TARGETS
+from tinyattn.dialects.memory import MemoryLevel
 from tinyattn.driver.layer_report import REPORT_FORMATS, format_layers
 from tinyattn.driver.lower import SCHEDULES, LowerOptions
 from tinyattn.driver.run import DriverError, compile_model, load_model, lower
@@ -93,9 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.plot:  # drawn before anything is written, so a failure writes nothing
             if not Path(args.plot).absolute().parent.is_dir():
                 raise DriverError(f"{args.plot}: no such directory")
-            title = f"{args.model} on {args.target}"
+            target = TARGETS[args.target]
+            l1_budget = options.l1_bytes or target.l1.size
+            title = (
+                f"{args.model} on {args.target} (fuse-weights {options.fuse_weights}, "
+                f"L1 budget {l1_budget:,} B, rows {options.rows})"
+            )
+            levels = (MemoryLevel.L1, MemoryLevel.L2)[-len(target.levels) :]
+            capacities = {
+                level: memory.size for level, memory in zip(levels, target.levels, strict=True)
+            }
             try:
-                plot = render_occupancy(schedules, title, plot_format(args.plot))
+                plot = render_occupancy(schedules, title, capacities, plot_format(args.plot))
             except ValueError as error:  # matplotlib: a format it cannot write
                 raise DriverError(f"{args.plot}: {error}") from None
         result = compile_model(

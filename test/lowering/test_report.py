@@ -115,6 +115,18 @@ def test_compile_plot_draws_both_schedules(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+@needs_pipeline
+def test_plot_names_layers_levels_capacities_and_options(tmp_path):
+    """The figure's text (SVG keeps it): ONNX node names on the axis, each level's capacity,
+    the options in the title."""
+    plot = tmp_path / "memory.svg"
+    args = [str(MODELS / "ecg.onnx"), "--target", "cortex-m7", "-o", str(tmp_path / "out")]
+    assert compile_tool.main([*args, "--plot", str(plot), "--fuse-weights", "never"]) == 0
+    text = plot.read_text()
+    for expected in ("L1 capacity", "L2 capacity", "fuse-weights never", "/head/Gemm"):
+        assert expected in text, expected
+
+
 def test_plot_into_a_missing_directory_is_one_line_and_writes_nothing(tmp_path, capsys):
     args = [str(MODELS / "ecg.onnx"), "--target", "cortex-m7", "-o", str(tmp_path / "out")]
     assert compile_tool.main([*args, "--plot", str(tmp_path / "no" / "memory.png")]) == 2

@@ -606,20 +606,35 @@ def table(graph: IntegerGraph, root: Node) -> Match:
     return Match(root, tuple(chain), emit)
 
 
+def _int8_activation(graph: IntegerGraph, node: Node) -> str:
+    """The activation a QuantLib op of 8-bit activations reads; Mismatch for any other."""
+    x = activation(graph, node)
+    element_type = graph.activation_type(x)
+    if not ta.is_int8(element_type):
+        raise Mismatch(
+            f"its input '{x}' is {element_type}; {node.op_type} takes 8-bit activations"
+        )
+    return x
+
+
+def _norm_shift(node: Node, inputs: Sequence[str]) -> int:
+    """log2(D) of a QuantLib norm with these inputs and 256 output levels."""
+    if len(node.inputs) != len(inputs):
+        names = ", ".join(inputs)
+        raise malformed(node, f"expected {len(inputs)} inputs ({names}), got {len(node.inputs)}")
+    shift = _power_of_two(node, "D")
+    if _number(node, "n_levels") != 256:
+        raise malformed(node, "only 256 output levels are supported")
+    return shift
+
+
 def inonorm(graph: IntegerGraph, node: Node) -> Match:
     """QuantLib's iNoNorm (MobileBERT's NoNorm, integerised) of an 8-bit tensor:
     `clip(((x * weight + bias) * mul) >> log2(D))`, weight and bias broadcast to x, the shift
     rounding down: a `tinyattn.muladd` narrowed by `requant<mul, -2^(s-1), s>` (whose
     rounding half cancels)."""
-    x = activation(graph, node)
-    element_type = graph.activation_type(x)
-    if not ta.is_int8(element_type):
-        raise Mismatch(f"its input '{x}' is {element_type}; iNoNorm takes 8-bit activations")
-    if len(node.inputs) != 3:
-        raise malformed(node, f"expected 3 inputs (x, weight, bias), got {len(node.inputs)}")
-    shift = _power_of_two(node, "D")
-    if _number(node, "n_levels") != 256:
-        raise malformed(node, "only 256 output levels are supported")
+    x = _int8_activation(graph, node)
+    shift = _norm_shift(node, ("x", "weight", "bias"))
     multiplier = _integer(node, "mul")
     weight, bias = (_broadcast_values(graph, node, i, w) for i, w in ((1, "weight"), (2, "bias")))
     narrow = weight.min(initial=0) >= -128 and weight.max(initial=0) <= 127
@@ -643,15 +658,8 @@ def inonorm(graph: IntegerGraph, node: Node) -> Match:
 def irmsnorm(graph: IntegerGraph, node: Node) -> Match:
     """QuantLib's iRMSNorm of an 8-bit tensor over its last axis, with a weight vector:
     `tinyattn.rmsnorm` (Deeploy's kernel), clipped to 8 bits by a requant that only clips."""
-    x = activation(graph, node)
-    element_type = graph.activation_type(x)
-    if not ta.is_int8(element_type):
-        raise Mismatch(f"its input '{x}' is {element_type}; iRMSNorm takes 8-bit activations")
-    if len(node.inputs) != 2:
-        raise malformed(node, f"expected 2 inputs (x, weight), got {len(node.inputs)}")
-    shift = _power_of_two(node, "D")
-    if _number(node, "n_levels") != 256:
-        raise malformed(node, "only 256 output levels are supported")
+    x = _int8_activation(graph, node)
+    shift = _norm_shift(node, ("x", "weight"))
     width = graph.shape(x)[-1]
     weight = _broadcast_values(graph, node, 1, "weight")
     if any(dim != 1 for dim in weight.shape[:-1]):
@@ -714,10 +722,7 @@ def igelu(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
     an integer `tinyattn.gelu`."""
     if root.op_type != "iGELU":
         raise Mismatch(f"{root.label()} is not an iGELU")
-    x = activation(graph, root)
-    element_type = graph.activation_type(x)
-    if not ta.is_int8(element_type):
-        raise Mismatch(f"its input '{x}' is {element_type}; iGELU takes 8-bit activations")
+    x = _int8_activation(graph, root)
     b, one = _integer(root, "b", "b_i"), _integer(root, "one", "one_i")
     if b >= 0 or one <= 0:
         raise malformed(root, f"b={b} must be negative and one={one} positive")

@@ -58,6 +58,7 @@ from tinyattn.dialects.tinyattn import (
     IGeluAttr,
     ILayerNormAttr,
     ISoftmaxAttr,
+    QuantLibLayerNormAttr,
     RequantAttr,
     StaticShapes,
     window_output,
@@ -345,8 +346,8 @@ class SoftmaxOp(KernelOp):
 @irdl_op_definition
 class LayerNormOp(KernelOp):
     """Layer norm of each row of `x` [R, C] with `gamma`, `beta` [C] into `out`. f32: `epsilon`.
-    Integer (`ilayernorm`): I-BERT's layer norm of 8-bit `x` with i32 gamma/beta; an 8-bit
-    `out` needs `requant`."""
+    Integer (`ilayernorm`): I-BERT's or QuantLib's layer norm of 8-bit `x` with i32
+    gamma/beta (`tinyattn.layernorm`); an 8-bit `out` needs `requant`."""
 
     name = "kernel.layernorm"
 
@@ -356,7 +357,7 @@ class LayerNormOp(KernelOp):
     output = operand_def(MemRefType)
 
     epsilon = opt_prop_def(FloatAttr[Float32Type])
-    ilayernorm = opt_prop_def(ILayerNormAttr)
+    ilayernorm = opt_prop_def(ILayerNormAttr | QuantLibLayerNormAttr)
     requant = opt_prop_def(RequantAttr)
 
     assembly_format = (
@@ -372,7 +373,7 @@ class LayerNormOp(KernelOp):
         out: SSAValue,
         *,
         epsilon: float | None = None,
-        ilayernorm: ILayerNormAttr | None = None,
+        ilayernorm: ILayerNormAttr | QuantLibLayerNormAttr | None = None,
         requant: RequantAttr | None = None,
         unsigned: Iterable[Role] = (),
     ):

@@ -259,7 +259,32 @@ class ILayerNormAttr(_KeywordParamsAttr):
             )
 
 
-_INTEGER_ONLY_ATTRS = (RequantAttr, ISoftmaxAttr, IGeluAttr, ILayerNormAttr)
+@irdl_attr_definition
+class QuantLibLayerNormAttr(_KeywordParamsAttr):
+    """QuantLib's integer layer norm (iLayerNorm) as Deeploy's kernel computes it. Each row of
+    E 8-bit values is centred on its truncated mean, `d = x - trunc(sum(x) / E)`, its
+    deviation is `den = isqrt(floor(sum(d^2) / E) + 1)`, and the result is
+    `(trunc(d * gamma / den) + beta) >> shift` with `d * gamma` exact in 64 bits (QuantLib's
+    weights carry a scaler near 2^24), saturated to int32."""
+
+    name = "tinyattn.quantlib_layernorm"
+    PARAMS: ClassVar = (("shift", False),)
+
+    shift: IntAttr = param_def()
+
+    def __init__(self, shift: int):
+        super().__init__(IntAttr(shift))
+
+    def verify(self) -> None:
+        if not 0 <= self.shift.data <= 62:
+            raise VerifyException(
+                f"quantlib_layernorm shift must be in [0, 62], got {self.shift.data}"
+            )
+
+
+_INTEGER_ONLY_ATTRS = (
+    RequantAttr, ISoftmaxAttr, IGeluAttr, ILayerNormAttr, QuantLibLayerNormAttr
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,6 +654,13 @@ def _check_elementwise_integer(op: IRDLOperation, x: TensorType[Attribute], attr
     result = _tensor(op.results[0], "result")
     _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
     _check_integer_result(op, x.get_shape()[-1] if x.get_shape() else 1)
+
+
+def _check_squares_fit(width: int) -> None:
+    """QuantLib's norms sum `width` squares of 8-bit values (or of their distances from the
+    mean, at most 255) in int32."""
+    if width * 255 * 255 > INT32_MAX:
+        raise VerifyException(f"sum(x^2) over E = {width} may exceed int32")
 
 
 def _expect_same_type(op: IRDLOperation, x: TensorType[Attribute]) -> None:
@@ -1006,10 +1038,11 @@ class LayerNormOp(_TensorOp):
     """Layer normalization over the last axis:
     `(x - mean) / sqrt(var + epsilon) * gamma + beta`, with x [..., E], gamma and beta [E].
 
-    Integer form: x i8/ui8 with `ilayernorm` (I-BERT's i-LayerNorm) and i32 gamma and beta;
-    the result is the int32 `trunc(c * gamma / std) + beta`, i.e.
-    `gamma (x - mean) / (sqrt(E) sigma) + beta`, or i8/ui8 with a `requant`. `epsilon` stays
-    the float model's; the integer form uses `ilayernorm.eps`.
+    Integer form: x i8/ui8 with `ilayernorm` and i32 gamma and beta; `ilayernorm` is I-BERT's
+    i-LayerNorm (`#tinyattn.ilayernorm`: the int32 `trunc(c * gamma / std) + beta`, i.e.
+    `gamma (x - mean) / (sqrt(E) sigma) + beta`) or QuantLib's iLayerNorm
+    (`#tinyattn.quantlib_layernorm`). The result is that int32, or i8/ui8 with a `requant`.
+    `epsilon` stays the float model's; the integer forms have their own.
     """
 
     name = "tinyattn.layernorm"
@@ -1020,7 +1053,7 @@ class LayerNormOp(_TensorOp):
     result = result_def(TensorType)
 
     epsilon = prop_def(FloatAttr[Float32Type])
-    ilayernorm = opt_prop_def(ILayerNormAttr)
+    ilayernorm = opt_prop_def(ILayerNormAttr | QuantLibLayerNormAttr)
     requant = opt_prop_def(RequantAttr)
 
     assembly_format = f"$x `,` $gamma `,` $beta {_FORMAT}"
@@ -1032,7 +1065,7 @@ class LayerNormOp(_TensorOp):
         beta: SSAValue,
         *,
         epsilon: float,
-        ilayernorm: ILayerNormAttr | None = None,
+        ilayernorm: ILayerNormAttr | QuantLibLayerNormAttr | None = None,
         requant: RequantAttr | None = None,
         result_type: Attribute | None = None,
     ):
@@ -1060,6 +1093,9 @@ class LayerNormOp(_TensorOp):
             _expect_same_type(self, x)
             return
         _check_elementwise_integer(self, x, "ilayernorm")
+        if isinstance(self.ilayernorm, QuantLibLayerNormAttr):
+            _check_squares_fit(e)
+            return
         assert self.ilayernorm is not None
         shift, eps = self.ilayernorm.shift.data, self.ilayernorm.eps.data
         reach = layernorm_square_bound(e, shift) + eps
@@ -1116,8 +1152,7 @@ class RMSNormOp(_TensorOp):
         _expect_element(weight, "operand 'weight'", (i32,))
         if not 0 <= self.shift.value.data <= 31:
             raise VerifyException(f"shift must be in [0, 31], got {self.shift.value.data}")
-        if e * 255 * 255 > INT32_MAX:
-            raise VerifyException(f"sum(x^2) over E = {e} may exceed int32")
+        _check_squares_fit(e)
         result = _tensor(self.result, "result")
         _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
         _check_integer_result(self, e)
@@ -1641,5 +1676,5 @@ Tinyattn = Dialect(
         RequantOp,
         LookupOp,
     ],
-    [RequantAttr, ISoftmaxAttr, IGeluAttr, ILayerNormAttr],
+    [RequantAttr, ISoftmaxAttr, IGeluAttr, ILayerNormAttr, QuantLibLayerNormAttr],
 )

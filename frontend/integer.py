@@ -2,9 +2,10 @@
 
 Such a graph types every tensor float32 but holds exact integers in it, and computes with
 MatMul, Gemm, Add, RequantShift, iSoftmax and QuantLib's other integer ops (iHardswish,
-TrueIntegerDiv, iNoNorm, iRMSNorm, iGELU, IntegerMean, ITAMax), convolutions and data movement,
-with QuantLib's integer semantics (int32 accumulators, RequantShift rounding half up, I-BERT's
-softmax; docs/integer-semantics.md). `is_integer_model` says which graphs are imported this way.
+TrueIntegerDiv, iNoNorm, iRMSNorm, iLayerNorm, iGELU, IntegerMean, ITAMax), convolutions and data
+movement, with QuantLib's integer semantics (int32 accumulators, RequantShift rounding half up,
+I-BERT's softmax; docs/integer-semantics.md). `is_integer_model` says which graphs are imported
+this way.
 
 Element types follow the producers: RequantShift's `signed` attribute gives i8 or ui8, iSoftmax
 and ITAMax ui8, MatMul, Gemm, Add, Conv and the elementwise QuantLib ops i32, the QuantLib norms
@@ -73,7 +74,7 @@ _INT32_RESULTS = (
     "iGELU",
 )
 # QuantLib's norms, which narrow to signed 8 bits themselves.
-_INT8_RESULTS = ("iNoNorm", "iRMSNorm")
+_INT8_RESULTS = ("iNoNorm", "iRMSNorm", "iLayerNorm")
 _DATA_MOVEMENT = (
     "Reshape",
     "Transpose",
@@ -655,27 +656,58 @@ def inonorm(graph: IntegerGraph, node: Node) -> Match:
     return single(node, emit)
 
 
+# QuantLib's norms clip their result to signed 8 bits: a requant that only clips.
+_CLIP_TO_INT8 = ta.RequantAttr([1], [0], 0)
+
+
+def _norm_vector(graph: IntegerGraph, node: Node, index: int, what: str, width: int) -> Constant:
+    """Constant input `index` of a QuantLib norm: int32 values over the last axis, [width]."""
+    values = _broadcast_values(graph, node, index, what)
+    if any(dim != 1 for dim in values.shape[:-1]):
+        raise malformed(node, f"{what} '{node.input(index)}' is not a vector over the last axis")
+    vector = _last_axis_channels(values.reshape(-1), (width,))
+    assert vector is not None  # a vector varies along no other axis
+    values = np.broadcast_to(np.asarray(vector, np.int32), (width,))
+    return Constant(values, node.input(index), i32)
+
+
 def irmsnorm(graph: IntegerGraph, node: Node) -> Match:
     """QuantLib's iRMSNorm of an 8-bit tensor over its last axis, with a weight vector:
-    `tinyattn.rmsnorm` (Deeploy's kernel), clipped to 8 bits by a requant that only clips."""
+    `tinyattn.rmsnorm` (Deeploy's kernel), clipped to 8 bits."""
     x = _int8_activation(graph, node)
     shift = _norm_shift(node, ("x", "weight"))
-    width = graph.shape(x)[-1]
-    weight = _broadcast_values(graph, node, 1, "weight")
-    if any(dim != 1 for dim in weight.shape[:-1]):
-        raise malformed(node, f"weight '{node.input(1)}' is not a vector over the last axis")
-    vector = _last_axis_channels(weight.reshape(-1), (width,))
-    assert vector is not None  # a vector varies along no other axis
-    constant = Constant(np.broadcast_to(np.asarray(vector, np.int32), (width,)), node.input(1), i32)
-    clip = ta.RequantAttr([1], [0], 0)
+    weight = _norm_vector(graph, node, 1, "weight", graph.shape(x)[-1])
 
     def emit(emitter: Emitter) -> SSAValue:
         value = emitter.value(x)
         result_type = TensorType(ta.i8, value.type.get_shape())
         return emitter.op(
             ta.RMSNormOp(
-                value, emitter.constant(constant), shift=shift, result_type=result_type,
-                requant=clip,
+                value, emitter.constant(weight), shift=shift, result_type=result_type,
+                requant=_CLIP_TO_INT8,
+            )
+        )  # fmt: skip
+
+    return single(node, emit)
+
+
+def ilayernorm(graph: IntegerGraph, node: Node) -> Match:
+    """QuantLib's iLayerNorm of an 8-bit tensor over its last axis, with weight and bias
+    vectors: `tinyattn.layernorm` with `#tinyattn.quantlib_layernorm` (Deeploy's kernel, the
+    product in 64 bits), clipped to 8 bits."""
+    x = _int8_activation(graph, node)
+    shift = _norm_shift(node, ("x", "weight", "bias"))
+    width = graph.shape(x)[-1]
+    weight, bias = (_norm_vector(graph, node, i, w, width) for i, w in ((1, "weight"), (2, "bias")))
+    norm = ta.QuantLibLayerNormAttr(shift)
+
+    def emit(emitter: Emitter) -> SSAValue:
+        value = emitter.value(x)
+        result_type = TensorType(ta.i8, value.type.get_shape())
+        return emitter.op(
+            ta.LayerNormOp(
+                value, emitter.constant(weight), emitter.constant(bias), epsilon=0.0,
+                ilayernorm=norm, requant=_CLIP_TO_INT8, result_type=result_type,
             )
         )  # fmt: skip
 

@@ -22,6 +22,7 @@ QUANTLIB_OPS = (
     "TrueIntegerDiv",
     "iNoNorm",
     "iRMSNorm",
+    "iLayerNorm",
     "iGELU",
     "IntegerMean",
     "ITAMax",

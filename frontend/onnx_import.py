@@ -120,6 +120,7 @@ INTEGER_PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
     "TrueIntegerDiv": (q.table,),
     "iNoNorm": (q.inonorm,),
     "iRMSNorm": (q.irmsnorm,),
+    "iLayerNorm": (q.ilayernorm,),
     "iGELU": (q.accumulating(q.igelu),),
     "ITAMax": (q.itamax,),
     "IntegerMean": (q.mean,),

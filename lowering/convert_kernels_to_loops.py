@@ -21,6 +21,7 @@ from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import kernel
+from tinyattn.dialects import tinyattn as ta
 from tinyattn.dialects.annotations import PROFILE, PROFILE_OUTSIDE, profile_marker
 from tinyattn.dialects.builder import LoopBuilder, ModuleGlobals
 from tinyattn.lowering import (  # noqa: F401  (they register the targets' kernels)
@@ -81,6 +82,11 @@ def _layernorm(ctx: KernelContext, op: kernel.KernelOp) -> None:
     if op.ilayernorm is None:
         assert op.epsilon is not None
         k.layernorm_rows(ctx.builder, rows, cols, x, op.gamma, op.beta, op.epsilon.value.data, out)
+    elif isinstance(op.ilayernorm, ta.QuantLibLayerNormAttr):
+        shift = op.ilayernorm.shift.data
+        k.quantlib_layernorm_rows(
+            ctx.builder, rows, cols, x, op.gamma, op.beta, shift, out, ctx.requant(op)
+        )
     else:
         k.ilayernorm_rows(
             ctx.builder, rows, cols, x, op.gamma, op.beta, op.ilayernorm, out, ctx.requant(op)

@@ -9,7 +9,8 @@ The same kernels serve f32 and int8 data. A `Matrix` computes in f32 or i32 (`co
 8-bit elements are widened on load (zero-extended for an unsigned view) and truncated on store,
 so an int8 x int8 product is an i32 product and sums are i32. A `Requant` epilogue narrows an
 i32 result before it is stored; `isoftmax_rows`, `igelu` and `ilayernorm_rows` are I-BERT's
-integer softmax, GELU and layer norm.
+integer softmax, GELU and layer norm, `irmsnorm_rows` and `quantlib_layernorm_rows` QuantLib's
+norms.
 """
 
 from __future__ import annotations
@@ -499,8 +500,7 @@ def irmsnorm_rows(
             return (bj.add(acc[0], bj.mul(value, value)),)
 
         (squares,) = br.for_range(cols, square, (br.constant(0, i32),))
-        mean = br.udiv(squares, br.constant(cols, i32))
-        den = isqrt(br, br.add(mean, br.constant(1, i32)))
+        den = _quantlib_deviation(br, squares, cols)
 
         def normalize(bj: LoopBuilder, j: SSAValue, _):
             scaled = bj.mul(x.load(bj, i, j), bj.load(weight, [j]))
@@ -512,6 +512,80 @@ def irmsnorm_rows(
         return ()
 
     b.for_range(rows, row)
+
+
+def quantlib_layernorm_rows(
+    b: LoopBuilder,
+    rows: int,
+    cols: int,
+    x: Matrix,
+    gamma: SSAValue,
+    beta: SSAValue,
+    shift: int,
+    out: Matrix,
+    requant: Requant | None = None,
+) -> None:
+    """QuantLib's integer layer norm of each row of 8-bit `x` (`reference.QuantLibLayerNorm`):
+    `d = x - sum(x) / cols` (C's division, recomputed in each pass), `den =
+    isqrt(sum(d^2) / cols + 1)`, then `out = requant(sat32((d * gamma / den + beta) >> shift))`
+    with `d * gamma` and what follows in i64. `|d| <= 255`, so `den` is in [1, 255] and
+    `sum(d^2)` fits i32 (the op verifier bounds cols)."""
+    i64 = IntegerType(64)
+
+    def row(br: LoopBuilder, i: SSAValue, _):
+        (total,) = br.for_range(
+            cols, lambda bj, j, acc: (bj.add(acc[0], x.load(bj, i, j)),), (br.constant(0, i32),)
+        )
+        mean = br.sdiv(total, br.constant(cols, i32))
+
+        def square(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
+            d = bj.sub(x.load(bj, i, j), mean)
+            return (bj.add(acc[0], bj.mul(d, d)),)
+
+        (squares,) = br.for_range(cols, square, (br.constant(0, i32),))
+        den = _quantlib_deviation(br, squares, cols)
+
+        def normalize(bj: LoopBuilder, j: SSAValue, _):
+            d = bj.convert(bj.sub(x.load(bj, i, j), mean), i64)
+            scaled = divide_by_small(bj, bj.mul(d, bj.convert(bj.load(gamma, [j]), i64)), den)
+            value = bj.shr(bj.add(scaled, bj.convert(bj.load(beta, [j]), i64)),
+                           bj.constant(shift, i64))  # fmt: skip
+            value = bj.convert(bj.clip(value, -(2**31), 2**31 - 1), i32)
+            out.store(bj, requant(bj, value, j) if requant else value, i, j)
+            return ()
+
+        br.for_range(cols, normalize)
+        return ()
+
+    b.for_range(rows, row)
+
+
+def _quantlib_deviation(b: LoopBuilder, squares: SSAValue, cols: int) -> SSAValue:
+    """QuantLib's norms' `isqrt(floor(squares / cols) + 1)`: `squares` is a non-negative i32
+    (an unsigned division)."""
+    return isqrt(b, b.add(b.udiv(squares, b.constant(cols, i32)), b.constant(1, i32)))
+
+
+def divide_by_small(b: LoopBuilder, n: SSAValue, den: SSAValue) -> SSAValue:
+    """C's `n / den` of an i64 `n` with `|n| < 2^40` by an i32 `den` in [1, 2^8], in i32
+    divisions: the targets have no 64-bit divide instruction and link no `__divdi3`. The
+    magnitude splits at bit 16: `hi = |n| >> 16 < 2^24`, and the remainder of `hi / den` before
+    the low 16 bits stays below 2^24, so both unsigned divisions are exact in i32."""
+    i64 = n.type
+    negative = b.less(n, b.constant(0, i64))
+    magnitude = b.select(negative, b.sub(b.constant(0, i64), n), n)
+    sixteen = b.constant(16, i64)
+    high64 = b.shr(magnitude, sixteen)
+    low = b.convert(b.sub(magnitude, b.shl(high64, sixteen)), i32)
+    high = b.convert(high64, i32)
+    high_quotient = b.udiv(high, den)
+    remainder = b.sub(high, b.mul(high_quotient, den))
+    low_quotient = b.udiv(b.add(b.shl(remainder, b.constant(16, i32)), low), den)
+    quotient = b.add(
+        b.shl(b.convert(high_quotient, i64, unsigned=True), sixteen),
+        b.convert(low_quotient, i64, unsigned=True),
+    )
+    return b.select(negative, b.sub(b.constant(0, i64), quotient), quotient)
 
 
 def isqrt(b: LoopBuilder, n: SSAValue) -> SSAValue:

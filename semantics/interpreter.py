@@ -57,7 +57,11 @@ def igelu_of(attr: ta.IGeluAttr | None) -> ref.IGelu | None:
     return None if attr is None else ref.IGelu(attr.b.data, attr.one.data)
 
 
-def ilayernorm_of(attr: ta.ILayerNormAttr | None) -> ref.ILayerNorm | None:
+def ilayernorm_of(
+    attr: ta.ILayerNormAttr | ta.QuantLibLayerNormAttr | None,
+) -> ref.ILayerNorm | ref.QuantLibLayerNorm | None:
+    if isinstance(attr, ta.QuantLibLayerNormAttr):
+        return ref.QuantLibLayerNorm(attr.shift.data)
     return None if attr is None else ref.ILayerNorm(attr.shift.data, attr.eps.data)
 
 

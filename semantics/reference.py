@@ -164,6 +164,26 @@ class ILayerNorm:
         return wrap_int32(_divide_toward_zero(scaled, std) + np.asarray(beta, np.int64))
 
 
+@dataclass(frozen=True)
+class QuantLibLayerNorm:
+    """QuantLib's integer layer norm (iLayerNorm) over the last axis as Deeploy's kernel
+    computes it; see `#tinyattn.quantlib_layernorm`. `d * gamma` is exact (int64: |d| <= 255),
+    the result saturated to int32."""
+
+    shift: int
+
+    def __call__(self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        width = x.shape[-1]
+        mean = _divide_toward_zero(x.sum(axis=-1, keepdims=True), width)
+        centred = x - mean
+        squares = (centred * centred).sum(axis=-1, keepdims=True)
+        den = isqrt(squares // width + 1)
+        scaled = _divide_toward_zero(centred * np.asarray(gamma, np.int64), den)
+        value = (scaled + np.asarray(beta, np.int64)) >> self.shift
+        return np.clip(value, -(2**31), 2**31 - 1)
+
+
 def ihardswish(x: np.ndarray, three: int, six: int, one_over_six: int) -> np.ndarray:
     """QuantLib's integer hardswish (iHardswish, Deeploy's iHardswish_s8_s32):
     `x * (clip(x + three, 0, six) * one_over_six)` in wrapping int32; the result is hardswish
@@ -379,7 +399,7 @@ def layernorm(
     gamma: np.ndarray,
     beta: np.ndarray,
     epsilon: float,
-    ilayernorm: ILayerNorm | None = None,
+    ilayernorm: ILayerNorm | QuantLibLayerNorm | None = None,
     requant: Requant | None = None,
     out_dtype: np.dtype = np.float32,
 ) -> np.ndarray:

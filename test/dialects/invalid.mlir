@@ -245,6 +245,22 @@ func.func @ilayernorm_eps(%x: tensor<4x8xi8>, %g: tensor<8xi32>) -> tensor<4x8xi
 
 // -----
 
+func.func @quantlib_layernorm_shift(%x: tensor<4x8xi8>, %g: tensor<8xi32>) -> tensor<4x8xi32> {
+  %y = tinyattn.layernorm %x, %g, %g {epsilon = 0.0 : f32, ilayernorm = #tinyattn.quantlib_layernorm<shift = 63>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi32>
+  func.return %y : tensor<4x8xi32>
+}
+// CHECK: quantlib_layernorm shift must be in [0, 62], got 63
+
+// -----
+
+func.func @quantlib_layernorm_width(%x: tensor<1x40000xi8>, %g: tensor<40000xi32>) -> tensor<1x40000xi32> {
+  %y = tinyattn.layernorm %x, %g, %g {epsilon = 0.0 : f32, ilayernorm = #tinyattn.quantlib_layernorm<shift = 8>} : (tensor<1x40000xi8>, tensor<40000xi32>, tensor<40000xi32>) -> tensor<1x40000xi32>
+  func.return %y : tensor<1x40000xi32>
+}
+// CHECK: 'tinyattn.layernorm' op sum(x^2) over E = 40000 may exceed int32
+
+// -----
+
 func.func @mean_f32_with_requant(%x: tensor<4x8xf32>) -> tensor<8xf32> {
   %y = tinyattn.mean %x {axis = 0 : i64, requant = #tinyattn.requant<mul = 1, add = 0, shift = 2>} : (tensor<4x8xf32>) -> tensor<8xf32>
   func.return %y : tensor<8xf32>

@@ -39,6 +39,8 @@ func.func @int8(%x: memref<4x8xi8, strided<[16, 1], offset: ?>, "L1">, %w: memre
   kernel.softmax %y scratch %row into %y {unsigned = array<i64: 2>, isoftmax = #tinyattn.isoftmax<coeff_a = 1, coeff_b = 173, coeff_c = 15599, log2 = 127, n_levels = 256>} : memref<4x3xi8> scratch memref<3xi32> into memref<4x3xi8>
   // CHECK-NEXT: kernel.layernorm %y, %gb, %gb into %acc {ilayernorm = #tinyattn.ilayernorm<shift = 2, eps = 1>}
   kernel.layernorm %y, %gb, %gb into %acc {ilayernorm = #tinyattn.ilayernorm<shift = 2, eps = 1>} : memref<4x3xi8>, memref<3xi32>, memref<3xi32> into memref<4x3xi32>
+  // CHECK-NEXT: kernel.layernorm %y, %gb, %gb into %y {ilayernorm = #tinyattn.quantlib_layernorm<shift = 20>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>}
+  kernel.layernorm %y, %gb, %gb into %y {ilayernorm = #tinyattn.quantlib_layernorm<shift = 20>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>} : memref<4x3xi8>, memref<3xi32>, memref<3xi32> into memref<4x3xi8>
   // CHECK-NEXT: kernel.map "gelu" %y into %y {igelu = #tinyattn.igelu<b = -1000, one = 20000>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 8>}
   kernel.map "gelu" %y into %y {igelu = #tinyattn.igelu<b = -1000, one = 20000>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 8>} : memref<4x3xi8> into memref<4x3xi8>
   // CHECK-NEXT: kernel.map "copy" %acc into %y {requant = #tinyattn.requant<mul = 1, add = 0, shift = 1>}

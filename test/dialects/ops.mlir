@@ -159,6 +159,10 @@ func.func @norm_gelu_mean_int8(%x: tensor<4x8xi8>, %g: tensor<8xi32>, %b: tensor
   %n = tinyattn.layernorm %x, %g, %b {epsilon = 1.0e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 12>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 10>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi8>
   // CHECK-NEXT: %wide = tinyattn.layernorm %x, %g, %b {epsilon = 1.000000e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 2, eps = 1>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi32>
   %wide = tinyattn.layernorm %x, %g, %b {epsilon = 1.0e-05 : f32, ilayernorm = #tinyattn.ilayernorm<shift = 2, eps = 1>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi32>
+  // QuantLib's iLayerNorm, clipped to 8 bits.
+  // CHECK-NEXT: %q = tinyattn.layernorm %x, %g, %b {epsilon = 0.000000e+00 : f32, ilayernorm = #tinyattn.quantlib_layernorm<shift = 24>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi8>
+  // GENERIC: "tinyattn.layernorm"(%x, %g, %b) <{epsilon = 0.000000e+00 : f32, ilayernorm = #tinyattn.quantlib_layernorm<shift = 24>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>}>
+  %q = tinyattn.layernorm %x, %g, %b {epsilon = 0.0 : f32, ilayernorm = #tinyattn.quantlib_layernorm<shift = 24>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>} : (tensor<4x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<4x8xi8>
   // CHECK-NEXT: %a = tinyattn.gelu %n {igelu = #tinyattn.igelu<b = -80, one = 6980>, requant = #tinyattn.requant<mul = 3, add = 0, shift = 16>} : (tensor<4x8xi8>) -> tensor<4x8xi8>
   // GENERIC: "tinyattn.gelu"(%n) <{igelu = #tinyattn.igelu<b = -80, one = 6980>, requant = #tinyattn.requant<mul = 3, add = 0, shift = 16>}>
   %a = tinyattn.gelu %n {igelu = #tinyattn.igelu<b = -80, one = 6980>, requant = #tinyattn.requant<mul = 3, add = 0, shift = 16>} : (tensor<4x8xi8>) -> tensor<4x8xi8>

@@ -304,6 +304,33 @@ class iRMSNorm(OpRun):
         return (out.reshape(x.shape).astype(np.float32),)
 
 
+class iLayerNorm(OpRun):
+    """QuantLib's iLayerNorm as Deeploy computes it (with QuantLib's clip), row by row in
+    Python integers: d = x - trunc(mean), den = isqrt(floor(sum(d^2) / E) + 1),
+    (trunc(d * w / den) + b) >> log2(D), clipped to 8 bits."""
+
+    op_domain = ""
+
+    def _run(self, x, weight, bias, D=None, n_levels=None):  # noqa: N803
+        shift = int(D).bit_length() - 1
+
+        def truncated(numerator: int, denominator: int) -> int:
+            quotient = abs(numerator) // denominator
+            return quotient if numerator >= 0 else -quotient
+
+        weight, bias = (np.asarray(v).reshape(-1)[-x.shape[-1]:] for v in (weight, bias))
+        rows = x.astype(np.int64).reshape(-1, x.shape[-1])
+        out = np.empty_like(rows)
+        for r, row in enumerate(rows):
+            mean = truncated(int(row.sum()), row.size)
+            centred = [int(v) - mean for v in row]
+            den = math.isqrt(sum(d * d for d in centred) // row.size + 1)
+            for c, d in enumerate(centred):
+                value = (truncated(d * int(weight[c]), den) + int(bias[c])) >> shift
+                out[r, c] = min(max(value, -128), 127)
+        return (out.reshape(x.shape).astype(np.float32),)
+
+
 class iGELU(OpRun):
     """I-BERT's integer GELU from its definition: q = min(|x|, -b), L = sgn(x)(one - (q+b)^2),
     y = x * floor((one + L) / 2)."""
@@ -375,8 +402,8 @@ def run_integer_onnx(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> li
     reference = ReferenceEvaluator(
         model,
         new_ops=[
-            RequantShift, iSoftmax, iHardswish, TrueIntegerDiv, iNoNorm, iRMSNorm, iGELU,
-            IntegerMean, ITAMax,
+            RequantShift, iSoftmax, iHardswish, TrueIntegerDiv, iNoNorm, iRMSNorm, iLayerNorm,
+            iGELU, IntegerMean, ITAMax,
         ],  # fmt: skip
     )
     names = [info.name for info in model.graph.input]

@@ -315,6 +315,30 @@ func.func @rmsnorm(%x: tensor<3x8xi8>) -> tensor<3x8xi32> {
 
 // -----
 
+// QuantLib's integer layer norm: the truncated mean (a signed division), the deviation as the
+// RMS norm's, then d * gamma in i64, divided by the deviation in two unsigned i32 divisions
+// (no 64-bit division for the targets to lack), the bias added, shifted and saturated to i32.
+func.func @quantlib_layernorm(%x: tensor<3x8xi8>) -> tensor<3x8xi8> {
+  %g = arith.constant dense<16777216> : tensor<8xi32>
+  %y = tinyattn.layernorm %x, %g, %g {epsilon = 0.0 : f32, ilayernorm = #tinyattn.quantlib_layernorm<shift = 24>, requant = #tinyattn.requant<mul = 1, add = 0, shift = 0>} : (tensor<3x8xi8>, tensor<8xi32>, tensor<8xi32>) -> tensor<3x8xi8>
+  func.return %y : tensor<3x8xi8>
+}
+
+// CHECK-LABEL: func.func @quantlib_layernorm(%x: memref<3x8xi8>, %out: memref<3x8xi8>)
+// CHECK:        %[[MEAN:.*]] = arith.divsi %{{.*}}, %{{.*}} : i32
+// CHECK:        arith.divui %{{.*}}, %{{.*}} : i32
+// CHECK:        scf.while
+// CHECK:          %[[P:.*]] = arith.muli %{{.*}}, %{{.*}} : i64
+// CHECK-NOT:      arith.divsi
+// CHECK:          arith.divui %{{.*}}, %{{.*}} : i32
+// CHECK:          arith.divui %{{.*}}, %{{.*}} : i32
+// CHECK-NOT:      arith.div
+// CHECK:          arith.shrsi %{{.*}}, %{{.*}} : i64
+// CHECK:          arith.trunci %{{.*}} : i64 to i32
+// CHECK:          memref.store %{{.*}}, %{{.*}} : memref<3x8xi8>
+
+// -----
+
 // A grouped (depthwise) convolution: per output element, the taps of each input channel of its
 // group, a tap in the padding reading zero (the clamped read selected away); max pooling keeps
 // the running maximum where the tap is inside; a transpose copies from a view with permuted

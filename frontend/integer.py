@@ -47,6 +47,7 @@ from tinyattn.frontend.patterns import (
     Match,
     Pattern,
     activation,
+    fit_to_imported,
     match_conv,
     match_linear,
     matmul_operands,
@@ -277,16 +278,11 @@ def _broadcast_values(
     shape = squeeze_batch(full)
     if channels_first and values.ndim == 1 and len(full) > 2 and values.size == full[1]:
         values = values.reshape(-1, *[1] * (len(full) - 2))
-    while values.ndim > len(shape) and values.shape[0] == 1:
-        values = values[0]
-    try:
-        fits = np.broadcast_shapes(values.shape, tuple(shape)) == tuple(shape)
-    except ValueError:
-        fits = False
-    if not fits:
+    fitted = fit_to_imported(values, shape)
+    if fitted is None:
         shown, target = list(value.shape), list(full)
         raise malformed(node, f"{what} of shape {shown} does not broadcast to the input {target}")
-    return values
+    return fitted
 
 
 def _last_axis_channels(values: np.ndarray, shape: Sequence[int]) -> list[int] | None:

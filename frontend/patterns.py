@@ -99,6 +99,19 @@ def squeeze_batch(shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(shape[1:]) if len(shape) >= 2 and shape[0] == 1 else tuple(shape)
 
 
+def fit_to_imported(array: np.ndarray, shape: Sequence[int]) -> np.ndarray | None:
+    """A constant operand of an elementwise op on an activation of imported `shape` (batch
+    dropped): `array` without the leading 1s beyond that rank, or None if it does not
+    broadcast to `shape` by NumPy's rules."""
+    while array.ndim > len(shape) and array.shape[0] == 1:
+        array = array[0]
+    try:
+        fits = np.broadcast_shapes(array.shape, tuple(shape)) == tuple(shape)
+    except ValueError:
+        fits = False
+    return array if fits else None
+
+
 def imported_axis(shape: Sequence[int], axis: int) -> int:
     """The axis of the imported (batch-squeezed) tensor that ONNX `axis` of `shape` refers to."""
     axis = normalize_axis(axis, len(shape))
@@ -242,9 +255,8 @@ class Linear:
     def output_addend(self, shape: Sequence[int]) -> Constant:
         """The addend without the leading 1s the imported output (batch dropped) lacks."""
         assert self.addend is not None
-        array = self.addend.array
-        while array.ndim > len(shape) and array.shape[0] == 1:
-            array = array[0]
+        array = fit_to_imported(self.addend.array, shape)
+        assert array is not None  # ONNX shape inference typed the sum: it broadcasts
         return Constant(array, self.addend.name, self.addend.element_type)
 
     def zero_bias(self, shape: Sequence[int]) -> Constant:
@@ -619,15 +631,11 @@ def power(graph: OnnxGraph, node: Node) -> Match:
 
 
 def _imported_constant(array: np.ndarray, shape: Sequence[int], what: str) -> np.ndarray:
-    """A constant operand of an elementwise op on an activation of imported `shape` (batch
-    dropped): its leading 1s beyond that rank dropped; it must broadcast to the activation."""
-    while array.ndim > len(shape) and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim > len(shape) or any(
-        d not in (1, t) for d, t in zip(reversed(array.shape), reversed(shape), strict=False)
-    ):
+    """`fit_to_imported`, refused with a Mismatch where it does not broadcast."""
+    fitted = fit_to_imported(array, shape)
+    if fitted is None:
         raise Mismatch(f"{what} of shape {list(array.shape)} does not broadcast to {list(shape)}")
-    return array.reshape(array.shape or (1,))
+    return fitted.reshape(fitted.shape or (1,))
 
 
 def constant_elementwise(graph: OnnxGraph, node: Node) -> Match:

@@ -1,7 +1,9 @@
 """What the compiler records on IR for later stages, and which function a module is about.
 
 * `tinyattn.layer` (on ops): the tensor-level op (layer) an op was emitted for; every pass that
-  replaces a tensor-level op copies it onto the top-level ops it emits (`tag`).
+  replaces a tensor-level op copies it onto the top-level ops it emits (`tag`). The driver
+  sets the tags and drops them after `convert-kernels-to-loops`, whose profiling regions record
+  them, so the code handed to LLVM carries none.
 * `tinyattn.dma_bytes` (on one op per layer): the bytes its transfers move in one inference.
 * `tinyattn.onnx_name` (in a function's argument and result attributes): the ONNX graph
   input or output it stands for; `model.h` and reports name the tensor by it.
@@ -11,13 +13,16 @@
 * `tinyattn.arena_bytes`, `tinyattn.live_peak_bytes` (on a planned function): what plan-memory
   decided.
 * `tinyattn.profile` (on a module whose kernels are instrumented): per profiling region, its
-  label and the MACs of one pass through it; region i starts with a call of
-  `profile_marker(i)`, region 0 being the code between kernels.
+  label, the MACs of one pass through it and its layer; region i starts with a call of
+  `profile_marker(i)`. Each layer has a region for its code between kernels; region 0, without
+  a layer, is the code outside every layer: before the first starts (the call, the entry's
+  prologue), and all code between kernels in a module without layer tags.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
@@ -52,17 +57,26 @@ def profile_marker(region: int) -> str:
     return f"tinyattn_prof_{region}"
 
 
-def profile_regions(module: ModuleOp) -> list[tuple[str, int]]:
-    """(label, MACs per pass) of each profiling region of an instrumented module, else []."""
+class ProfileRegion(NamedTuple):
+    """What one profiling region counts: a kernel op (or code between kernels) of a layer."""
+
+    label: str
+    macs: int  # per pass through the region
+    layer: str | None  # None: before the first layer
+
+
+def profile_regions(module: ModuleOp) -> list[ProfileRegion]:
+    """The profiling regions of an instrumented module, in marker order, else []."""
     attr = module.attributes.get(PROFILE)
     if not isinstance(attr, ArrayAttr):
         return []
     regions = []
     for entry in attr.data:
         assert isinstance(entry, DictionaryAttr)
-        label, macs = entry.data["label"], entry.data["macs"]
+        label, macs, layer = entry.data["label"], entry.data["macs"], entry.data.get("layer")
         assert isinstance(label, StringAttr) and isinstance(macs, IntegerAttr)
-        regions.append((label.data, macs.value.data))
+        name = layer.data if isinstance(layer, StringAttr) else None
+        regions.append(ProfileRegion(label.data, macs.value.data, name))
     return regions
 
 

@@ -7,18 +7,20 @@ one of them (`tinyattn.dma_bytes`). Once buffers are allocs with lifetimes, the 
 memory level at every top-level step give the occupancy over the schedule; a layer's peak is the
 largest total live while its steps run (buffers of other layers still alive included, which is
 what the layer needs the memory to hold). A step without a tag (a dealloc, a moved constant)
-belongs to the layer before it.
+belongs to the layer before it. The tags stay through `convert-kernels-to-loops`, whose profiling
+regions record them by the same rule (so a profiled run gives each layer its instructions), and
+are dropped after it (`drop_layer_tags`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerAttr, StringAttr
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr
 
 from tinyattn.dialects.annotations import DMA_ATTR, LAYER_ATTR, ONNX_NODE_ATTR
 from tinyattn.dialects.memory import LEVELS, MemoryLevel
@@ -32,13 +34,19 @@ PROLOGUE = "(inputs)"  # the steps before the first layer
 class Layer:
     """One tensor-level op as scheduled: what it costs and the memory it runs in."""
 
-    name: str  # its ONNX node's name, else the value it computes ("%a"), else op#position
+    # Unique: its ONNX node's name (+ "#position" after the first op a node gave), else the
+    # value it computes ("%a"), else op#position.
+    name: str
     op: str
     macs: int
     weight_bytes: int
     l1_peak_bytes: int = 0
     l2_peak_bytes: int = 0
     dma_bytes: int = 0
+    # Counted by a profiled run (tinyattn-run --profile), with their share of all it counted;
+    # None where nothing ran (a compile).
+    instructions: int | None = None
+    instruction_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -50,8 +58,9 @@ class Occupancy:
 
 
 def tag_layers(function: func.FuncOp) -> list[Layer]:
-    """Tag each tinyattn op of `function` with its layer name; their costs, in order."""
-    layers = []
+    """Tag each tinyattn op of `function` with its layer name, unique so that what is measured
+    per tag (peaks, DMA, instructions) is the layer's alone; their costs, in order."""
+    layers: list[Layer] = []
     for op in function.body.block.ops:
         if op.dialect_name() != "tinyattn":
             continue
@@ -61,6 +70,8 @@ def tag_layers(function: func.FuncOp) -> list[Layer]:
             name = node.data
         else:
             name = f"%{hint}" if hint else f"{op.name.removeprefix('tinyattn.')}#{len(layers)}"
+        if any(layer.name == name for layer in layers):
+            name = f"{name}#{len(layers)}"
         op.attributes[LAYER_ATTR] = StringAttr(name)
         cost = op_cost(op)
         layers.append(Layer(name, op.name, cost.macs, cost.param_bytes))
@@ -88,10 +99,10 @@ def occupancy(function: func.FuncOp, single_level: bool) -> Occupancy:
 def scheduled_layers(
     layers: list[Layer], function: func.FuncOp, timeline: Occupancy
 ) -> tuple[Layer, ...]:
-    """`layers` with the peaks of their steps and their DMA bytes; the tags are removed."""
+    """`layers` with the peaks of their steps and their DMA bytes."""
     dma: dict[str, int] = {}
     for op in function.walk():
-        tag_attr, moved = op.attributes.pop(LAYER_ATTR, None), op.attributes.get(DMA_ATTR)
+        tag_attr, moved = op.attributes.get(LAYER_ATTR), op.attributes.get(DMA_ATTR)
         if isinstance(tag_attr, StringAttr) and isinstance(moved, IntegerAttr):
             dma[tag_attr.data] = dma.get(tag_attr.data, 0) + moved.value.data
 
@@ -117,6 +128,35 @@ def scheduled_layers(
     )
 
 
+def drop_layer_tags(module: ModuleOp) -> None:
+    """Remove every layer tag, once the layers are measured and the profiling regions marked:
+    the code handed to LLVM carries none."""
+    for op in module.walk():
+        op.attributes.pop(LAYER_ATTR, None)
+
+
+def with_instructions(
+    layers: Iterable[Layer], counted: Iterable[tuple[str | None, int]]
+) -> tuple[Layer, ...]:
+    """`layers` with the instructions a profiled run counted for each, summed over its regions
+    (`counted`: (layer or None, instructions) per region; a layer that ran no code has 0), and
+    their share of everything counted, the code outside every layer included."""
+    per_layer: dict[str, int] = {}
+    total = 0
+    for layer_name, instructions in counted:
+        total += instructions
+        if layer_name is not None:
+            per_layer[layer_name] = per_layer.get(layer_name, 0) + instructions
+    return tuple(
+        replace(
+            layer,
+            instructions=per_layer.get(layer.name, 0),
+            instruction_share=per_layer.get(layer.name, 0) / total if total else 0.0,
+        )
+        for layer in layers
+    )
+
+
 def planned_dma_bytes(function: func.FuncOp) -> int:
     """The bytes the schedule's transfers move in one inference, as the tiling passes recorded
     them (tagged with a layer or not)."""
@@ -129,36 +169,36 @@ REPORT_FORMATS = ("text", "csv", "md")
 
 def format_layers(layers: Iterable[Layer], fmt: str = "text") -> str:
     """The per-layer table: aligned text for people, CSV (plain numbers) or a Markdown table.
-    Each layer's MACs also as its share of the model's."""
+    Each layer's MACs also as its share of the model's; its instructions and their share only
+    where a profiled run counted them."""
     layers = list(layers)
     total = sum(layer.macs for layer in layers) or 1
+    profiled = any(layer.instructions is not None for layer in layers)
     header = (
         "layer", "op", "MACs", "MAC share", "weights (B)", "L1 peak (B)", "L2 peak (B)",
-        "DMA (B)",
+        "DMA (B)", *(("instructions", "instr share") if profiled else ()),
     )  # fmt: skip
-    numbers = [
-        (
+
+    def cells(layer: Layer, number: Callable[[int], str], share: Callable[[float], str]):
+        row = [
             layer.name,
             layer.op.removeprefix("tinyattn."),
-            layer.macs,
-            layer.macs / total,
-            layer.weight_bytes,
-            layer.l1_peak_bytes,
-            layer.l2_peak_bytes,
-            layer.dma_bytes,
-        )
-        for layer in layers
-    ]
+            number(layer.macs),
+            share(layer.macs / total),
+            *map(number, (layer.weight_bytes, layer.l1_peak_bytes, layer.l2_peak_bytes)),
+            number(layer.dma_bytes),
+        ]
+        if profiled:
+            row += [number(layer.instructions or 0), share(layer.instruction_share or 0.0)]
+        return row
+
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
-        writer.writerows((*row[:3], f"{row[3]:.4f}", *row[4:]) for row in numbers)
+        writer.writerows(cells(layer, str, "{:.4f}".format) for layer in layers)
         return buffer.getvalue().rstrip("\n")
-    rows = [
-        (name, op, f"{macs:,}", f"{share:.1%}", *(f"{value:,}" for value in rest))
-        for name, op, macs, share, *rest in numbers
-    ]
+    rows = [cells(layer, "{:,}".format, "{:.1%}".format) for layer in layers]
     if fmt == "md":
         lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
         return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])

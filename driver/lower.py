@@ -28,6 +28,7 @@ from tinyattn.dialects.dense import numpy_dtype
 from tinyattn.driver.layer_report import (
     Layer,
     Occupancy,
+    drop_layer_tags,
     occupancy,
     planned_dma_bytes,
     scheduled_layers,
@@ -122,8 +123,11 @@ class _Measurements:
 
     def __call__(self, previous: ModulePass | None, module: ModuleOp, _: ModulePass | None):
         """Costs after FWSA (what the code computes) with each layer tagged; the occupancy of
-        the bufferized schedule, whose top-level ops are the steps; with keep_stages, the
-        module's text."""
+        the bufferized schedule, whose top-level ops are the steps; the tags dropped once the
+        kernels (and their profiling regions) are lowered; with keep_stages, the module's
+        text."""
+        if isinstance(previous, ConvertKernelsToLoops):
+            drop_layer_tags(module)
         if self.keep_stages:
             self.stages.append((previous.name if previous else "input", str(module)))
         if isinstance(previous, FuseWeights):

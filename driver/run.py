@@ -32,6 +32,7 @@ from tinyattn.backend import toolchain
 from tinyattn.backend.pipeline import STAGES, STAGES_SCRIPT, lower_to_object
 from tinyattn.backend.targets import Memory, Target, get_target
 from tinyattn.dialects.annotations import (
+    PROFILE_OUTSIDE,
     entry_function,
     profile_marker,
     profile_regions,
@@ -49,7 +50,7 @@ from tinyattn.driver.harness import (
     model_header,
     output_file,
 )
-from tinyattn.driver.layer_report import format_table
+from tinyattn.driver.layer_report import Layer, format_layers, format_table, with_instructions
 from tinyattn.driver.lower import LowerOptions, lower_module
 from tinyattn.driver.lowered_model import LoweredModel, TensorSpec
 from tinyattn.driver.package import PACKAGE, write_package
@@ -102,14 +103,16 @@ class CompileResult:
 
 @dataclass(frozen=True)
 class ProfileRow:
-    """One kernel op of a profiled run (or the code between kernels): how often it ran, the
-    MACs and instructions of all its runs, and its share of the instructions."""
+    """One kernel op of a profiled run (or a layer's code between kernels): how often it ran,
+    the MACs and instructions of all its runs, their share, and its layer (None: outside every
+    layer)."""
 
     kernel: str
     calls: int
     macs: int
     instructions: int
     share: float
+    layer: str | None
 
     @property
     def mac_per_instruction(self) -> float:
@@ -117,11 +120,26 @@ class ProfileRow:
 
 
 def format_profile(rows: Sequence[ProfileRow]) -> str:
-    """The profile for people, most expensive first."""
-    header = ("kernel", "calls", "MACs", "instructions", "MAC/instr", "share")
+    """The profile for people, most expensive first; the code between kernels as one row (the
+    per-layer table splits it by layer)."""
+    outside = [row for row in rows if row.kernel == PROFILE_OUTSIDE]
+    if outside:
+        rows = [row for row in rows if row.kernel != PROFILE_OUTSIDE]
+        rows.append(
+            ProfileRow(
+                PROFILE_OUTSIDE,
+                sum(row.calls for row in outside),
+                0,
+                sum(row.instructions for row in outside),
+                sum(row.share for row in outside),
+                None,
+            )
+        )
+    header = ("kernel", "layer", "calls", "MACs", "instructions", "MAC/instr", "share")
     body = [
         (
             row.kernel,
+            row.layer or "-",
             f"{row.calls:,}",
             f"{row.macs:,}",
             f"{row.instructions:,}",
@@ -130,7 +148,7 @@ def format_profile(rows: Sequence[ProfileRow]) -> str:
         )
         for row in sorted(rows, key=lambda r: -r.instructions)
     ]
-    return format_table(header, body, left=1)
+    return format_table(header, body, left=2)
 
 
 @dataclass(frozen=True)
@@ -150,6 +168,8 @@ class RunReport:
     planned_dma_bytes: int  # what the compiler's schedule says they move
     level_peak_bytes: dict[str, int]  # per memory level, over the schedule
     outputs: tuple[np.ndarray, ...] = field(repr=False, compare=False)
+    # The tensor-level ops as scheduled; with --profile, each one's instructions.
+    layers: tuple[Layer, ...] = ()
     profile: tuple[ProfileRow, ...] = ()  # per kernel op, with --profile
     # An f32 output beyond the plain tolerance: how far one ulp of input moves the reference
     # (the match then allows CONDITION_FACTOR times that); None when not needed.
@@ -211,6 +231,19 @@ class RunReport:
                 + format_profile(self.profile)
             )
         return text
+
+    def layer_table(self, fmt: str = "text") -> str:
+        """The per-layer table (format_layers); as text, after a profile, with what the
+        instrumented build counted outside every layer."""
+        table = format_layers(self.layers, fmt)
+        if fmt != "text" or not self.profile:
+            return table
+        counted = sum(row.instructions for row in self.profile)
+        outside = sum(row.instructions for row in self.profile if row.layer is None)
+        return (
+            f"{table}\ninstructions: {counted:,} counted in the instrumented build, "
+            f"{outside:,} of them outside every layer (the call, the entry's prologue)"
+        )
 
 
 def _target(target: str | Target) -> Target:
@@ -677,6 +710,9 @@ def run_model(
             for ours, ref, moved, result in zip(outputs, expected, movements, results, strict=True)
         ]
     instructions = result.instructions
+    layers = lowered.layers
+    if regions:
+        layers = with_instructions(layers, ((row.layer, row.instructions) for row in regions))
     return RunReport(
         target=target.name,
         match=all(result.match for result in results),
@@ -695,6 +731,7 @@ def run_model(
         dma_bytes=dma_bytes,
         planned_dma_bytes=lowered.dma_bytes,
         level_peak_bytes=lowered.level_peak_bytes,
+        layers=layers,
         profile=regions,
         outputs=outputs,
     )
@@ -758,6 +795,6 @@ def _profile(
         raise DriverError(f"{target.name}: the profiler counted no regions")
     total = sum(spent for spent, _ in result.profile) or 1
     return tuple(
-        ProfileRow(label, entries, macs * entries, spent, spent / total)
-        for (label, macs), (spent, entries) in zip(regions, result.profile, strict=True)
+        ProfileRow(region.label, entries, region.macs * entries, spent, spent / total, region.layer)
+        for region, (spent, entries) in zip(regions, result.profile, strict=True)
     )

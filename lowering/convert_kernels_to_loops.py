@@ -22,7 +22,13 @@ from xdsl.utils.exceptions import PassFailedException
 
 from tinyattn.dialects import kernel
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.annotations import PROFILE, PROFILE_OUTSIDE, profile_marker
+from tinyattn.dialects.annotations import (
+    LAYER_ATTR,
+    PROFILE,
+    PROFILE_OUTSIDE,
+    ProfileRegion,
+    profile_marker,
+)
 from tinyattn.dialects.builder import LoopBuilder, ModuleGlobals
 from tinyattn.lowering import (  # noqa: F401  (they register the targets' kernels)
     gap9_kernels,
@@ -207,20 +213,43 @@ def _label(op: kernel.KernelOp) -> tuple[str, int]:
 
 def _instrument(module: ModuleOp, ops: list[kernel.KernelOp]) -> None:
     """Mark each kernel op's code as a profiling region (annotations.PROFILE): a call of its
-    marker before, of region 0's after; the markers are external no-op functions."""
-    regions = [(PROFILE_OUTSIDE, 0)]
+    marker before, of its layer's between-kernels region after; the markers are external no-op
+    functions. Code belongs to the layer (`tinyattn.layer`) of the last tagged top-level op of
+    its function entered: a tagged op of another layer than the one before starts that layer's
+    between-kernels region, and untagged ones (deallocs, moved constants) stay in it."""
+    regions = [ProfileRegion(PROFILE_OUTSIDE, 0, None)]
+    outside: dict[str | None, int] = {None: 0}  # layer -> its between-kernels region
+    layer_of: dict[kernel.KernelOp, str | None] = {}
+    for function in module.ops:
+        if not isinstance(function, func.FuncOp) or function.is_declaration:
+            continue
+        layer = None
+        for top in list(function.body.block.ops):
+            tag = top.attributes.get(LAYER_ATTR)
+            if isinstance(tag, StringAttr) and tag.data != layer:
+                layer = tag.data
+                if layer not in outside:
+                    outside[layer] = len(regions)
+                    regions.append(ProfileRegion(PROFILE_OUTSIDE, 0, layer))
+                call = func.CallOp(profile_marker(outside[layer]), [], [])
+                function.body.block.insert_op_before(call, top)
+            layer_of.update((o, layer) for o in top.walk() if isinstance(o, kernel.KernelOp))
     for op in ops:
-        regions.append(_label(op))
+        layer = layer_of.get(op)
+        regions.append(ProfileRegion(*_label(op), layer))
         block = op.parent_block()
         assert block is not None
         block.insert_op_before(func.CallOp(profile_marker(len(regions) - 1), [], []), op)
-        block.insert_op_after(func.CallOp(profile_marker(0), [], []), op)
+        block.insert_op_after(func.CallOp(profile_marker(outside[layer]), [], []), op)
     for region in range(len(regions)):
         module.body.block.add_op(func.FuncOp.external(profile_marker(region), [], []))
     module.attributes[PROFILE] = ArrayAttr(
         [
-            DictionaryAttr({"label": StringAttr(label), "macs": IntegerAttr(macs, i64)})
-            for label, macs in regions
+            DictionaryAttr(
+                {"label": StringAttr(label), "macs": IntegerAttr(macs, i64)}
+                | ({"layer": StringAttr(layer)} if layer is not None else {})
+            )
+            for label, macs, layer in regions
         ]
     )
 

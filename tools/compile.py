@@ -9,8 +9,9 @@ example/: a main.c with a Makefile that builds and runs it on the emulated board
 (the optimized LLVM IR), DIR/report.json (params, MACs, activation peaks per level, DMA bytes,
 code size, arenas, tensor specs, per-layer facts) and, with --keep-stages, every intermediate of
 the upstream pipeline. --report prints the per-layer table (MACs, weight bytes, L1/L2 peak, DMA
-bytes); --plot draws the memory occupancy over the schedule, layer-wise and depth-first side by
-side. Nothing is written on error.
+bytes; a compile runs nothing, so no instructions: `tinyattn-run --profile --report` adds them);
+--plot draws the memory occupancy over the schedule, layer-wise and depth-first side by side.
+Nothing is written on error.
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--keep-stages", action="store_true", help="also keep the pipeline's intermediate files"
     )
-    parser.add_argument("--report", action="store_true", help="print the per-layer table")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="print the per-layer table (per-layer instructions: tinyattn-run --profile --report)",
+    )
     parser.add_argument(
         "--report-format",
         choices=REPORT_FORMATS,

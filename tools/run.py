@@ -1,13 +1,15 @@
 """`tinyattn-run`: compile a model, run it on a target and check it against the reference.
 
     tinyattn-run model.(onnx|mlir) --target T [--inputs x.npz [--expect y.npz]] [--seed N]
-                 [--json] [--profile]
+                 [--json | --report [--report-format text|csv|md]] [--profile]
 
 Runs under QEMU (or natively for `host`), compares every output with the numpy reference, or
 with the stored outputs of `--expect` (as Deeploy's test vectors come: `--inputs DIR/inputs.npz
 --expect DIR/outputs.npz`), and prints the report: match, errors, instructions,
-MAC/instruction, memory (`--json`: one JSON object) and, with `--profile`, the instructions of
-each kernel op. Integer outputs must match bit for bit.
+MAC/instruction, memory (`--json`: one JSON object, per-layer facts included) and, with
+`--profile`, the instructions of each kernel op. `--report` adds tinyattn-compile's per-layer
+table (CSV or Markdown: the table alone); with `--profile` it has each layer's instructions and
+their share. Integer outputs must match bit for bit.
 Exit status 0 on a match, 1 on a mismatch, 2 for bad input (`tinyattn.tools.cli`).
 """
 
@@ -18,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from tinyattn.backend.targets import TARGETS
+from tinyattn.driver.layer_report import REPORT_FORMATS
 from tinyattn.driver.run import load_inputs, run_model
 from tinyattn.tools.cli import (
     EXIT_MISMATCH,
@@ -51,7 +54,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "instead of the reference",
     )
     parser.add_argument("--seed", type=count(0), default=0, help="seed of the random inputs")
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    printed = parser.add_mutually_exclusive_group()
+    printed.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as one JSON object (its 'layers': the per-layer facts)",
+    )
+    printed.add_argument(
+        "--report",
+        action="store_true",
+        help="also print the per-layer table, as tinyattn-compile --report does; with "
+        "--profile, with each layer's instructions",
+    )
+    parser.add_argument(
+        "--report-format",
+        choices=REPORT_FORMATS,
+        default="text",
+        help="the table as aligned text after the run's report (default), or CSV or Markdown "
+        "alone (the exit status still tells the match)",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -75,7 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 expect=expect,
                 profile=args.profile,
             )
-        print(json.dumps(report.as_dict()) if args.json else report.format())
+        if args.json:
+            text = json.dumps(report.as_dict())
+        elif args.report and args.report_format != "text":
+            text = report.layer_table(args.report_format)
+        else:
+            text = report.format() + (f"\n\n{report.layer_table()}" if args.report else "")
+        print(text)
         return 0 if report.match else EXIT_MISMATCH
 
     return run_main(PROG, body)

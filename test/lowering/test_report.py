@@ -12,6 +12,7 @@ import pytest
 from handwritten import needs_pipeline
 
 from tinyattn.backend.targets import get_target
+from tinyattn.dialects.annotations import LAYER_ATTR, PROFILE_OUTSIDE, profile_regions
 from tinyattn.driver.lower import LowerOptions, lower_module
 from tinyattn.driver.run import load_model
 from tinyattn.passes import depth_first_tile, layerwise_tile
@@ -75,6 +76,8 @@ def test_compile_report_table_and_json(tmp_path, capsys):
                              ("weight_bytes", "l1_peak_bytes", "l2_peak_bytes", "dma_bytes")]  # fmt: skip
     # Layers are named after the ONNX nodes they came from (a reshape the importer adds is not).
     assert any(layer["name"].startswith("/") for layer in report["layers"])
+    # A compile runs nothing: no layer's instructions are known (tinyattn-run --profile counts).
+    assert all(layer["instructions"] is None for layer in report["layers"])
     assert sum(layer["macs"] for layer in report["layers"]) == report["macs"]
     assert sum(layer["dma_bytes"] for layer in report["layers"]) == report["dma_bytes"] > 0
     assert max(report["l1_peak_bytes"], report["l2_peak_bytes"]) <= report["activation_peak_bytes"]
@@ -140,3 +143,27 @@ def test_layer_positions_spread_each_layers_steps_over_its_unit():
 
     timeline = Occupancy(("a", "a", "b", "c", "c", "c", "c"), {"L2": (0,) * 7})
     assert layer_positions(timeline) == [0, 0.5, 1, 2, 2.25, 2.5, 2.75]
+
+
+@pytest.mark.parametrize("profile", [False, True])
+def test_layer_tags_reach_the_profiling_regions_and_stop_there(profile):
+    """Every kernel's profiling region knows its layer, each layer has one region for its code
+    between kernels, and no layer tag is left in the module handed to LLVM. Layer names are
+    unique, also where one ONNX node gave several ops (cct's Transpose: reshape, transpose,
+    reshape)."""
+    lowered = lower_module(
+        load_model(MODELS / "cct.onnx"), get_target("cortex-m4"), LowerOptions(profile=profile)
+    )
+    assert LAYER_ATTR not in str(lowered.module)
+    names = [layer.name for layer in lowered.layers]
+    assert len(set(names)) == len(names)
+    regions = profile_regions(lowered.module)
+    if not profile:
+        assert not regions
+        return
+    assert regions[0].layer is None
+    kernels = [region for region in regions if region.label != PROFILE_OUTSIDE]
+    assert kernels and all(region.layer in names for region in kernels)
+    between = [region.layer for region in regions[1:] if region.label == PROFILE_OUTSIDE]
+    assert len(set(between)) == len(between) and set(between) <= set(names)
+    assert {region.layer for region in kernels} <= set(between)

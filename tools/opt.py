@@ -6,15 +6,21 @@ the order given. An `.onnx` input is imported first (as tinyattn-import does). B
 one line `tinyattn-opt: error: FILE:LINE:COL: reason` and exit status 2 (`tinyattn.tools.cli`;
 with `--verify-diagnostics`, the line is printed and the run goes on); `-o` appears whole or
 not at all.
+
+For upstream MLIR, `--emit-irdl FILE` writes tinyattn's dialects as IRDL and `--mlir-interop`
+prints IR that `mlir-opt-22 --irdl-file=FILE` parses and verifies; tinyattn-opt reads back what
+mlir-opt prints of it (`tinyattn.tools.irdl_interop`).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stdout
+from io import StringIO
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
@@ -25,12 +31,13 @@ from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyExcepti
 from xdsl.utils.lexer import Span
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from tinyattn.backend.files import atomic_path
-from tinyattn.driver.parsing import LocatingParser, register_dialects, verify_one_line, where
+from tinyattn.backend.files import atomic_path, write_atomically
+from tinyattn.driver.parsing import register_dialects, verify_one_line, where
 from tinyattn.driver.registry import TINYATTN_UNIVERSE
 from tinyattn.frontend.onnx_graph import OnnxImportError
 from tinyattn.frontend.onnx_import import import_model, model_from_bytes
-from tinyattn.tools.cli import run_main, version_text
+from tinyattn.tools.cli import UsageError, run_main, version_text
+from tinyattn.tools.irdl_interop import InteropParser, InteropPrinter, irdl_text
 
 TOOL = "tinyattn-opt"
 
@@ -82,6 +89,31 @@ class TinyattnOptMain(xDSLOptMain):
     def register_all_dialects(self):
         register_dialects(self.ctx)
 
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser):
+        super().register_all_arguments(arg_parser)
+        arg_parser.add_argument(
+            "--emit-irdl",
+            metavar="FILE",
+            help="write tinyattn's dialects as IRDL to FILE ('-': standard output) and exit; "
+            "`mlir-opt-22 --irdl-file=FILE` then reads them",
+        )
+        arg_parser.add_argument(
+            "--mlir-interop",
+            action="store_true",
+            help="print the IR as `mlir-opt-22 --irdl-file=FILE` (FILE from --emit-irdl) parses "
+            "it: generic form, tinyattn's properties as attributes, its attributes positional",
+        )
+
+    def output_resulting_program(self, prog: ModuleOp) -> str:
+        if not self.args.mlir_interop:
+            return super().output_resulting_program(prog)
+        output = StringIO()
+        printer = InteropPrinter(stream=output)
+        printer.print_op(prog)
+        printer.print_metadata(self.ctx.loaded_dialects)
+        print("\n", file=output)
+        return output.getvalue()
+
     def register_all_passes(self):
         super().register_all_passes()
         for name, factory in TINYATTN_UNIVERSE.all_passes.items():
@@ -91,7 +123,7 @@ class TinyattnOptMain(xDSLOptMain):
         super().register_all_frontends()
 
         def parse_mlir(io: IO[bytes]) -> ModuleOp:
-            parser = LocatingParser(self.ctx, io.read(), self.get_input_name())
+            parser = InteropParser(self.ctx, io.read(), self.get_input_name())
             try:
                 return parser.parse_module(not self.args.no_implicit_module)
             except VerifyException as error:  # an attribute that does not verify
@@ -133,9 +165,24 @@ def _output_file(argv: list[str]) -> tuple[list[str], str | None]:
             output = next(args, None)
         elif arg.startswith("--output-file="):
             output = arg.partition("=")[2]
+        elif arg == "--emit-irdl":  # its `-` is standard output
+            rest += [arg, *[value for value in [next(args, None)] if value is not None]]
         elif arg != "-":
             rest.append(arg)
     return rest, None if output == "-" else output
+
+
+def _emit_irdl(opt: TinyattnOptMain, output: str | None) -> int:
+    """Write the IRDL of tinyattn's dialects where --emit-irdl says."""
+    if opt.args.input_file is not None or output is not None:
+        raise UsageError("--emit-irdl FILE writes the dialects only: no input file, no -o")
+    if not opt.args.emit_irdl:
+        raise UsageError("--emit-irdl needs a FILE ('-': standard output)")
+    if opt.args.emit_irdl == "-":
+        sys.stdout.write(irdl_text())
+    else:
+        write_atomically(opt.args.emit_irdl, irdl_text())
+    return 0
 
 
 def pass_help() -> str:
@@ -184,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             opt = TinyattnOptMain(args=expand_pass_flags(args, pass_names))
         except ValueError as error:  # an unknown pass or a bad pass option
             raise DiagnosticException(_option_names(str(error))) from None
+        if opt.args.emit_irdl is not None:
+            return _emit_irdl(opt, output)
         if output is None:
             opt.run()
             return 0

@@ -38,6 +38,8 @@ class Layer:
     # value it computes ("%a"), else op#position.
     name: str
     op: str
+    output_shape: tuple[int, ...]  # of its (first) result
+    params: int
     macs: int
     weight_bytes: int
     l1_peak_bytes: int = 0
@@ -74,7 +76,8 @@ def tag_layers(function: func.FuncOp) -> list[Layer]:
             name = f"{name}#{len(layers)}"
         op.attributes[LAYER_ATTR] = StringAttr(name)
         cost = op_cost(op)
-        layers.append(Layer(name, op.name, cost.macs, cost.param_bytes))
+        shape = tuple(op.results[0].type.get_shape()) if op.results else ()  # type: ignore[attr-defined]
+        layers.append(Layer(name, op.name, shape, cost.params, cost.macs, cost.param_bytes))
     return layers
 
 
@@ -115,14 +118,11 @@ def scheduled_layers(
         )
 
     return tuple(
-        Layer(
-            layer.name,
-            layer.op,
-            layer.macs,
-            layer.weight_bytes,
-            peak(layer.name, MemoryLevel.L1),
-            peak(layer.name, MemoryLevel.L2),
-            dma.get(layer.name, 0),
+        replace(
+            layer,
+            l1_peak_bytes=peak(layer.name, MemoryLevel.L1),
+            l2_peak_bytes=peak(layer.name, MemoryLevel.L2),
+            dma_bytes=dma.get(layer.name, 0),
         )
         for layer in layers
     )
@@ -175,14 +175,16 @@ def format_layers(layers: Iterable[Layer], fmt: str = "text") -> str:
     total = sum(layer.macs for layer in layers) or 1
     profiled = any(layer.instructions is not None for layer in layers)
     header = (
-        "layer", "op", "MACs", "MAC share", "weights (B)", "L1 peak (B)", "L2 peak (B)",
-        "DMA (B)", *(("instructions", "instr share") if profiled else ()),
+        "layer", "op", "output", "params", "MACs", "MAC share", "weights (B)", "L1 peak (B)",
+        "L2 peak (B)", "DMA (B)", *(("instructions", "instr share") if profiled else ()),
     )  # fmt: skip
 
     def cells(layer: Layer, number: Callable[[int], str], share: Callable[[float], str]):
         row = [
             layer.name,
             layer.op.removeprefix("tinyattn."),
+            "x".join(map(str, layer.output_shape)) or "scalar",
+            number(layer.params),
             number(layer.macs),
             share(layer.macs / total),
             *map(number, (layer.weight_bytes, layer.l1_peak_bytes, layer.l2_peak_bytes)),

@@ -6,6 +6,8 @@ cannot be read or written), as ONE line `<prog>: error: <path>: <reason>` on std
 internal error (a bug in tinyattn), also one line, with the traceback when the environment sets
 TINYATTN_TRACEBACK=1. Nothing is left behind on an error: outputs appear whole or not at all.
 Notes (arrays of an .npz the model does not take) are lines `<prog>: note: <what>` on stderr.
+A reader that closes the output early (`| head`) ends the command quietly with 141 (128 +
+SIGPIPE), as it would a C tool; Ctrl-C with 130.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from tinyattn.passes.fuse_weights import MODES
 EXIT_MISMATCH = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
+EXIT_BROKEN_PIPE = 141
 
 # What a user's model, inputs or options can cause: their message is the one line to print.
 USER_ERRORS = (DriverError, ToolchainError, DiagnosticException, OnnxImportError, QuantizeError)
@@ -145,6 +148,9 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
         return error_line(prog, str(error))
     except ArgSpecParseError as error:  # xDSL's pass-option parser raises a BaseException
         return error_line(prog, _pipeline_error(str(error)))
+    except BrokenPipeError:  # the reader left (`| head`): end quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         return error_line(prog, f"{where}{error.strerror or error}")

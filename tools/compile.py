@@ -8,10 +8,10 @@ writes DIR/model.o (the object to link), DIR/model.h (its C API), the package to
 example/: a main.c with a Makefile that builds and runs it on the emulated board), DIR/model.ll
 (the optimized LLVM IR), DIR/report.json (params, MACs, activation peaks per level, DMA bytes,
 code size, arenas, tensor specs, per-layer facts) and, with --keep-stages, every intermediate of
-the upstream pipeline. --report prints the per-layer table (MACs, weight bytes, L1/L2 peak, DMA
-bytes; a compile runs nothing, so no instructions: `tinyattn-run --profile --report` adds them);
---plot draws the memory occupancy over the schedule, layer-wise and depth-first side by side.
-Nothing is written on error.
+the upstream pipeline. --report prints the per-layer table (output shape, params, MACs, weight
+bytes, L1/L2 peak, DMA bytes; a compile runs nothing, so no instructions: `tinyattn-run
+--profile --report` adds them); --plot draws the memory occupancy over the schedule, layer-wise
+and depth-first side by side. Nothing is written on error.
 """
 
 from __future__ import annotations

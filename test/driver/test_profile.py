@@ -94,7 +94,8 @@ def test_report_without_profile_has_no_instructions(target, capsys):
     args = [str(MODELS / "ecg.onnx"), "--target", target]
     assert run_tool.main([*args, "--report", "--report-format", "md"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("| layer | op | MACs |") and "instructions" not in lines[0]
+    assert lines[0].startswith("| layer | op | output | params | MACs |")
+    assert "instructions" not in lines[0]
     assert run_tool.main([*args, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["layers"] and all(layer["instructions"] is None for layer in report["layers"])

@@ -64,16 +64,23 @@ def test_compile_report_table_and_json(tmp_path, capsys):
     assert compile_tool.main(args) == 0
     report = json.loads((out / "report.json").read_text())
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["layer", "op", "MACs", "MAC", "share", "weights", "(B)", "L1",
-                                "peak", "(B)", "L2", "peak", "(B)", "DMA", "(B)"]  # fmt: skip
+    assert table[0].split() == ["layer", "op", "output", "params", "MACs", "MAC", "share",
+                                "weights", "(B)", "L1", "peak", "(B)", "L2", "peak", "(B)", "DMA",
+                                "(B)"]  # fmt: skip
     rows = table[1:-2]
     assert len(rows) == len(report["layers"]) > 1
     for row, layer in zip(rows, report["layers"], strict=True):
         cells = row.split()
         assert cells[0] == layer["name"]
-        assert cells[2] == f"{layer['macs']:,}"
-        assert cells[4:] == [f"{layer[k]:,}" for k in
+        assert cells[2] == "x".join(map(str, layer["output_shape"]))
+        assert cells[3] == f"{layer['params']:,}"
+        assert cells[4] == f"{layer['macs']:,}"
+        assert cells[6:] == [f"{layer[k]:,}" for k in
                              ("weight_bytes", "l1_peak_bytes", "l2_peak_bytes", "dma_bytes")]  # fmt: skip
+    # The params are the weights' elements: float32 weights take 4 bytes each.
+    assert all(layer["weight_bytes"] == 4 * layer["params"] for layer in report["layers"])
+    (head,) = [layer for layer in report["layers"] if layer["name"] == "/head/Gemm"]
+    assert head["op"] == "tinyattn.linear" and len(head["output_shape"]) == 1
     # Layers are named after the ONNX nodes they came from (a reshape the importer adds is not).
     assert any(layer["name"].startswith("/") for layer in report["layers"])
     # A compile runs nothing: no layer's instructions are known (tinyattn-run --profile counts).
@@ -101,11 +108,13 @@ def test_compile_report_formats(fmt, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     if fmt == "csv":
         rows = list(csv.reader(lines))
-        assert rows[0][:3] == ["layer", "op", "MACs"] and len(rows) == len(layers) + 1
-        assert [int(row[2]) for row in rows[1:]] == [layer["macs"] for layer in layers]
-        assert sum(float(row[3]) for row in rows[1:]) == pytest.approx(1, abs=1e-3)
+        assert rows[0][:5] == ["layer", "op", "output", "params", "MACs"]
+        assert len(rows) == len(layers) + 1
+        assert [int(row[4]) for row in rows[1:]] == [layer["macs"] for layer in layers]
+        assert sum(float(row[5]) for row in rows[1:]) == pytest.approx(1, abs=1e-3)
     else:
-        assert lines[0].startswith("| layer | op | MACs |") and lines[1].startswith("|---|")
+        assert lines[0].startswith("| layer | op | output | params | MACs |")
+        assert lines[1].startswith("|---|")
         assert len(lines) == len(layers) + 2
 
 

@@ -151,3 +151,17 @@ def test_compile_name_sets_the_symbol_and_refuses_a_non_identifier(tmp_path, cap
     err = capsys.readouterr().err
     assert err == "tinyattn-compile: error: model name '1x' is not a C identifier\n"
     assert not (tmp_path / "b").exists()
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    """`tinyattn-import MODEL | head -c 1`: the write into the closed pipe ends the command with
+    128 + SIGPIPE and no error line, as it would a C tool."""
+    process = subprocess.Popen(
+        [BIN / "tinyattn-import", MODELS / "eeg.onnx"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # before the import writes anything
+    _, error = process.communicate()
+    assert (process.returncode, error) == (141, b"")

@@ -1,7 +1,10 @@
 """Textual IR in, one-line diagnostics out: what tinyattn-opt and the compile driver share.
 
 A parse error or an op that does not verify becomes one `DiagnosticException` whose message is
-`FILE:LINE:COL: reason` (the op's own position, recorded while parsing).
+`FILE:LINE:COL: reason` (the op's own position, recorded while parsing). Besides our own syntax
+the parser reads the interop form upstream `mlir-opt-22 --irdl-file` prints of our IR
+(`driver.interop`): our attributes positionally under their IRDL names, variadic operand groups
+with the `operandSegmentSizes` of their IRDL split.
 """
 
 from __future__ import annotations
@@ -9,14 +12,23 @@ from __future__ import annotations
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import AnyFloat, DenseIntOrFPElementsAttr, ModuleOp
-from xdsl.ir import Operation
+from xdsl.dialects.builtin import (
+    AnyFloat,
+    DenseIntOrFPElementsAttr,
+    IntAttr,
+    IntegerAttr,
+    ModuleOp,
+)
+from xdsl.ir import Operation, ParametrizedAttribute
+from xdsl.irdl import BaseAttr, IRDLOperation
 from xdsl.parser import Parser
 from xdsl.universe import Universe
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 from xdsl.utils.lexer import Span
+from xdsl.utils.mlir_lexer import MLIRTokenKind
 
 from tinyattn.dialects.dense import to_numpy
+from tinyattn.driver.interop import SEGMENTS, interop_names, split_segments
 from tinyattn.driver.registry import TINYATTN_UNIVERSE
 
 
@@ -29,11 +41,13 @@ def register_dialects(ctx: Context) -> None:
 
 
 class LocatingParser(Parser):
-    """A parser that remembers where each operation starts, for one-line diagnostics."""
+    """A parser that remembers where each operation starts, for one-line diagnostics, and
+    also reads the interop form."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.positions: dict[Operation, Span] = {}
+        self.interop = {name: attr for attr, name in interop_names().items()}
 
     def pos_span(self) -> Span:
         return self._current_token.span
@@ -42,7 +56,43 @@ class LocatingParser(Parser):
         start = self._current_token.span
         op = super().parse_operation()
         self.positions[op] = start
+        if isinstance(op, IRDLOperation) and split_segments(type(op)):
+            op.attributes.pop(SEGMENTS, None)
         return op
+
+    def _parse_dialect_type_or_attribute_body(
+        self, attr_name: str, is_type: bool, is_opaque: bool, starting_opaque_pos
+    ):
+        """An attribute under its IRDL name with positional parameters (`IntAttr` ones as i64
+        integer attributes); anything else as xDSL parses it."""
+        attr = self.interop.get(attr_name)
+        if attr is None or is_opaque or not self._positional_follows():
+            return super()._parse_dialect_type_or_attribute_body(
+                attr_name, is_type, is_opaque, starting_opaque_pos
+            )
+        assert issubclass(attr, ParametrizedAttribute)
+        start = self.pos
+        values = self.parse_comma_separated_list(self.Delimiter.ANGLE, self.parse_attribute)
+        kinds = attr.get_irdl_definition().parameters
+        if len(values) != len(kinds):
+            self.raise_error(f"#{attr_name} takes {len(kinds)} parameters", start, self.pos)
+        parameters = [
+            IntAttr(value.value.data)
+            if isinstance(value, IntegerAttr) and param.constr == BaseAttr(IntAttr)
+            else value
+            for value, (_, param) in zip(values, kinds, strict=True)
+        ]
+        return attr.new(parameters)
+
+    def _positional_follows(self) -> bool:
+        """Whether `<` opens positional parameters (not `<name = ...`, our keyword syntax)."""
+        start = self.pos
+        if self.parse_optional_punctuation("<") is None:
+            return False
+        keyword = self._parse_optional_token(MLIRTokenKind.BARE_IDENT) is not None
+        positional = not (keyword and self._current_token.kind == MLIRTokenKind.EQUAL)
+        self._resume_from(start)
+        return positional
 
 
 def where(span: Span, line_offset: int = 0) -> str:

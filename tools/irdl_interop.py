@@ -2,8 +2,8 @@
 
 `irdl_text()` states every op, attribute and type of the `tinyattn`, `kernel` and `dma` dialects
 in IRDL, which `mlir-opt-22 --irdl-file=FILE` loads as extensible dialects. `InteropPrinter`
-prints IR in the form those dialects parse, and `InteropParser` reads back what mlir-opt prints
-of it.
+prints IR in the form those dialects parse; every tool's parser (`driver.parsing`) reads back
+what mlir-opt prints of it, by the names and layout `driver.interop` defines.
 
 What the IRDL states: each op's operands and results by name, count and kind (single, optional,
 variadic), each a tensor, a memref or a `!dma.token`; its required properties, as attributes, by
@@ -21,7 +21,7 @@ parameters by kind. What it cannot state, so only tinyattn verifies it:
 - Variadic values of differing types: IRDL binds a constraint to one type per op, so all values
   of a variadic operand share one type. `tinyattn.concat`, `tinyattn.map` and `kernel.map` take
   inputs of differing shapes, layouts or element types, so a variadic group is exported as
-  `_TYPED_VALUES` optional operands, each with a constraint of its own, and a variadic rest of
+  `TYPED_VALUES` optional operands, each with a constraint of its own, and a variadic rest of
   one type, with `operandSegmentSizes` in the interop form; a `tinyattn.concat` of more inputs
   whose rest differ in type is refused by mlir-opt.
 - Properties in MLIR's sense: extensible dialects have none, so the interop form prints ours as
@@ -87,7 +87,6 @@ from xdsl.irdl import (
     AllOf,
     AnyOf,
     AttrConstraint,
-    AttrSizedOperandSegments,
     BaseAttr,
     EqAttrConstraint,
     IRDLOperation,
@@ -100,14 +99,20 @@ from xdsl.irdl import (
     RangeOf,
     ResultDef,
     VarConstraint,
-    VariadicDef,
 )
 from xdsl.printer import Printer
-from xdsl.utils.mlir_lexer import MLIRTokenKind
 
 from tinyattn.dialects.kernel import MAP_FUNCTIONS
 from tinyattn.dialects.tinyattn import MAP_BINARY, MAP_UNARY
-from tinyattn.driver.parsing import LocatingParser
+from tinyattn.driver.interop import (
+    SEGMENTS,
+    TYPED_VALUES,
+    interop_names,
+    irdl_symbol,
+    is_variadic,
+    split_segments,
+    tinyattn_dialects,
+)
 from tinyattn.driver.registry import TINYATTN_UNIVERSE
 
 # MLIR's names of the builtin kinds our definitions use (`irdl.base` compares them).
@@ -123,27 +128,11 @@ _BUILTIN_NAMES: dict[type[Attribute], str] = {
 }
 
 
-# The values of a variadic operand group that the IRDL types one by one (`_split`).
-_TYPED_VALUES = 3
-_SEGMENTS = "operandSegmentSizes"
-
 # String properties whose verifiers admit a fixed set of values: IRDL states them as such.
 _STRING_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
     ("kernel.map", "fn"): MAP_FUNCTIONS,
     ("tinyattn.map", "fn"): (*MAP_UNARY, *MAP_BINARY),
 }
-
-
-def tinyattn_dialects() -> list[Dialect]:
-    """The dialects tinyattn defines."""
-    return [factory() for factory in TINYATTN_UNIVERSE.all_dialects.values()]
-
-
-def _symbol(attr: type[ParametrizedAttribute], dialect: Dialect) -> str:
-    """The IRDL symbol of an attribute or type: its name, with `_attr` if an op has it too."""
-    name = Dialect.split_name(attr.name)[1]
-    ops = {Dialect.split_name(op.name)[1] for op in dialect.operations}
-    return f"{name}_attr" if name in ops else name
 
 
 @dataclass
@@ -195,7 +184,7 @@ class _Exporter:
         self, builder: Builder, defs: Iterable[tuple[str, OperandDef | ResultDef]]
     ) -> tuple[list[SSAValue], list[VariadicityAttr], ArrayAttr[StringAttr]]:
         """Constraints, variadicities and names of operand or result definitions; a variadic
-        operand group is `_TYPED_VALUES` optional operands and a variadic rest (`_split`)."""
+        operand group is `TYPED_VALUES` optional operands and a variadic rest (`_split`)."""
         values, kinds, names = [], [], []
         for name, definition in defs:
             entries = [(name, _kind(definition))]
@@ -209,7 +198,7 @@ class _Exporter:
 
     def operation(self, op: type[IRDLOperation]) -> OperationOp:
         definition = op.get_irdl_definition()
-        if definition.regions or definition.successors or _split_segments(op) is None:
+        if definition.regions or definition.successors or split_segments(op) is None:
             raise ValueError(f"{op.name}: regions, successors and segments are not exported")
         block = Block()
         builder = Builder(InsertPoint.at_end(block))
@@ -236,51 +225,41 @@ class _Exporter:
             values = [self.constraint(builder, param.constr) for _, param in parameters]
             builder.insert(ParametersOp(values, ArrayAttr([StringAttr(n) for n, _ in parameters])))
         make = TypeOp if issubclass(attr, TypeAttribute) else AttributeOp
-        return make(_symbol(attr, dialect), Region([block]))
+        return make(irdl_symbol(attr, dialect), Region([block]))
 
 
 def _kind(definition: OperandDef | ResultDef) -> VariadicityAttr:
     """Single, optional or variadic, as IRDL says it."""
     if isinstance(definition, OptionalDef):
         return VariadicityAttr.OPTIONAL
-    if isinstance(definition, VariadicDef):
+    if is_variadic(definition):
         return VariadicityAttr.VARIADIC
     return VariadicityAttr.SINGLE
 
 
 def _split(name: str) -> list[tuple[str, VariadicityAttr]]:
     """The IRDL operands of a variadic group `name`: IRDL binds a constraint once per op, so a
-    variadic operand's values must all have one type; the first `_TYPED_VALUES` values are
+    variadic operand's values must all have one type; the first `TYPED_VALUES` values are
     operands of their own, each with its own constraint."""
-    optional = [(f"{name}_{i}", VariadicityAttr.OPTIONAL) for i in range(_TYPED_VALUES)]
+    optional = [(f"{name}_{i}", VariadicityAttr.OPTIONAL) for i in range(TYPED_VALUES)]
     return [*optional, (f"{name}_rest", VariadicityAttr.VARIADIC)]
-
-
-def _split_segments(op: type[IRDLOperation]) -> bool | None:
-    """Whether `op` has a variadic operand group (exported by `_split`); None if it also has
-    segment sizes of its own, which the export does not combine with the split."""
-    definition = op.get_irdl_definition()
-    variadic = any(_kind(d) is VariadicityAttr.VARIADIC for _, d in definition.operands)
-    if variadic and any(isinstance(o, AttrSizedOperandSegments) for o in definition.options):
-        return None
-    return variadic
 
 
 def _segment_sizes(op: IRDLOperation) -> dict[str, Attribute]:
     """The `operandSegmentSizes` of an op with a variadic operand group, as the IRDL states its
     operands (`_split`); nothing for other ops."""
-    if not _split_segments(type(op)):
+    if not split_segments(type(op)):
         return {}
     sizes: list[int] = []
     for name, definition in type(op).get_irdl_definition().operands:
         value = getattr(op, name)
         if _kind(definition) is VariadicityAttr.VARIADIC:
             count = len(value)
-            sizes += [int(i < count) for i in range(_TYPED_VALUES)]
-            sizes.append(max(0, count - _TYPED_VALUES))
+            sizes += [int(i < count) for i in range(TYPED_VALUES)]
+            sizes.append(max(0, count - TYPED_VALUES))
         else:
             sizes.append(0 if value is None else 1)
-    return {_SEGMENTS: DenseArrayBase.from_list(i32, sizes)}
+    return {SEGMENTS: DenseArrayBase.from_list(i32, sizes)}
 
 
 def _element(constraint: RangeConstraint) -> AttrConstraint:
@@ -295,7 +274,7 @@ def irdl_module(dialects: Iterable[Dialect]) -> ModuleOp:
     dialects = list(dialects)
     exporter = _Exporter(
         {
-            attr: SymbolRefAttr(dialect.name, [_symbol(attr, dialect)])
+            attr: SymbolRefAttr(dialect.name, [irdl_symbol(attr, dialect)])
             for dialect in dialects
             for attr in dialect.attributes
         }
@@ -321,15 +300,6 @@ def irdl_text() -> str:
     return output.getvalue()
 
 
-def _interop_names() -> dict[type[Attribute], str]:
-    """The name each attribute and type of our dialects has in IRDL."""
-    return {
-        attr: f"{dialect.name}.{_symbol(attr, dialect)}"
-        for dialect in tinyattn_dialects()
-        for attr in dialect.attributes
-    }
-
-
 def _as_mlir(parameter: Attribute) -> Attribute:
     """A parameter as an MLIR attribute (xDSL's integer data is no attribute in MLIR)."""
     return IntegerAttr(parameter.data, i64) if isinstance(parameter, IntAttr) else parameter
@@ -341,7 +311,7 @@ class InteropPrinter(Printer):
     the properties of our ops as attributes, our attributes as IRDL names them, positionally."""
 
     print_generic_format: bool = field(default=True)
-    names: dict[type[Attribute], str] = field(default_factory=_interop_names)
+    names: dict[type[Attribute], str] = field(default_factory=interop_names)
     dialects: frozenset[str] = field(
         default_factory=lambda: frozenset(TINYATTN_UNIVERSE.all_dialects)
     )
@@ -365,50 +335,3 @@ class InteropPrinter(Printer):
         assert isinstance(attribute, ParametrizedAttribute)
         self.print_string(("!" if isinstance(attribute, TypeAttribute) else "#") + name)
         self.print_paramattr_parameters([_as_mlir(p) for p in attribute.parameters])
-
-
-class InteropParser(LocatingParser):
-    """tinyattn's parser, which also reads our attributes as `InteropPrinter` prints them (and
-    mlir-opt prints them back): positionally, under their IRDL names."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.interop = {name: attr for attr, name in _interop_names().items()}
-
-    def parse_operation(self) -> Operation:
-        op = super().parse_operation()
-        if isinstance(op, IRDLOperation) and _split_segments(type(op)):
-            op.attributes.pop(_SEGMENTS, None)
-        return op
-
-    def _parse_dialect_type_or_attribute_body(
-        self, attr_name: str, is_type: bool, is_opaque: bool, starting_opaque_pos
-    ):
-        attr = self.interop.get(attr_name)
-        if attr is None or is_opaque or not self._positional_follows():
-            return super()._parse_dialect_type_or_attribute_body(
-                attr_name, is_type, is_opaque, starting_opaque_pos
-            )
-        assert issubclass(attr, ParametrizedAttribute)
-        start = self.pos
-        values = self.parse_comma_separated_list(self.Delimiter.ANGLE, self.parse_attribute)
-        kinds = attr.get_irdl_definition().parameters
-        if len(values) != len(kinds):
-            self.raise_error(f"#{attr_name} takes {len(kinds)} parameters", start, self.pos)
-        parameters = [
-            IntAttr(value.value.data)
-            if isinstance(value, IntegerAttr) and param.constr == BaseAttr(IntAttr)
-            else value
-            for value, (_, param) in zip(values, kinds, strict=True)
-        ]
-        return attr.new(parameters)
-
-    def _positional_follows(self) -> bool:
-        """Whether `<` opens positional parameters (not `<name = ...`, our keyword syntax)."""
-        start = self.pos
-        if self.parse_optional_punctuation("<") is None:
-            return False
-        keyword = self._parse_optional_token(MLIRTokenKind.BARE_IDENT) is not None
-        positional = not (keyword and self._current_token.kind == MLIRTokenKind.EQUAL)
-        self._resume_from(start)
-        return positional

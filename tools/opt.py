@@ -8,8 +8,8 @@ with `--verify-diagnostics`, the line is printed and the run goes on); `-o` appe
 not at all.
 
 For upstream MLIR, `--emit-irdl FILE` writes tinyattn's dialects as IRDL and `--mlir-interop`
-prints IR that `mlir-opt-22 --irdl-file=FILE` parses and verifies; tinyattn-opt reads back what
-mlir-opt prints of it (`tinyattn.tools.irdl_interop`).
+prints IR that `mlir-opt-22 --irdl-file=FILE` parses and verifies; every tool reads back what
+mlir-opt prints of it (`tinyattn.tools.irdl_interop`, `tinyattn.driver.interop`).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from xdsl.utils.lexer import Span
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from tinyattn.backend.files import atomic_path, write_atomically
-from tinyattn.driver.parsing import register_dialects, verify_one_line, where
+from tinyattn.driver.parsing import LocatingParser, register_dialects, verify_one_line, where
 from tinyattn.driver.registry import TINYATTN_UNIVERSE
 from tinyattn.frontend.onnx_graph import OnnxImportError
 from tinyattn.frontend.onnx_import import import_model, model_from_bytes
 from tinyattn.tools.cli import UsageError, run_main, version_text
-from tinyattn.tools.irdl_interop import InteropParser, InteropPrinter, irdl_text
+from tinyattn.tools.irdl_interop import InteropPrinter, irdl_text
 
 TOOL = "tinyattn-opt"
 
@@ -123,7 +123,7 @@ class TinyattnOptMain(xDSLOptMain):
         super().register_all_frontends()
 
         def parse_mlir(io: IO[bytes]) -> ModuleOp:
-            parser = InteropParser(self.ctx, io.read(), self.get_input_name())
+            parser = LocatingParser(self.ctx, io.read(), self.get_input_name())
             try:
                 return parser.parse_module(not self.args.no_implicit_module)
             except VerifyException as error:  # an attribute that does not verify

@@ -9,13 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from requires import needs_tools
+from requires import needs_tools, target_param
 from xdsl.context import Context
 
 from tinyattn.backend import toolchain
-from tinyattn.driver.parsing import register_dialects
+from tinyattn.driver.parsing import LocatingParser, register_dialects
 from tinyattn.tools import opt
-from tinyattn.tools.irdl_interop import InteropParser
+from tinyattn.tools import run as run_tool
 
 pytestmark = needs_tools("mlir-opt-22")
 
@@ -60,7 +60,7 @@ def mlir_opt(irdl: Path, text: str) -> subprocess.CompletedProcess[str]:
 def parse(text: str):
     ctx = Context()
     register_dialects(ctx)
-    return InteropParser(ctx, text, "test").parse_module()
+    return LocatingParser(ctx, text, "test").parse_module()
 
 
 @pytest.mark.parametrize("name, source, flags", STAGES, ids=[stage[0] for stage in STAGES])
@@ -136,3 +136,17 @@ def test_mlir_opt_accepts_the_valid_counterpart(irdl):
     upstream = mlir_opt(irdl, MATMUL.format(requant=REQUANT))
     assert upstream.returncode == 0, upstream.stderr
     assert REQUANT in upstream.stdout
+
+
+@pytest.mark.parametrize("target", [target_param("host")])
+def test_every_tool_reads_what_mlir_opt_prints(target, irdl, tmp_path):
+    """The kernel stage, through mlir-opt-22 and back, runs and matches its reference."""
+    stage, interop = tmp_path / "stage.mlir", tmp_path / "interop.mlir"
+    flags = ["--fuse-weights", "--depth-first-tile", "--convert-tinyattn-to-kernels"]
+    assert opt.main([str(MODELS / "ecg.onnx"), *flags, "-o", str(stage)]) == 0
+    assert opt.main([str(stage), "--mlir-interop", "-o", str(interop)]) == 0
+    upstream = mlir_opt(irdl, interop.read_text())
+    assert upstream.returncode == 0, upstream.stderr
+    back = tmp_path / "back.mlir"
+    back.write_text(upstream.stdout)
+    assert run_tool.main([str(back), "--target", target]) == 0

@@ -22,8 +22,8 @@ pytestmark = needs_tools("mlir-opt-22")
 TEST = Path(__file__).resolve().parent.parent
 MODELS = TEST.parent / "models"
 
-# (name, input, tinyattn-opt flags): the tensor, tiled and kernel stages of bundled models, and
-# every op of our dialects in its f32 and int8 forms.
+# (name, input, tinyattn-opt flags): every stage of bundled models (tensor, tiled, kernel, loops,
+# planned), and every op of our dialects in its f32 and int8 forms.
 STAGES = [
     ("ecg-tensor", MODELS / "ecg.onnx", []),
     ("ecg-tiled", MODELS / "ecg.onnx", ["--fuse-weights", "--depth-first-tile"]),
@@ -37,6 +37,22 @@ STAGES = [
         MODELS / "eeg.onnx",
         ["--layerwise-tile", "--convert-tinyattn-to-kernels"],
     ),
+    (
+        "ecg-loops",
+        MODELS / "ecg.onnx",
+        [
+            "--fuse-weights", "--depth-first-tile", "--convert-tinyattn-to-kernels",
+            "--convert-kernels-to-loops=target=thumbv7em",
+        ],
+    ),  # fmt: skip
+    (
+        "ecg-planned",
+        MODELS / "ecg.onnx",
+        [
+            "--fuse-weights", "--depth-first-tile", "--convert-tinyattn-to-kernels",
+            "--convert-kernels-to-loops=target=rv32", "--plan-memory", "--lower-dma",
+        ],
+    ),  # fmt: skip
     # a conv tokenizer; its kernel.map inputs differ in layout
     ("cct-kernels", MODELS / "cct.onnx", ["--depth-first-tile", "--convert-tinyattn-to-kernels"]),
     ("tinyattn-ops", TEST / "dialects" / "ops.mlir", []),

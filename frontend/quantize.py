@@ -46,7 +46,7 @@ from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import DiagnosticException, VerifyException
 
 from tinyattn.dialects import tinyattn as ta
-from tinyattn.dialects.annotations import entry_function
+from tinyattn.dialects.annotations import ONNX_NODE_ATTR, entry_function
 from tinyattn.dialects.dense import from_numpy, numpy_dtype, to_numpy
 from tinyattn.semantics import reference as ref
 from tinyattn.semantics.interpreter import evaluate
@@ -310,6 +310,15 @@ def _xmax(value: SSAValue) -> int:
     return 255 if value.type.get_element_type() == ta.ui8 else 128
 
 
+def _keep_onnx_node(float_op: Operation, emitted: list[Operation]) -> None:
+    """The ONNX node a float op came from names the int8 ops that replace it (reports)."""
+    node = float_op.attributes.get(ONNX_NODE_ATTR)
+    if node is not None:
+        for op in emitted:
+            if op.dialect_name() == "tinyattn":
+                op.attributes[ONNX_NODE_ATTR] = node
+
+
 class _Quantizer:
     """Rebuilds one float function op by op with int8 values and integer parameters."""
 
@@ -338,9 +347,11 @@ class _Quantizer:
                 results = [self._activation(op, v, f"#{i}") for i, v in enumerate(op.arguments)]
                 self.builder.insert(func.ReturnOp(*results))
                 continue
+            emitted = len(self.block.ops)
             result = _HANDLERS[type(op)](self, op)
             result.name_hint = op.results[0].name_hint
             self.values[op.results[0]] = result
+            _keep_onnx_node(op, list(self.block.ops)[emitted:])
         returned = self.function.body.block.last_op
         assert isinstance(returned, func.ReturnOp)
         outputs = [self.values[value] for value in returned.arguments]

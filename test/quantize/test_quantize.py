@@ -17,6 +17,7 @@ from xdsl.printer import Printer
 
 import tinyattn.models
 from tinyattn.dialects import tinyattn as ta
+from tinyattn.dialects.annotations import ONNX_NODE_ATTR
 from tinyattn.dialects.dense import from_numpy
 from tinyattn.driver.parsing import parse_module
 from tinyattn.frontend import quantize as q
@@ -74,6 +75,16 @@ def test_bundled_model_quantizes_within_the_error_bound(name):
     _assert_integer_only(quantized)
     parse_module(_text(quantized), f"{name}.int8.mlir")  # prints, parses and verifies
     _assert_close(q.accuracy_loss(model, quantized, samples))
+    # The int8 ops keep the ONNX nodes they came from (reports name layers after them).
+    assert _onnx_nodes(quantized) == _onnx_nodes(model) != set()
+
+
+def _onnx_nodes(module: ModuleOp) -> set[str]:
+    return {
+        node.data
+        for op in module.walk()
+        if isinstance(node := op.attributes.get(ONNX_NODE_ATTR), StringAttr)
+    }
 
 
 def test_fused_attention_quantizes_within_the_error_bound():

@@ -95,18 +95,20 @@ class LoopBuilder:
     def if_else(
         self,
         condition: SSAValue,
-        then_body: Callable[[LoopBuilder], None],
-        else_body: Callable[[LoopBuilder], None],
-    ) -> None:
-        """`scf.if` without results."""
-        regions = []
+        then_body: Callable[[LoopBuilder], Sequence[SSAValue] | None],
+        else_body: Callable[[LoopBuilder], Sequence[SSAValue] | None],
+    ) -> tuple[SSAValue, ...]:
+        """`scf.if`; its results are what both bodies return (values of the same types)."""
+        regions, yielded = [], []
         for body in (then_body, else_body):
             block = Block()
             inner = LoopBuilder(InsertPoint.at_end(block))
-            body(inner)
-            inner.builder.insert(scf.YieldOp())
+            yielded = list(body(inner) or ())
+            inner.builder.insert(scf.YieldOp(*yielded))
             regions.append(Region(block))
-        self.builder.insert(scf.IfOp(condition, [], *regions))
+        branch = scf.IfOp(condition, [value.type for value in yielded], *regions)
+        self.builder.insert(branch)
+        return tuple(branch.results)
 
     def while_loop(
         self,

@@ -648,37 +648,54 @@ class Window:
     ) -> SSAValue:
         """Fold `body(b, inside, value, (ky, kx), acc)` over the window of output position `at`
         of `channel`: `value` is x there in its compute type, read at the clamped position
-        where the tap falls in the padding (`inside` false)."""
-        height, width = x.type.get_shape()[1:]  # type: ignore[attr-defined]
+        where the tap falls in the padding (`inside` false). With padding, a window wholly
+        inside x (most of them) takes a copy of the fold without the per-tap checks."""
+        extent = x.type.get_shape()[1:]  # type: ignore[attr-defined]
+        corner = [
+            b.sub(b.mul(at[axis], b.index(self.strides[axis])), b.index(self.pads[axis]))
+            for axis in range(2)
+        ]
 
-        def tap(bt: LoopBuilder, offsets: list[SSAValue], acc: SSAValue) -> SSAValue:
-            inside, position = None, []
-            for axis, (size, stride, pad) in enumerate(
-                zip((height, width), self.strides, self.pads[:2], strict=True)
-            ):
-                coordinate = bt.sub(
-                    bt.add(bt.mul(at[axis], bt.index(stride)), offsets[axis]), bt.index(pad)
-                )
-                ok = bt.insert(
-                    arith.AndIOp(
-                        bt.less(coordinate, bt.index(size)),
-                        bt.less(bt.index(-1), coordinate),
-                    )
-                )
-                inside = ok if inside is None else bt.insert(arith.AndIOp(inside, ok))
-                position.append(bt.min(bt.max(coordinate, bt.index(0)), bt.index(size - 1)))
-            value = bt.load(x, [channel, *position])
-            value = bt.convert(value, compute_type(value.type), unsigned)
-            assert inside is not None
-            return body(bt, inside, value, offsets, acc)
+        def fold(bf: LoopBuilder, checked: bool) -> SSAValue:
+            def tap(bt: LoopBuilder, offsets: list[SSAValue], acc: SSAValue) -> SSAValue:
+                inside, position = bt.constant(1, IntegerType(1)), []
+                for axis in range(2):
+                    coordinate = bt.add(corner[axis], offsets[axis])
+                    if checked:
+                        ok = bt.insert(
+                            arith.AndIOp(
+                                bt.less(coordinate, bt.index(extent[axis])),
+                                bt.less(bt.index(-1), coordinate),
+                            )
+                        )
+                        inside = bt.insert(arith.AndIOp(inside, ok))
+                        coordinate = bt.clip(coordinate, 0, extent[axis] - 1)
+                    position.append(coordinate)
+                value = bt.load(x, [channel, *position])
+                value = bt.convert(value, compute_type(value.type), unsigned)
+                return body(bt, inside, value, offsets, acc)
 
-        def rows(br: LoopBuilder, ky: SSAValue, carried: tuple[SSAValue, ...]):
-            def cols(bc: LoopBuilder, kx: SSAValue, inner: tuple[SSAValue, ...]):
-                return (tap(bc, [ky, kx], inner[0]),)
+            def rows(br: LoopBuilder, ky: SSAValue, carried: tuple[SSAValue, ...]):
+                def cols(bc: LoopBuilder, kx: SSAValue, inner: tuple[SSAValue, ...]):
+                    return (tap(bc, [ky, kx], inner[0]),)
 
-            return br.for_range(self.kernel[1], cols, carried)
+                return br.for_range(self.kernel[1], cols, carried)
 
-        (result,) = b.for_range(self.kernel[0], rows, (init,))
+            (result,) = bf.for_range(self.kernel[0], rows, (init,))
+            return result
+
+        if not any(self.pads):  # the window-output formula keeps every window inside x
+            return fold(b, checked=False)
+        interior = b.constant(1, IntegerType(1))
+        for axis in range(2):
+            last = b.add(corner[axis], b.index(self.kernel[axis] - 1))
+            within = arith.AndIOp(
+                b.less(b.index(-1), corner[axis]), b.less(last, b.index(extent[axis]))
+            )
+            interior = b.insert(arith.AndIOp(interior, b.insert(within)))
+        (result,) = b.if_else(
+            interior, lambda bi: (fold(bi, checked=False),), lambda bp: (fold(bp, checked=True),)
+        )
         return result
 
 

@@ -6,6 +6,7 @@ per-channel RequantShift along the channels) bit for bit against the oracle; on 
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx_graphs import (
     GraphBuilder,
@@ -24,7 +25,7 @@ from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 RNG = np.random.default_rng(31)
 
 
-@pytest.mark.parametrize(
+CONVS = pytest.mark.parametrize(
     ("shape", "weight", "attrs"),
     [
         ((1, 3, 9, 8), (4, 3, 3, 3), {"strides": [1, 1], "pads": [1, 1, 1, 1]}),
@@ -34,11 +35,26 @@ RNG = np.random.default_rng(31)
     ],
     ids=["same", "strided", "depthwise", "1d_grouped"],
 )
-def test_conv_matches_onnx(shape, weight, attrs):
+
+
+def _conv_relu(shape, weight, attrs) -> onnx.ModelProto:
     b = GraphBuilder(shape)
     y = b.op("Conv", "x", b.weight(*weight), b.bias(weight[0]), **attrs)
-    module = assert_matches_onnx(b.model(b.op("Relu", y)))
+    return b.model(b.op("Relu", y))
+
+
+@CONVS
+def test_conv_matches_onnx(shape, weight, attrs):
+    module = assert_matches_onnx(_conv_relu(shape, weight, attrs))
     assert "tinyattn.conv" in tinyattn_ops(module)
+
+
+@pytest.mark.parametrize("target", [target_param("host"), target_param("cortex-m4")])
+@CONVS
+def test_conv_compiles_and_runs(shape, weight, attrs, target):
+    """The window loops (grouped) and im2col (one group) on a target: windows inside the
+    input, and at each padded border (asymmetric pads and strides included)."""
+    assert run(import_model(_conv_relu(shape, weight, attrs)), target).match
 
 
 @pytest.mark.parametrize(

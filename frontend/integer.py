@@ -408,7 +408,7 @@ def linear(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
         y = emitter.op(ta.LinearOp(x, weight, None, **_typed(shape, None)))
         alpha = emitter.constant(Constant(np.array([layer.alpha], np.int32), element_type=i32))
         if layer.addend is not None:
-            addend = emitter.constant(layer.output_addend(shape))
+            addend = emitter.constant(layer.addend)
         else:
             addend = bias if bias is not None else emitter.constant(layer.zero_bias((1,)))
         return emitter.op(ta.MulAddOp(y, alpha, addend, **_typed(shape, requant)))

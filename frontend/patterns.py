@@ -249,15 +249,7 @@ class Linear:
         if self.addend is None:
             return y
         one = emitter.constant(Constant(np.ones(1, np.float32)))
-        addend = emitter.constant(self.output_addend(y.type.get_shape()))
-        return emitter.op(ta.MulAddOp(y, one, addend))
-
-    def output_addend(self, shape: Sequence[int]) -> Constant:
-        """The addend without the leading 1s the imported output (batch dropped) lacks."""
-        assert self.addend is not None
-        array = fit_to_imported(self.addend.array, shape)
-        assert array is not None  # ONNX shape inference typed the sum: it broadcasts
-        return Constant(array, self.addend.name, self.addend.element_type)
+        return emitter.op(ta.MulAddOp(y, one, emitter.constant(self.addend)))
 
     def zero_bias(self, shape: Sequence[int]) -> Constant:
         """Zeros in place of an absent bias, typed like a bias: f32, or the i32 accumulator of
@@ -280,21 +272,25 @@ def _matmul_linear(graph: OnnxGraph, node: Node) -> Linear:
     return Linear(activation(graph, node), weight, None, (node,))
 
 
-def _added(linear: Linear, constant: Constant, beta: float, nodes: tuple[Node, ...]) -> Linear:
+def _added(
+    graph: OnnxGraph, linear: Linear, constant: Constant, beta: float, nodes: tuple[Node, ...]
+) -> Linear:
     """`linear` with `beta * constant` added: as its bias if that is a vector over the output
-    columns, else as its addend."""
+    columns, else as its addend, fitted to the imported output (`fit_to_imported`)."""
     width = linear.weight.array.shape[1]
     array = (constant.array.astype(np.float64) * beta).astype(np.float32)
-    scaled = Constant(array, constant.name)
     if array.size == 1 or (array.size == width and array.shape[-1] == width):
-        bias = last_axis_vector(scaled, width, "bias")
+        bias = last_axis_vector(Constant(array, constant.name), width, "bias")
         return Linear(linear.input, linear.weight, bias, nodes, linear.alpha)
-    if array.ndim < 2 or array.shape[-1] not in (1, width):
+    output = (*squeeze_batch(graph.shape(linear.input))[:-1], width)
+    fitted = fit_to_imported(array, output)
+    if fitted is None:
         raise Mismatch(
-            f"'{constant.name}' of shape {list(array.shape)} does not broadcast to the output's "
-            f"columns ({width})"
+            f"'{constant.name}' of shape {list(array.shape)} does not broadcast to the output "
+            f"{list(output)}"
         )
-    return Linear(linear.input, linear.weight, None, nodes, linear.alpha, scaled)
+    addend = Constant(fitted, constant.name)
+    return Linear(linear.input, linear.weight, None, nodes, linear.alpha, addend)
 
 
 def _gemm_linear(graph: OnnxGraph, node: Node) -> Linear:
@@ -307,7 +303,8 @@ def _gemm_linear(graph: OnnxGraph, node: Node) -> Linear:
     linear = Linear(activation(graph, node), weight, None, (node,), alpha)
     if not node.input(2):
         return linear
-    return _added(linear, float_constant(graph, node.input(2)), node.attr("beta", 1.0), (node,))
+    beta = node.attr("beta", 1.0)
+    return _added(graph, linear, float_constant(graph, node.input(2)), beta, (node,))
 
 
 def match_linear(graph: OnnxGraph, root: Node) -> Linear:
@@ -321,7 +318,7 @@ def match_linear(graph: OnnxGraph, root: Node) -> Linear:
         raise Mismatch(f"{root.label()} is not a linear layer")
     product, addend = constant_operand(graph, root)
     matmul = _matmul_linear(graph, graph.producer_of(product, "MatMul"))
-    return _added(matmul, float_constant(graph, addend), 1.0, (*matmul.nodes, root))
+    return _added(graph, matmul, float_constant(graph, addend), 1.0, (*matmul.nodes, root))
 
 
 def matmul_operands(graph: OnnxGraph, node: Node) -> tuple[str, str, tuple[int, ...]]:

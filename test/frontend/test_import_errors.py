@@ -34,6 +34,13 @@ def weight_is_an_input():
     return b.model(b.op("Gemm", "x", "w", transB=1))
 
 
+def addend_broadcasts_the_product():
+    """A constant added to a MatMul that would grow it (a batch of 2 from a batch of 1)."""
+    b = _block()
+    product = b.op("MatMul", "x", b.weight(EMBED, 3), name="/MatMul")
+    return b.model(b.op("Add", product, b.const(np.ones((2, SEQ, 3))), name="/Add"))
+
+
 def float64_weight():
     b = GraphBuilder([1, EMBED])
     return b.model(b.op("Gemm", "x", b.const(np.ones((EMBED, 3)), np.float64)))
@@ -121,6 +128,8 @@ CASES = {
     unnamed_matmul_of_a_vector: "node 'MatMul_output_0' (MatMul): MatMul of shapes [1, 6] and "
     "[6, 4]: both must be matrices",
     weight_is_an_input: "node '/Gemm_0' (Gemm): 'w' is not a constant",
+    addend_broadcasts_the_product: "node '/Add' (Add): the constant '/Constant_2_output_0' "
+    "broadcasts the activation '/MatMul_output_0' to a larger shape",
     float64_weight: "node '/Gemm_1' (Gemm): constant '/Constant_0_output_0' has element type "
     "float64; only float32 is supported",
     transposed_gemm: "node '/Gemm_1' (Gemm): transA=1 is not supported (the activation must not "

@@ -61,6 +61,8 @@ from tinyattn.dialects.tinyattn import (
     QuantLibLayerNormAttr,
     RequantAttr,
     StaticShapes,
+    check_integer_layernorm,
+    check_squares_fit,
     window_output,
 )
 
@@ -406,6 +408,7 @@ class LayerNormOp(KernelOp):
             _expect_element(getattr(self, name), f"operand '{name}'", (i32,))
         _expect_element(self.output, "operand 'out'", (i32, IntegerType(8)))
         _check_narrowing(self, cols)
+        check_integer_layernorm(self.ilayernorm, cols)
 
 
 @irdl_op_definition
@@ -454,6 +457,7 @@ class RMSNormOp(KernelOp):
         _expect_element(self.weight, "operand 'weight'", (i32,))
         _expect_element(self.output, "operand 'out'", (i32, IntegerType(8)))
         _check_narrowing(self, cols)
+        check_squares_fit(cols)
 
 
 @irdl_op_definition

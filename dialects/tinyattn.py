@@ -656,11 +656,28 @@ def _check_elementwise_integer(op: IRDLOperation, x: TensorType[Attribute], attr
     _check_integer_result(op, x.get_shape()[-1] if x.get_shape() else 1)
 
 
-def _check_squares_fit(width: int) -> None:
+def check_squares_fit(width: int) -> None:
     """QuantLib's norms sum `width` squares of 8-bit values (or of their distances from the
-    mean, at most 255) in int32."""
+    mean, at most 255) in int32 (the tensor and kernel verifiers)."""
     if width * 255 * 255 > INT32_MAX:
         raise VerifyException(f"sum(x^2) over E = {width} may exceed int32")
+
+
+def check_integer_layernorm(norm: ILayerNormAttr | QuantLibLayerNormAttr, width: int) -> None:
+    """That an integer layer norm over rows of `width` 8-bit values keeps its sums within int32
+    for every input (the tensor and kernel verifiers)."""
+    if isinstance(norm, QuantLibLayerNormAttr):
+        check_squares_fit(width)
+        return
+    shift, eps = norm.shift.data, norm.eps.data
+    reach = layernorm_square_bound(width, shift) + eps
+    if reach > INT32_MAX:
+        least = min_layernorm_shift(width, eps)
+        advice = "no shift fits" if least is None else f"the shift must be at least {least}"
+        raise VerifyException(
+            f"'ilayernorm' shift {shift} lets sum(c^2) + eps reach {reach} for E = {width}, "
+            f"more than int32 holds ({INT32_MAX}); {advice}"
+        )
 
 
 def _expect_same_type(op: IRDLOperation, x: TensorType[Attribute]) -> None:
@@ -1093,19 +1110,8 @@ class LayerNormOp(_TensorOp):
             _expect_same_type(self, x)
             return
         _check_elementwise_integer(self, x, "ilayernorm")
-        if isinstance(self.ilayernorm, QuantLibLayerNormAttr):
-            _check_squares_fit(e)
-            return
         assert self.ilayernorm is not None
-        shift, eps = self.ilayernorm.shift.data, self.ilayernorm.eps.data
-        reach = layernorm_square_bound(e, shift) + eps
-        if reach > INT32_MAX:
-            least = min_layernorm_shift(e, eps)
-            advice = "no shift fits" if least is None else f"the shift must be at least {least}"
-            raise VerifyException(
-                f"'ilayernorm' shift {shift} lets sum(c^2) + eps reach {reach} for E = {e}, "
-                f"more than int32 holds ({INT32_MAX}); {advice}"
-            )
+        check_integer_layernorm(self.ilayernorm, e)
 
 
 @irdl_op_definition
@@ -1152,7 +1158,7 @@ class RMSNormOp(_TensorOp):
         _expect_element(weight, "operand 'weight'", (i32,))
         if not 0 <= self.shift.value.data <= 31:
             raise VerifyException(f"shift must be in [0, 31], got {self.shift.value.data}")
-        _check_squares_fit(e)
+        check_squares_fit(e)
         result = _tensor(self.result, "result")
         _expect_shape(result, "result", x.get_shape(), "shape of 'x'")
         _check_integer_result(self, e)

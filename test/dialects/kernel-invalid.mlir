@@ -158,3 +158,27 @@ func.func @im2col_kernel(%x: memref<3x8x8xi8>, %y: memref<64x27xi8>) {
   func.return
 }
 // CHECK: 'kernel.im2col' op a 2-D window: 2 kernel sizes, 2 strides, 4 pads
+
+// -----
+
+func.func @quantlib_layernorm_width(%x: memref<1x40000xi8>, %g: memref<40000xi32>, %y: memref<1x40000xi32>) {
+  kernel.layernorm %x, %g, %g into %y {ilayernorm = #tinyattn.quantlib_layernorm<shift = 8>} : memref<1x40000xi8>, memref<40000xi32>, memref<40000xi32> into memref<1x40000xi32>
+  func.return
+}
+// CHECK: 'kernel.layernorm' op sum(x^2) over E = 40000 may exceed int32
+
+// -----
+
+func.func @ibert_layernorm_shift(%x: memref<4x64xi8>, %g: memref<64xi32>, %y: memref<4x64xi32>) {
+  kernel.layernorm %x, %g, %g into %y {ilayernorm = #tinyattn.ilayernorm<shift = 0, eps = 1>} : memref<4x64xi8>, memref<64xi32>, memref<64xi32> into memref<4x64xi32>
+  func.return
+}
+// CHECK: 'kernel.layernorm' op 'ilayernorm' shift 0 lets sum(c^2) + eps reach 4262522945 for E = 64, more than int32 holds (2147483647); the shift must be at least 1
+
+// -----
+
+func.func @rmsnorm_width(%x: memref<1x40000xi8>, %w: memref<40000xi32>, %y: memref<1x40000xi32>) {
+  kernel.rmsnorm %x, %w into %y {shift = 8 : i64} : memref<1x40000xi8>, memref<40000xi32> into memref<1x40000xi32>
+  func.return
+}
+// CHECK: 'kernel.rmsnorm' op sum(x^2) over E = 40000 may exceed int32

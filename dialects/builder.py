@@ -99,14 +99,16 @@ class LoopBuilder:
         else_body: Callable[[LoopBuilder], Sequence[SSAValue] | None],
     ) -> tuple[SSAValue, ...]:
         """`scf.if`; its results are what both bodies return (values of the same types)."""
-        regions, yielded = [], []
+        regions, types = [], []
         for body in (then_body, else_body):
             block = Block()
             inner = LoopBuilder(InsertPoint.at_end(block))
             yielded = list(body(inner) or ())
             inner.builder.insert(scf.YieldOp(*yielded))
             regions.append(Region(block))
-        branch = scf.IfOp(condition, [value.type for value in yielded], *regions)
+            types.append([value.type for value in yielded])
+        assert types[0] == types[1], f"the branches yield {types[0]} and {types[1]}"
+        branch = scf.IfOp(condition, types[0], *regions)
         self.builder.insert(branch)
         return tuple(branch.results)
 

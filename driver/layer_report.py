@@ -72,8 +72,9 @@ def tag_layers(function: func.FuncOp) -> list[Layer]:
             name = node.data
         else:
             name = f"%{hint}" if hint else f"{op.name.removeprefix('tinyattn.')}#{len(layers)}"
-        if any(layer.name == name for layer in layers):
-            name = f"{name}#{len(layers)}"
+        base, repeat = name, len(layers)
+        while any(layer.name == name for layer in layers):
+            name, repeat = f"{base}#{repeat}", repeat + 1
         op.attributes[LAYER_ATTR] = StringAttr(name)
         cost = op_cost(op)
         shape = tuple(op.results[0].type.get_shape()) if op.results else ()  # type: ignore[attr-defined]

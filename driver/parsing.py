@@ -82,7 +82,10 @@ class LocatingParser(Parser):
             else value
             for value, (_, param) in zip(values, kinds, strict=True)
         ]
-        return attr.new(parameters)
+        try:
+            return attr.new(parameters)
+        except VerifyException as error:
+            self.raise_error(" ".join(str(error).split()), start, self.pos)
 
     def _positional_follows(self) -> bool:
         """Whether `<` opens positional parameters (not `<name = ...`, our keyword syntax)."""

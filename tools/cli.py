@@ -148,7 +148,10 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
         return error_line(prog, str(error))
     except ArgSpecParseError as error:  # xDSL's pass-option parser raises a BaseException
         return error_line(prog, _pipeline_error(str(error)))
-    except BrokenPipeError:  # the reader left (`| head`): end quietly, as a shell tool does
+    except BrokenPipeError as error:
+        if error.filename is not None:  # a file we opened, not our output
+            return error_line(prog, f"{error.filename}: {error.strerror}")
+        # The reader of our output left (`| head`): end quietly, as a shell tool does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except OSError as error:

@@ -107,6 +107,8 @@ class TinyattnOptMain(xDSLOptMain):
     def output_resulting_program(self, prog: ModuleOp) -> str:
         if not self.args.mlir_interop:
             return super().output_resulting_program(prog)
+        if self.args.target != "mlir":
+            raise UsageError(f"--mlir-interop prints MLIR; it takes no -t {self.args.target}")
         output = StringIO()
         printer = InteropPrinter(stream=output)
         printer.print_op(prog)

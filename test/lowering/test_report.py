@@ -176,3 +176,22 @@ def test_layer_tags_reach_the_profiling_regions_and_stop_there(profile):
     between = [region.layer for region in regions[1:] if region.label == PROFILE_OUTSIDE]
     assert len(set(between)) == len(between) and set(between) <= set(names)
     assert {region.layer for region in kernels} <= set(between)
+
+
+def test_layer_names_stay_unique_when_a_suffix_is_a_node_name():
+    """Nodes `x#2`, `x`, `x`: the third `x` may not become `x#2` too."""
+    from tinyattn.driver.layer_report import tag_layers
+    from tinyattn.driver.parsing import parse_module
+
+    relus = "\n".join(
+        f'  %r{i} = tinyattn.relu %x {{tinyattn.onnx_node = "{node}"}} : '
+        "(tensor<4xf32>) -> tensor<4xf32>"
+        for i, node in enumerate(["x#2", "x", "x"])
+    )
+    module = parse_module(
+        f"func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {{\n{relus}\n"
+        "  func.return %r2 : tensor<4xf32>\n}\n",
+        "names.mlir",
+    )
+    (function,) = module.ops
+    assert [layer.name for layer in tag_layers(function)] == ["x#2", "x", "x#3"]

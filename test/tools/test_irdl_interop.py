@@ -166,3 +166,29 @@ def test_every_tool_reads_what_mlir_opt_prints(target, irdl, tmp_path):
     back = tmp_path / "back.mlir"
     back.write_text(upstream.stdout)
     assert run_tool.main([str(back), "--target", target]) == 0
+
+
+LINEAR = """func.func @f(%x: tensor<4x8xi8>, %w: tensor<8x2xi8>, %b: tensor<2xi32>) -> tensor<4x2xi8> {{
+  %y = "tinyattn.linear"(%x, %w, %b) {{requant = #tinyattn.requant_attr<{parameters}>}} : (tensor<4x8xi8>, tensor<8x2xi8>, tensor<2xi32>) -> tensor<4x2xi8>
+  func.return %y : tensor<4x2xi8>
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    "parameters, reason",
+    [
+        ("array<i64: 3, 4>, array<i64: 0, 1>, 99 : i64", "requant shift must be in [0, 31], got 99"),
+        (
+            'array<i64: 3, 4>, array<i64: 0, 1>, "x"',
+            """parameter 'shift' does not verify: "x" should be of base attribute builtin.int""",
+        ),
+        ("array<i64: 3, 4>", "#tinyattn.requant_attr takes 3 parameters"),
+    ],
+    ids=["range", "kind", "count"],
+)
+def test_a_bad_interop_attribute_is_one_line(parameters, reason, tmp_path, capsys):
+    source = tmp_path / "bad.mlir"
+    source.write_text(LINEAR.format(parameters=parameters))
+    assert opt.main([str(source)]) == 2
+    assert capsys.readouterr().err == f"tinyattn-opt: error: {source}:2:71: {reason}\n"

@@ -173,16 +173,29 @@ class LoopBuilder:
         return self.insert(arith.RemUIOp(a, b))
 
     def max(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        return self.insert(arith.MaximumfOp(a, b) if _is_float(a) else arith.MaxSIOp(a, b))
+        """The larger; on floats a NaN of either operand wins (as numpy's and ONNX's)."""
+        if not _is_float(a):
+            return self.insert(arith.MaxSIOp(a, b))
+        return self._float_extreme(a, b, "olt")
 
     def max_number(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        """`a > b ? a : b` on floats: a compare and a select, where `max` (NaN-propagating, as
-        numpy's) takes ~25 instructions on an FPU without one (Cortex-M4) and `maxnum` a
-        libcall. For values known to be numbers (a softmax's scores)."""
+        """`a > b ? a : b` on floats: one compare and select, where `max` (NaN-propagating,
+        as numpy's) takes two. For values known to be numbers (a softmax's scores)."""
         return self.select(self.insert(arith.CmpfOp(a, b, "ogt")), a, b)
 
     def min(self, a: SSAValue, b: SSAValue) -> SSAValue:
-        return self.insert(arith.MinimumfOp(a, b) if _is_float(a) else arith.MinSIOp(a, b))
+        """The smaller; on floats a NaN of either operand wins (as numpy's and ONNX's)."""
+        if not _is_float(a):
+            return self.insert(arith.MinSIOp(a, b))
+        return self._float_extreme(a, b, "ogt")
+
+    def _float_extreme(self, a: SSAValue, b: SSAValue, b_wins: str) -> SSAValue:
+        """`b` where `a <b_wins> b` or b is NaN, else `a` (so also a NaN `a`): compares and
+        selects, where `arith.maximumf`/`minimumf` take ~25 instructions on an FPU without
+        them (Cortex-M4); the NaN test of a constant `b` folds away. Of two zeros either may be
+        returned (they compare equal)."""
+        pick = self.select(self.insert(arith.CmpfOp(a, b, b_wins)), b, a)
+        return self.select(self.insert(arith.CmpfOp(b, b, "uno")), b, pick)
 
     def clip(self, x: SSAValue, low: int, high: int) -> SSAValue:
         """`min(max(x, low), high)` (signed integers)."""

@@ -155,7 +155,7 @@ def measure() -> tuple[list[str], list[str], list[str]]:
         for precision, source, inputs in (("int8", int8, int8_inputs), ("f32", module, None)):
             shapes += _compare(label, precision, source, inputs)
             splits += _split(label, precision, source, inputs)
-    for model in ("ecg", "radar", "eeg"):
+    for model in ("ecg", "radar", "eeg", "cct"):
         path = REPO / "models" / f"{model}.onnx"
         samples = [[x] for x in calibration_set(spec_named(model), CALIBRATION)["x"]]
         int8 = q.quantize(import_model(path), samples)

@@ -238,9 +238,6 @@ class LoopBuilder:
     def exp(self, x: SSAValue) -> SSAValue:
         return self.insert(math.ExpOp(x))
 
-    def erf(self, x: SSAValue) -> SSAValue:
-        return self.insert(math.ErfOp(x))
-
     def sqrt(self, x: SSAValue) -> SSAValue:
         return self.insert(math.SqrtOp(x))
 

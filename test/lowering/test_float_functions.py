@@ -1,6 +1,7 @@
-"""f32 max and min as compiled (relu, max pooling, map "max"/"min"): compares and selects, a NaN
-of either operand winning as in numpy and ONNX; NaNs come from the square roots of negative
-inputs, and the run matches only if they reach the outputs where the reference has them."""
+"""The f32 scalar functions as compiled, against the float64 reference on the targets: max and
+min (relu, max pooling, map "max"/"min") as compares and selects, a NaN of either operand
+winning as in numpy and ONNX (NaNs from the square roots of negative inputs must reach the
+outputs where the reference has them); GELU by an erfc approximation, over its whole range."""
 
 from __future__ import annotations
 
@@ -34,3 +35,23 @@ def test_nan_wins_in_compiled_max_and_min(target):
     relu, pooled, larger, smaller = report.outputs
     assert np.isnan(relu).any() and np.isnan(pooled).any()
     assert np.array_equal(np.isnan(larger), x < 0) and np.isnan(smaller).any()
+
+
+GELU = """
+func.func @main(%x: tensor<64x64xf32>) -> tensor<64x64xf32> {
+  %y = tinyattn.gelu %x : (tensor<64x64xf32>) -> tensor<64x64xf32>
+  func.return %y : tensor<64x64xf32>
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "target", [target_param("host"), target_param("cortex-m4"), target_param("rv32")]
+)
+def test_gelu_matches_over_its_range(target):
+    """Both tails (GELU vanishing below, the identity above), zero and random values."""
+    ramp = np.linspace(-12, 12, 2048)
+    normal = np.random.default_rng(5).standard_normal(2048) * 3
+    x = np.concatenate([ramp, normal]).astype(np.float32).reshape(64, 64)
+    report = run(parse_module(GELU, "gelu.mlir"), target, inputs=[x])
+    assert report.match and report.conditioning is None  # within rtol/atol outright

@@ -160,7 +160,7 @@ def _expect_element(value: SSAValue, what: str, allowed: Sequence[Attribute]) ->
 
 def _check_narrowing(op: KernelOp, channels: int) -> None:
     """An integer `out` is the i32 result, or 8 bits narrowed by a `requant` whose per-channel
-    values (if any) are one per column."""
+    values (if any) are one per column (per output channel of a convolution)."""
     requant = op.properties.get("requant")
     narrow = _element(op.out) == IntegerType(8)
     if narrow and requant is None:
@@ -604,7 +604,8 @@ def _check_window_3d(op: KernelOp, x: SSAValue, kernel: Sequence[int], channels:
 class ConvOp(KernelOp):
     """2-D convolution (dilation 1, zero padding) of x [C_in, H, W] with weight
     [C_out, C_in/groups, KH, KW] and an optional bias [C_out] into out [C_out, OH, OW]; integer:
-    8-bit x, i8 weight, i32 bias, an i32 sum narrowed by a per-tensor `requant` into 8 bits."""
+    8-bit x, i8 weight, i32 bias, an i32 sum narrowed into 8 bits by a `requant` per tensor or
+    per output channel (the first axis of `out`)."""
 
     name = "kernel.conv"
 
@@ -672,7 +673,7 @@ class ConvOp(KernelOp):
         if self.bias is not None:
             _expect_element(self.bias, "operand 'bias'", (i32,))
         _expect_element(self.output, "operand 'out'", (i32, IntegerType(8)))
-        _check_narrowing(self, 1)
+        _check_narrowing(self, c_out)
 
 
 class _WindowOp(KernelOp):

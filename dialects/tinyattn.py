@@ -1340,8 +1340,8 @@ class ConvOp(_TensorOp):
     """ONNX Conv (dilation 1) of x [C_in, *spatial] (1-D or 2-D) with weight
     [C_out, C_in/groups, *kernel] and an optional bias [C_out]: result [C_out, *out]; `groups`
     1 or C_in (depthwise) or any divisor. Integer form: x 8-bit, weight i8, bias i32, zero
-    padding, the sum in wrapping int32; the result is i32, or i8/ui8 with a per-tensor
-    `requant` (a per-channel one is a `muladd` after it: channels are the first axis)."""
+    padding, the sum in wrapping int32; the result is i32, or i8/ui8 with a `requant` per
+    tensor or per output channel (its channels are the first axis here, C_out)."""
 
     name = "tinyattn.conv"
 
@@ -1418,7 +1418,7 @@ class ConvOp(_TensorOp):
         _expect_element(weight, "operand 'weight'", (i8,))
         if self.bias is not None:
             _expect_element(_tensor(self.bias, "bias"), "operand 'bias'", (i32,))
-        _check_integer_result(self, 1)
+        _check_integer_result(self, c_out)
 
 
 @irdl_op_definition

@@ -304,6 +304,13 @@ class Requantization:
     attr: ta.RequantAttr
     element_type: Attribute
     scaling: tuple[Constant, Constant] | None = None
+    # Where the multipliers and addends vary along the first axis only (the channels of a
+    # convolution's [C, H, W]): the requantization per channel of that axis.
+    first_axis: ta.RequantAttr | None = None
+
+    def apply(self, emitter: Emitter, value: SSAValue) -> SSAValue:
+        """`value` narrowed by a `tinyattn.requant` of the attribute (channels: the last axis)."""
+        return emitter.op(ta.RequantOp(value, self.attr, self.element_type))
 
     def narrow(self, emitter: Emitter, value: SSAValue) -> SSAValue:
         """`value` (i32 or 8-bit) requantized by a muladd with the scaling and the attribute."""
@@ -336,7 +343,17 @@ def requant_shift(graph: OnnxGraph, node: Node) -> Requantization:
     if mul_channels is not None and add_channels is not None:
         return Requantization(ta.RequantAttr(mul_channels, add_channels, shift), element_type)
     scaling = tuple(Constant(v.reshape(v.shape or (1,)), element_type=i32) for v in (mul, add))
-    return Requantization(ta.RequantAttr([1], [0], shift), element_type, scaling)
+    firsts = [_first_axis_channels(v, shape) for v in (mul, add)]
+    first_axis = None if None in firsts else ta.RequantAttr(*firsts, shift)
+    return Requantization(ta.RequantAttr([1], [0], shift), element_type, scaling, first_axis)
+
+
+def _first_axis_channels(values: np.ndarray, shape: Sequence[int]) -> list[int] | None:
+    """`values` as one per channel of the first axis (or one), if they vary along no other."""
+    if len(shape) < 2:
+        return None
+    moved = np.moveaxis(np.broadcast_to(values, shape), 0, -1)
+    return _last_axis_channels(moved, moved.shape)
 
 
 def isoftmax_attr(node: Node) -> ta.ISoftmaxAttr:
@@ -474,15 +491,22 @@ def accumulating(operation: Operation) -> Pattern:
     return pattern
 
 
-def requantized(operation: Operation) -> Pattern:
+def requantized(operation: Operation, channels_first: bool = False) -> Pattern:
     """A RequantShift of what `operation` computes: one op that narrows its accumulator (or,
-    for a per-row or per-head RequantShift, a muladd after it)."""
+    for a per-row or per-head RequantShift, a muladd after it). With `channels_first` the op's
+    channels are its result's first axis (a convolution's): it narrows per channel of that
+    axis, and a per-column requantization (along the last) is a requant after it."""
 
     def pattern(graph: IntegerGraph, root: Node) -> Match:
         requant = requant_shift(graph, root)
         nodes, build = operation(graph, graph.producer_of(activation(graph, root)))
+        if channels_first and requant.first_axis is not None:
+            folded = Requantization(requant.first_axis, requant.element_type)
+            return Match(root, (*nodes, root), lambda emitter: build(emitter, folded))
         if requant.scaling is not None:
             return Match(root, (*nodes, root), lambda e: requant.narrow(e, build(e, None)))
+        if channels_first and requant.attr.channels() > 1:
+            return Match(root, (*nodes, root), lambda e: requant.apply(e, build(e, None)))
         return Match(root, (*nodes, root), lambda emitter: build(emitter, requant))
 
     pattern.__doc__ = f"RequantShift of {summary(operation)}: the same op, narrowing."
@@ -712,7 +736,7 @@ def ilayernorm(graph: IntegerGraph, node: Node) -> Match:
 
 def conv(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
     """Conv of an 8-bit activation with int8 weights and an int32 bias: an integer
-    `tinyattn.conv` (a per-channel RequantShift after it is a muladd over the channels)."""
+    `tinyattn.conv`, narrowed per tensor or per output channel by a RequantShift after it."""
     if root.op_type != "Conv":
         raise Mismatch(f"{root.label()} is not a Conv")
     layer = match_conv(graph, root)
@@ -727,20 +751,15 @@ def conv(graph: IntegerGraph, root: Node) -> tuple[tuple[Node, ...], Build]:
     shape = squeeze_batch(graph.shape(root.outputs[0]))
 
     def build(emitter: Emitter, requant: Requantization | None) -> SSAValue:
-        per_tensor = requant is None or requant.attr.channels() == 1
         window = layer.window
-        value = emitter.op(
+        return emitter.op(
             ta.ConvOp(
                 operand(emitter), emitter.constant(weight),
                 None if bias is None else emitter.constant(bias),
                 strides=window.strides, pads=window.pads, groups=layer.groups,
-                **_typed(shape, requant if per_tensor else None),
+                **_typed(shape, requant),
             )
         )  # fmt: skip
-        if per_tensor:
-            return value
-        assert requant is not None
-        return emitter.op(ta.RequantOp(value, requant.attr, requant.element_type))
 
     return (root,), build
 

@@ -110,7 +110,7 @@ INTEGER_PATTERNS: dict[str, tuple[p.Pattern, ...]] = {
         integer_attention_pattern,
         q.requantized(q.linear),
         q.requantized(q.matmul),
-        q.requantized(q.conv),
+        q.requantized(q.conv, channels_first=True),
         q.requantized(q.igelu),
         q.requantized(q.add),
         q.table,

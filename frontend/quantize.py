@@ -469,8 +469,8 @@ class _Quantizer:
         return self._emit(ta.MaxPoolOp(x, kernel=kernel, strides=strides, pads=pads))
 
     def conv(self, op: ta.ConvOp) -> SSAValue:
-        """Weights symmetric int8 per output channel (axis 0) or per tensor; a per-channel
-        requantization is a muladd over the channels after the int32 convolution."""
+        """Weights symmetric int8 per output channel (axis 0) or per tensor, the convolution
+        narrowing its int32 sums per channel (or per tensor)."""
         x = self._activation(op, op.x, "'x'")
         w = self._constant(op, op.weight, "weight")
         axes = tuple(range(1, w.ndim))
@@ -483,24 +483,13 @@ class _Quantizer:
         bias, bound = self._accumulator_bias(op, op.bias, acc_scale, bound)
         requant = _requant(acc_scale / self.scale[op.result], bound)
         _, strides, pads = op.window()
-        per_tensor = len(requant.mul) == 1 and len(requant.add) == 1
-        narrowed = self._int8(op.result)
-        result_type = narrowed if per_tensor else TensorType(i32, narrowed.get_shape())
-        acc = self._emit(
+        return self._emit(
             ta.ConvOp(
                 x, self._emit_constant(w_q, ta.i8, op.weight), bias, strides=strides, pads=pads,
-                groups=op.groups.value.data, result_type=result_type,
-                requant=_requant_attr(requant) if per_tensor else None,
+                groups=op.groups.value.data, result_type=self._int8(op.result),
+                requant=_requant_attr(requant),
             )
         )  # fmt: skip
-        if per_tensor:
-            return acc
-        channels = (-1, *[1] * (len(op.result.type.get_shape()) - 1))
-        values = (requant.mul, requant.add)
-        per_channel = (np.broadcast_to(np.asarray(v, np.int32), (len(w),)) for v in values)
-        m, a = (self._emit_constant(v.reshape(channels), i32, op.weight) for v in per_channel)
-        narrow = ta.RequantAttr([1], [0], requant.shift)
-        return self._emit(ta.MulAddOp(acc, m, a, result_type=narrowed, requant=narrow))
 
     def muladd(self, op: ta.MulAddOp) -> SSAValue:
         """`x * m + a` with constant m, a: m symmetric int8 per tensor, a int32 at the product's

@@ -313,7 +313,7 @@ def conv(
 ) -> np.ndarray:
     """ONNX Conv of `x` [C_in, *spatial] (1-D or 2-D, dilation 1) with `weight`
     [C_out, C_in/groups, *kernel] and `bias` [C_out]; integer: zero padding, the i32 sum (wrapping),
-    narrowed by `requant`."""
+    narrowed by `requant` (per tensor or per output channel: the first axis)."""
     integer = not np.issubdtype(np.asarray(x).dtype, np.floating)
     dtype = np.int64 if integer else np.float64
     rank = weight.ndim - 2
@@ -333,7 +333,8 @@ def conv(
     if bias is not None:
         total = total + np.asarray(bias, dtype).reshape(-1, *[1] * rank)
     if integer:
-        return _narrow(wrap_int32(total), requant, out_dtype)
+        channels_last = np.moveaxis(wrap_int32(total), 0, -1)
+        return np.moveaxis(_narrow(channels_last, requant, out_dtype), -1, 0)
     return total.astype(np.float32)
 
 

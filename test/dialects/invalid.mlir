@@ -410,3 +410,11 @@ func.func @slice_past_the_end(%x: tensor<4x6xf32>) -> tensor<2x6xf32> {
   func.return %y : tensor<2x6xf32>
 }
 // CHECK: 'tinyattn.slice' op axis 0: 2 elements from 2 in steps of 2 leave [0, 4)
+
+// -----
+
+func.func @conv_requant_channels(%x: tensor<3x8x8xi8>, %w: tensor<4x3x3x3xi8>) -> tensor<4x8x8xi8> {
+  %y = tinyattn.conv %x, %w {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = [1, 2, 3], add = 0, shift = 8>} : (tensor<3x8x8xi8>, tensor<4x3x3x3xi8>) -> tensor<4x8x8xi8>
+  func.return %y : tensor<4x8x8xi8>
+}
+// CHECK: 'tinyattn.conv' op 'requant' has 3 channels, expected 1 or 4

@@ -182,3 +182,11 @@ func.func @rmsnorm_width(%x: memref<1x40000xi8>, %w: memref<40000xi32>, %y: memr
   func.return
 }
 // CHECK: 'kernel.rmsnorm' op sum(x^2) over E = 40000 may exceed int32
+
+// -----
+
+func.func @conv_requant_channels(%x: memref<3x8x8xi8>, %w: memref<4x3x3x3xi8>, %y: memref<4x8x8xi8>) {
+  kernel.conv %x, %w into %y {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = [1, 2, 3], add = 0, shift = 8>} : memref<3x8x8xi8>, memref<4x3x3x3xi8> into memref<4x8x8xi8>
+  func.return
+}
+// CHECK: 'kernel.conv' op 'requant' has 3 channels, expected 1 or 4

@@ -88,13 +88,13 @@ func.func @matmul_rmsnorm(%a: tensor<2x3x4xi8>, %b: tensor<2x4x5xui8>, %m: tenso
   func.return %y, %z, %n : tensor<2x3x5xi8>, tensor<2x3x5xf32>, tensor<2x3x4xi32>
 }
 
-// A convolutional tokenizer: conv (integer, narrowed per tensor), max pooling, and the tokens
+// A convolutional tokenizer: conv (integer, narrowed per output channel), max pooling, and the tokens
 // transposed to [S, E].
 // CHECK-LABEL: func.func @tokenizer
 func.func @tokenizer(%x: tensor<3x8x8xi8>, %w: tensor<4x3x3x3xi8>, %b: tensor<4xi32>, %f: tensor<2x10xf32>, %wf: tensor<4x1x3xf32>) -> (tensor<16x4xi8>, tensor<4x8xf32>) {
-  // CHECK-NEXT: %c = tinyattn.conv %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = 3, add = 0, shift = 8>} : (tensor<3x8x8xi8>, tensor<4x3x3x3xi8>, tensor<4xi32>) -> tensor<4x8x8xi8>
-  // GENERIC: "tinyattn.conv"(%x, %w, %b) <{strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = 3, add = 0, shift = 8>}>
-  %c = tinyattn.conv %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = 3, add = 0, shift = 8>} : (tensor<3x8x8xi8>, tensor<4x3x3x3xi8>, tensor<4xi32>) -> tensor<4x8x8xi8>
+  // CHECK-NEXT: %c = tinyattn.conv %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = [3, 5, 7, 2], add = [0, 1, 0, -1], shift = 8>} : (tensor<3x8x8xi8>, tensor<4x3x3x3xi8>, tensor<4xi32>) -> tensor<4x8x8xi8>
+  // GENERIC: "tinyattn.conv"(%x, %w, %b) <{strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = [3, 5, 7, 2], add = [0, 1, 0, -1], shift = 8>}>
+  %c = tinyattn.conv %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64, requant = #tinyattn.requant<mul = [3, 5, 7, 2], add = [0, 1, 0, -1], shift = 8>} : (tensor<3x8x8xi8>, tensor<4x3x3x3xi8>, tensor<4xi32>) -> tensor<4x8x8xi8>
   // CHECK-NEXT: %p = tinyattn.maxpool %c {kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>} : (tensor<4x8x8xi8>) -> tensor<4x4x4xi8>
   %p = tinyattn.maxpool %c {kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>} : (tensor<4x8x8xi8>) -> tensor<4x4x4xi8>
   %r = tinyattn.reshape %p : (tensor<4x4x4xi8>) -> tensor<4x16xi8>

@@ -20,6 +20,7 @@ from onnx_graphs import (
 from requires import target_param
 
 from tinyattn.api import run
+from tinyattn.dialects import tinyattn as ta
 from tinyattn.frontend.onnx_import import OnnxImportError, import_model
 
 RNG = np.random.default_rng(31)
@@ -92,11 +93,35 @@ def test_tokenizer_matches_onnx():
 
 def test_integer_tokenizer_matches_the_oracle():
     """An int8 Conv with a RequantShift per output channel (a vector along axis 1 of
-    [1, C, H, W]: a muladd over the channels), Relu and MaxPool of 8-bit values, tokens."""
+    [1, C, H, W]: the convolution narrows per channel itself), Relu and MaxPool of 8-bit
+    values, tokens."""
     b = GraphBuilder([1, 3, 8, 8])
     model = b.model(_tokenizer(b, 5, integer=True))
     module = assert_integer_matches_onnx(model, [RNG.integers(-128, 128, (1, 3, 8, 8))])
-    assert {"tinyattn.conv", "tinyattn.muladd", "tinyattn.maxpool"} <= set(tinyattn_ops(module))
+    assert {"tinyattn.conv", "tinyattn.maxpool"} <= set(tinyattn_ops(module))
+    assert "tinyattn.muladd" not in tinyattn_ops(module)
+    (conv,) = [op for op in module.walk() if op.name == "tinyattn.conv"]
+    assert conv.requant.channels() == 5 and conv.result.type.get_element_type() == ta.i8
+
+
+@pytest.mark.parametrize(
+    ("mul", "expected"),
+    [
+        (np.array([3, 5, 7, 2]).reshape(1, 4, 1, 1) * np.ones((1, 1, 6, 1), int), "tinyattn.conv"),
+        (np.arange(1, 7).reshape(1, 1, 1, 6), "tinyattn.requant"),
+        (np.arange(1, 25).reshape(4, 6, 1), "tinyattn.muladd"),
+    ],
+    ids=["per_channel", "per_column", "per_channel_and_row"],
+)
+def test_integer_conv_narrows_by_what_its_requant_varies_along(mul, expected):
+    """Along the channels (axis 1 of [1, C, H, W]) the convolution narrows itself; along the
+    columns a requant follows it, along channels and rows a muladd: each bit-exact."""
+    b = GraphBuilder([1, 3, 6, 6])
+    y = b.op("Conv", "x", int_weight(b, 4, 3, 3, 3, bound=20), pads=[1, 1, 1, 1])
+    model = b.model(requant_shift(b, y, mul, div=2**9))
+    module = assert_integer_matches_onnx(model, [RNG.integers(-128, 128, (1, 3, 6, 6))])
+    ops = [name for name in tinyattn_ops(module) if name != "tinyattn.reshape"]
+    assert ops[-1] == expected
 
 
 def test_a_batch_of_images_is_one_line():
@@ -117,3 +142,17 @@ def test_tokenizers_compile_and_run(target):
     assert run(import_model(model, [x]), target, inputs=[x], expect=expected).match
     b = GraphBuilder([1, 3, 8, 8])
     assert run(import_model(b.model(_tokenizer(b, 5, integer=False))), target).match
+
+
+@pytest.mark.parametrize("target", [target_param("host"), target_param("cortex-m4")])
+@pytest.mark.parametrize("groups", [1, 4], ids=["im2col", "depthwise"])
+def test_integer_conv_narrowing_per_channel_compiles_and_runs(groups, target):
+    """The per-channel requant in the target's matmul (one group: the product's columns are
+    the channels) and in the window loop (depthwise), bit-exact."""
+    b = GraphBuilder([1, 4, 6, 6])
+    weight = int_weight(b, 4, 4 // groups, 3, 3, bound=20)
+    y = b.op("Conv", "x", weight, pads=[1, 1, 1, 1], group=groups)
+    model = b.model(requant_shift(b, y, np.array([3, 5, 7, 2]).reshape(1, 4, 1, 1), div=2**9))
+    x = RNG.integers(-128, 128, (1, 4, 6, 6))
+    expected = run_integer_onnx(model, [x])
+    assert run(import_model(model, [x]), target, inputs=[x], expect=expected).match

@@ -129,7 +129,8 @@ class _KeywordParamsAttr(ParametrizedAttribute):
 class RequantAttr(_KeywordParamsAttr):
     """Requantization of an int32 accumulator to 8 bits, as QuantLib's RequantShift:
     `clip((x*mul + add + 2^(shift-1)) >> shift)`, rounding half up, clipped to the result type's
-    range. `mul` and `add` are one value (per tensor) or one per channel of the last axis."""
+    range. `mul` and `add` are one value (per tensor) or one per channel of the last axis (of
+    the first, C_out, on a convolution)."""
 
     name = "tinyattn.requant"
     PARAMS: ClassVar = (("mul", True), ("add", True), ("shift", False))

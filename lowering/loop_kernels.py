@@ -392,6 +392,44 @@ def check_isoftmax_fits_i32(params: ta.ISoftmaxAttr, cols: int) -> None:
             )
 
 
+def _row_sum(
+    b: LoopBuilder, cols: int, term: Callable[[LoopBuilder, SSAValue], SSAValue], init: SSAValue
+) -> SSAValue:
+    """`init + sum_j term(j)` over a row's columns, the sum loop-carried."""
+    (total,) = b.for_range(cols, lambda bj, j, acc: (bj.add(acc[0], term(bj, j)),), (init,))
+    return total
+
+
+def _row_squares(
+    b: LoopBuilder, cols: int, term: Callable[[LoopBuilder, SSAValue], SSAValue], init: SSAValue
+) -> SSAValue:
+    """`init + sum_j term(j)^2` over a row's columns."""
+
+    def square(bj: LoopBuilder, j: SSAValue) -> SSAValue:
+        value = term(bj, j)
+        return bj.mul(value, value)
+
+    return _row_sum(b, cols, square, init)
+
+
+def _store_row(
+    b: LoopBuilder,
+    cols: int,
+    i: SSAValue,
+    out: Matrix,
+    value: Callable[[LoopBuilder, SSAValue], SSAValue],
+    requant: Requant | None = None,
+) -> None:
+    """`out[i, j] = requant(value(j))` (or `value(j)`) for each column of row i."""
+
+    def element(bj: LoopBuilder, j: SSAValue, _):
+        result = value(bj, j)
+        out.store(bj, requant(bj, result, j) if requant else result, i, j)
+        return ()
+
+    b.for_range(cols, element)
+
+
 def layernorm_rows(
     b: LoopBuilder,
     rows: int,
@@ -406,25 +444,19 @@ def layernorm_rows(
 
     def row(br: LoopBuilder, i: SSAValue, _):
         zero = br.constant(0.0, f32)
-        (total,) = br.for_range(cols, lambda bj, j, a: (bj.add(a[0], x.load(bj, i, j)),), (zero,))
+        total = _row_sum(br, cols, lambda bj, j: x.load(bj, i, j), zero)
         mean = br.div(total, br.constant(cols, f32))
-
-        def square(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
-            centered = bj.sub(x.load(bj, i, j), mean)
-            return (bj.add(acc[0], bj.mul(centered, centered)),)
-
-        (squares,) = br.for_range(cols, square, (zero,))
+        squares = _row_squares(br, cols, lambda bj, j: bj.sub(x.load(bj, i, j), mean), zero)
         variance = br.div(squares, br.constant(cols, f32))
         inv_std = br.div(
             br.constant(1.0, f32), br.sqrt(br.add(variance, br.constant(epsilon, f32)))
         )
 
-        def normalize(bj: LoopBuilder, j: SSAValue, _):
+        def normalize(bj: LoopBuilder, j: SSAValue) -> SSAValue:
             scaled = bj.mul(bj.mul(bj.sub(x.load(bj, i, j), mean), inv_std), bj.load(gamma, [j]))
-            out.store(bj, bj.add(scaled, bj.load(beta, [j])), i, j)
-            return ()
+            return bj.add(scaled, bj.load(beta, [j]))
 
-        br.for_range(cols, normalize)
+        _store_row(br, cols, i, out, normalize)
         return ()
 
     b.for_range(rows, row)
@@ -452,28 +484,19 @@ def ilayernorm_rows(
     shift, eps = params.shift.data, params.eps.data
 
     def row(br: LoopBuilder, i: SSAValue, _):
-        (total,) = br.for_range(
-            cols, lambda bj, j, acc: (bj.add(acc[0], x.load(bj, i, j)),), (br.constant(0, i32),)
-        )
+        total = _row_sum(br, cols, lambda bj, j: x.load(bj, i, j), br.constant(0, i32))
 
         def centred(bj: LoopBuilder, j: SSAValue) -> SSAValue:
             spread = bj.sub(bj.mul(x.load(bj, i, j), bj.constant(cols, i32)), total)
             return bj.shr(spread, bj.constant(shift, i32))
 
-        def square(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
-            c = centred(bj, j)
-            return (bj.add(acc[0], bj.mul(c, c)),)
+        std = isqrt(br, _row_squares(br, cols, centred, br.constant(eps, i32)))
 
-        (squares,) = br.for_range(cols, square, (br.constant(eps, i32),))
-        std = isqrt(br, squares)
-
-        def normalize(bj: LoopBuilder, j: SSAValue, _):
+        def normalize(bj: LoopBuilder, j: SSAValue) -> SSAValue:
             scaled = bj.mul(centred(bj, j), bj.load(gamma, [j]))
-            value = bj.add(bj.sdiv(scaled, std), bj.load(beta, [j]))
-            out.store(bj, requant(bj, value, j) if requant else value, i, j)
-            return ()
+            return bj.add(bj.sdiv(scaled, std), bj.load(beta, [j]))
 
-        br.for_range(cols, normalize)
+        _store_row(br, cols, i, out, normalize, requant)
         return ()
 
     b.for_range(rows, row)
@@ -495,20 +518,14 @@ def irmsnorm_rows(
     division; `x * weight` may wrap, as the reference's does."""
 
     def row(br: LoopBuilder, i: SSAValue, _):
-        def square(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
-            value = x.load(bj, i, j)
-            return (bj.add(acc[0], bj.mul(value, value)),)
-
-        (squares,) = br.for_range(cols, square, (br.constant(0, i32),))
+        squares = _row_squares(br, cols, lambda bj, j: x.load(bj, i, j), br.constant(0, i32))
         den = _quantlib_deviation(br, squares, cols)
 
-        def normalize(bj: LoopBuilder, j: SSAValue, _):
+        def normalize(bj: LoopBuilder, j: SSAValue) -> SSAValue:
             scaled = bj.mul(x.load(bj, i, j), bj.load(weight, [j]))
-            value = bj.shr(bj.sdiv(scaled, den), bj.constant(shift, i32))
-            out.store(bj, requant(bj, value, j) if requant else value, i, j)
-            return ()
+            return bj.shr(bj.sdiv(scaled, den), bj.constant(shift, i32))
 
-        br.for_range(cols, normalize)
+        _store_row(br, cols, i, out, normalize, requant)
         return ()
 
     b.for_range(rows, row)
@@ -533,28 +550,22 @@ def quantlib_layernorm_rows(
     i64 = IntegerType(64)
 
     def row(br: LoopBuilder, i: SSAValue, _):
-        (total,) = br.for_range(
-            cols, lambda bj, j, acc: (bj.add(acc[0], x.load(bj, i, j)),), (br.constant(0, i32),)
-        )
+        total = _row_sum(br, cols, lambda bj, j: x.load(bj, i, j), br.constant(0, i32))
         mean = br.sdiv(total, br.constant(cols, i32))
 
-        def square(bj: LoopBuilder, j: SSAValue, acc: tuple[SSAValue, ...]):
-            d = bj.sub(x.load(bj, i, j), mean)
-            return (bj.add(acc[0], bj.mul(d, d)),)
+        def centred(bj: LoopBuilder, j: SSAValue) -> SSAValue:
+            return bj.sub(x.load(bj, i, j), mean)
 
-        (squares,) = br.for_range(cols, square, (br.constant(0, i32),))
-        den = _quantlib_deviation(br, squares, cols)
+        den = _quantlib_deviation(br, _row_squares(br, cols, centred, br.constant(0, i32)), cols)
 
-        def normalize(bj: LoopBuilder, j: SSAValue, _):
-            d = bj.convert(bj.sub(x.load(bj, i, j), mean), i64)
+        def normalize(bj: LoopBuilder, j: SSAValue) -> SSAValue:
+            d = bj.convert(centred(bj, j), i64)
             scaled = divide_by_small(bj, bj.mul(d, bj.convert(bj.load(gamma, [j]), i64)), den)
             value = bj.shr(bj.add(scaled, bj.convert(bj.load(beta, [j]), i64)),
                            bj.constant(shift, i64))  # fmt: skip
-            value = bj.convert(bj.clip(value, -(2**31), 2**31 - 1), i32)
-            out.store(bj, requant(bj, value, j) if requant else value, i, j)
-            return ()
+            return bj.convert(bj.clip(value, -(2**31), 2**31 - 1), i32)
 
-        br.for_range(cols, normalize)
+        _store_row(br, cols, i, out, normalize, requant)
         return ()
 
     b.for_range(rows, row)
